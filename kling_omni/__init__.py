@@ -1,0 +1,5 @@
+"""kling_omni: CometAPI Kling Omni Video (kling-video-o1) from plain Python.
+
+No ComfyUI import anywhere in this package: it is the client, the request model and its
+validation, the media codecs and the job journal. The ComfyUI nodes are thin wrappers.
+"""

@@ -1,0 +1,173 @@
+"""Every error the pack raises, as one hierarchy (modelled on requests.exceptions).
+
+Messages are written for the person at the canvas: what went wrong, the value, the
+limit, what to do. They never contain the API key; `redact` is applied to any text that
+came from the network before it is put in a message.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+class OmniError(Exception):
+    """Base of everything this pack raises on purpose."""
+
+
+# --- before anything is sent -------------------------------------------------------
+
+class InputError(OmniError, ValueError):
+    """A node input breaks a rule of the API; nothing was sent.
+
+    The message names the node, the input, the value and the limit.
+    """
+
+    def __init__(self, node: str, input: str, value: object, problem: str):
+        self.node = node
+        self.input = input
+        self.value = value
+        self.problem = problem
+        super().__init__(f"{node} › {input}: {problem} (got {_short(value)}). Nothing was sent to CometAPI.")
+
+
+class KeyMissing(OmniError):
+    def __init__(self, where: str = ""):
+        hint = (
+            "No CometAPI key found. Set the COMETAPI_KEY environment variable before starting "
+            "ComfyUI, or open ComfyUI Settings › CometAPI and save your key there "
+            "(it is stored on the server, never in the workflow)."
+        )
+        super().__init__(hint + (f" Looked in: {where}." if where else ""))
+
+
+# --- talking to CometAPI -------------------------------------------------------------
+
+class NetworkError(OmniError):
+    """No usable HTTP answer: DNS, refused connection, timeout, broken stream."""
+
+
+class ApiError(OmniError):
+    """CometAPI (or Kling behind it) answered with an error."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, status: int | None = None, code: object = None,
+                 request_id: str | None = None):
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.detail = message
+        parts = [message]
+        tags = []
+        if status is not None:
+            tags.append(f"HTTP {status}")
+        if code not in (None, "", 0):
+            tags.append(f"code {code}")
+        if request_id:
+            tags.append(f"request id {request_id}")
+        if tags:
+            parts.append(f"[{', '.join(tags)}]")
+        super().__init__(" ".join(parts))
+
+
+class AuthError(ApiError):
+    """401: the key is missing, malformed or wrong."""
+
+
+class QuotaError(ApiError):
+    """The account or key has no credit left, or is in arrears."""
+
+
+class ForbiddenError(ApiError):
+    """403: this key may not use this model or resource."""
+
+
+class BadRequest(ApiError):
+    """400: the server rejected the request's content."""
+
+
+class ContentRejected(ApiError):
+    """Kling's content or platform policy refused the request."""
+
+
+class NotFound(ApiError):
+    """404 / 1203: no such task (or a wrong base URL)."""
+
+
+class RateLimited(ApiError):
+    retryable = True
+
+
+class ServerError(ApiError):
+    retryable = True
+
+
+class UnexpectedResponse(ApiError):
+    """The answer was not the JSON the contract describes (HTML, redirect, garbage)."""
+
+
+# --- the life of a task ----------------------------------------------------------------
+
+class CreationUncertain(OmniError):
+    """The creation request was sent but its outcome is unknown (timeout, 5xx).
+
+    A task may exist and be billed. The pack does not resubmit on its own.
+    """
+
+
+class TaskFailed(OmniError):
+    def __init__(self, task_id: str, reason: str):
+        self.task_id = task_id
+        self.reason = reason
+        super().__init__(f"Kling task {task_id} failed: {reason or 'no reason given by the server'}")
+
+
+class WaitStopped(OmniError):
+    """Base for a wait that ended before the task did; the task keeps running remotely."""
+
+    def __init__(self, task_id: str, why: str):
+        self.task_id = task_id
+        super().__init__(
+            f"{why} Task {task_id} keeps running on CometAPI (Kling has no cancel). "
+            f"Collect it later: put {task_id} in the task_id input of a CometOmniPoll node, "
+            f"or run `python -m kling_omni collect {task_id}`."
+        )
+
+
+class WaitTimeout(WaitStopped):
+    def __init__(self, task_id: str, seconds: float):
+        self.seconds = seconds
+        super().__init__(task_id, f"Stopped waiting after {seconds:.0f} s (the timeout).")
+
+
+class WaitCancelled(WaitStopped):
+    def __init__(self, task_id: str):
+        super().__init__(task_id, "Stopped waiting: cancelled.")
+
+
+class DownloadError(OmniError):
+    """The finished video could not be fetched or was incomplete."""
+
+
+class DecodeError(OmniError):
+    """The downloaded file is not a video PyAV can read."""
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+_KEYLIKE = re.compile(r"(?i)(bearer\s+)?\bsk-[A-Za-z0-9_-]{8,}")
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Remove the given secrets and anything shaped like a CometAPI key from `text`."""
+    if not text:
+        return text
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    return _KEYLIKE.sub("[redacted]", text)
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,47 @@
+"""What the pack knows about a remote task: its id and its last reported state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+# The four states everything downstream branches on. Raw server words are kept beside them.
+QUEUED = "queued"
+PROCESSING = "processing"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+TERMINAL = frozenset({SUCCEEDED, FAILED})
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    url: str
+    id: str = ""
+    duration: Optional[float] = None  # seconds, as the server reports it
+    watermark_url: str = ""
+
+
+@dataclass(frozen=True)
+class TaskState:
+    task_id: str
+    status: str  # one of QUEUED, PROCESSING, SUCCEEDED, FAILED
+    raw_status: str = ""  # the server's own word, e.g. "succeed" or "IN_PROGRESS"
+    message: str = ""  # failure reason or status text
+    video: Optional[VideoResult] = None
+    progress: Optional[float] = None  # 0..100 when the server reports it
+    unit_deduction: Optional[str] = None  # Kling's final_unit_deduction
+    external_task_id: str = ""
+    created_at: Optional[float] = None  # Unix seconds
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL
+
+
+@dataclass(frozen=True)
+class OmniTask:
+    """The OMNI_TASK socket value: a created (or collected) task, enough to wait for it."""
+
+    task_id: str
+    prompt: str = ""  # for status text and the journal listing
+    fingerprint: str = ""  # request fingerprint + seed; empty when collected by id

@@ -1,0 +1,9 @@
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # for fake_cometapi and scripts; the pack itself loads below
+
+from scripts.load_pack import load_pack  # noqa: E402
+
+load_pack()
