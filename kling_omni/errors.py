@@ -40,6 +40,13 @@ class KeyMissing(OmniError):
         super().__init__(hint + (f" Looked in: {where}." if where else ""))
 
 
+class KeyRejected(OmniError, ValueError):
+    """A key offered for saving cannot be a CometAPI key (empty, several lines, too long).
+
+    The message describes the problem, never the text that was offered.
+    """
+
+
 # --- talking to CometAPI -------------------------------------------------------------
 
 class NetworkError(OmniError):
