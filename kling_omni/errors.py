@@ -121,6 +121,11 @@ class CreationUncertain(OmniError):
     A task may exist and be billed. The pack does not resubmit on its own.
     """
 
+    def __init__(self, message: str, *, external_task_id: str = "", status: int | None = None):
+        self.external_task_id = external_task_id  # how to find the task if it exists
+        self.status = status
+        super().__init__(message)
+
 
 class TaskFailed(OmniError):
     def __init__(self, task_id: str, reason: str):
@@ -154,6 +159,18 @@ class WaitCancelled(WaitStopped):
 
 class DownloadError(OmniError):
     """The finished video could not be fetched or was incomplete."""
+
+
+class UrlExpired(DownloadError):
+    """The result URL answered 403/404/410: it expired or was never valid. A fresh query may give a new one."""
+
+    def __init__(self, message: str, *, status: int | None = None):
+        self.status = status
+        super().__init__(message)
+
+
+class DownloadCancelled(OmniError):
+    """The user stopped a download; the partial file was removed."""
 
 
 class DecodeError(OmniError):
