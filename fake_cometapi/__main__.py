@@ -1,0 +1,45 @@
+"""Run the fake CometAPI standalone: `python -m fake_cometapi --port 8765 --key KEY`.
+
+For `make demo` and for trying the pack in a real ComfyUI without spending money.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+
+from .server import VARIANTS, FakeCometAPI
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m fake_cometapi", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--files-port", type=int, default=0, help="port of the video file server (0: any)")
+    parser.add_argument("--key", default="test-key-123", help="the Bearer key the server accepts")
+    parser.add_argument("--variant", choices=VARIANTS, default="A", help="status response shape")
+    parser.add_argument("--submitted-seconds", type=float, default=2.0)
+    parser.add_argument("--processing-seconds", type=float, default=8.0)
+    parser.add_argument("--video-seconds", type=float, default=5.0)
+    parser.add_argument("--fps", type=int, default=24)
+    parser.add_argument("--size", default="640x360", help="WIDTHxHEIGHT of the result video")
+    args = parser.parse_args(argv)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+
+    server = FakeCometAPI(args.key, variant=args.variant, submitted_seconds=args.submitted_seconds,
+                          processing_seconds=args.processing_seconds, video_seconds=args.video_seconds,
+                          video_fps=args.fps, video_size=(width, height), host=args.host,
+                          port=args.port, files_port=args.files_port)
+    with server:
+        print(f"Fake CometAPI (variant {args.variant}) at {server.base_url}", flush=True)
+        print(f"Result videos served from {server.files_base_url}", flush=True)
+        print(f"Use: COMETAPI_BASE_URL={server.base_url} COMETAPI_KEY=<the --key value>", flush=True)
+        print("Ctrl-C to stop.", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

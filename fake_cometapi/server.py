@@ -1,0 +1,722 @@
+"""A fake CometAPI Kling Omni Video endpoint, written from the contract alone.
+
+It shares no code with `kling_omni` on purpose: a bug in the client's reading of the
+contract must not be mirrored here. Two loopback HTTP servers run in background threads:
+
+- the API (`base_url`): POST /kling/v1/videos/omni-video and GET .../{task_id}, with
+  Bearer auth, the contract's validation rules, a task state machine and three
+  switchable response shapes (A Kling-native, B CometAPI wrapper, C double nesting);
+- the "CDN" (`files_base_url`, another port, like Kling's video host): serves the result
+  MP4s, honours Range requests, and records every request's headers so a test can
+  prove the API key never reached it.
+
+Time: a task's state follows from its age on the server's clock (`time.monotonic()`
+plus an offset that `advance()` moves), so tests never need to sleep; `finish()` ends
+a task at once. Fault injection methods at the bottom of the class.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import binascii
+import io
+import itertools
+import json
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+API_PATH = "/kling/v1/videos/omni-video"
+MODELS = {"kling-video-o1"}
+MODES = {"std", "pro"}
+ASPECT_RATIOS = {"16:9", "9:16", "1:1"}
+IMAGE_TYPES = {"first_frame", "end_frame"}
+REFER_TYPES = {"feature", "base"}
+YES_NO = {"yes", "no"}
+V3_ONLY_FIELDS = ("sound", "multi_shot", "shot_type", "multi_prompt", "voice_list")
+MAX_PROMPT = 2500
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+VARIANTS = ("A", "B", "C")
+FIRST_TASK_ID = 878106484537192522  # Kling ids are numeric-looking strings
+
+# --- the MP4s the "CDN" serves: one file per settings, shared by every server in the process
+
+_media_lock = threading.Lock()
+_media_cache: dict[tuple, Path] = {}
+_media_dir: Optional[Path] = None
+
+
+def _clip_path(seconds: float, fps: int, width: int, height: int, audio: bool) -> Path:
+    global _media_dir
+    key = (float(seconds), int(fps), int(width), int(height), bool(audio))
+    with _media_lock:
+        if key in _media_cache:
+            return _media_cache[key]
+        if _media_dir is None:
+            _media_dir = Path(tempfile.mkdtemp(prefix="fake_cometapi_media_"))
+            atexit.register(shutil.rmtree, _media_dir, True)
+        from .media import make_mp4  # PyAV is only needed once a video is served
+
+        path = _media_dir / ("clip_%g_%d_%dx%d_%s.mp4" % (key[0], key[1], key[2], key[3], "a" if audio else "n"))
+        make_mp4(path, seconds=seconds, fps=fps, width=width, height=height, audio=audio)
+        _media_cache[key] = path
+        return path
+
+
+# --- records -------------------------------------------------------------------------------
+
+@dataclass
+class Recorded:
+    """One request as the server saw it."""
+
+    method: str
+    path: str
+    headers: dict
+    body: Any = None  # parsed JSON, or None
+    raw: bytes = b""
+
+    def header(self, name: str) -> Optional[str]:
+        for key, value in self.headers.items():
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+@dataclass
+class FakeTask:
+    task_id: str
+    request: dict
+    account: str  # the key that created it
+    created_mono: float  # server clock
+    created_ms: int  # wall clock, as Kling reports it
+    submitted_seconds: float
+    processing_seconds: float
+    will_fail: str = ""  # failure message when the task is doomed (moderation)
+    forced: Optional[str] = None  # "succeed" / "failed" set by finish()
+    forced_msg: str = ""
+    forced_at_ms: Optional[int] = None
+    token: str = ""  # current file token; rotated when URLs expire
+    video_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+# --- the server ------------------------------------------------------------------------------
+
+class FakeCometAPI:
+    """Start with `with FakeCometAPI() as server:` or `server.start()` / `server.stop()`."""
+
+    def __init__(self, key: str = "test-key-123", *, no_quota_key: str = "no-quota-key",
+                 variant: str = "A", create_shape: str = "kling",
+                 submitted_seconds: float = 0.0, processing_seconds: float = 0.0,
+                 moderation_marker: str = "[moderation]",
+                 moderation_message: str = "Failure to pass the risk control system",
+                 strict_durations: bool = True, reject_v3_fields: bool = True,
+                 check_image_pixels: bool = True,
+                 video_seconds: float = 1.0, video_fps: int = 12, video_size: tuple = (160, 120),
+                 video_audio: bool = True, host: str = "127.0.0.1", port: int = 0, files_port: int = 0):
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}")
+        self.key = key
+        self.no_quota_key = no_quota_key
+        self.variant = variant
+        # "kling": data.task_id (§4.4); "task_id": top-level task_id; "id": top-level id (§4.4 INFER)
+        self.create_shape = create_shape
+        self.submitted_seconds = submitted_seconds
+        self.processing_seconds = processing_seconds
+        self.moderation_marker = moderation_marker
+        self.moderation_message = moderation_message
+        self.strict_durations = strict_durations
+        self.reject_v3_fields = reject_v3_fields
+        self.check_image_pixels = check_image_pixels
+        self.video_seconds = video_seconds
+        self.video_fps = video_fps
+        self.video_size = tuple(video_size)
+        self.video_audio = video_audio
+        self._host = host
+        self._ports = (port, files_port)
+
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)  # notified on every request and change
+        self._release = threading.Event()  # ends injected delays early (stop / release_delays)
+        self._requests: list[Recorded] = []
+        self._file_requests: list[Recorded] = []
+        self._tasks: dict[str, FakeTask] = {}
+        self._external_ids: dict[tuple, str] = {}  # (account, external_task_id) -> task_id
+        self._tokens: dict[str, tuple] = {}  # token -> (task_id, expired)
+        self._ids = itertools.count(FIRST_TASK_ID)
+        self._clock_offset = 0.0
+
+        # fault injection state
+        self._create_faults: list[tuple] = []  # ("after", status) / ("before", status, code)
+        self._status_faults: list[int] = []
+        self._cuts: list[float] = []  # fractions of the body to send before closing
+        self.create_delay = 0.0  # seconds the creation answer waits (the task exists already)
+        self.status_delay = 0.0  # seconds each status answer waits
+
+        self._servers: list[ThreadingHTTPServer] = []
+        self._threads: list[threading.Thread] = []
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> "FakeCometAPI":
+        if self._servers:
+            return self
+        self._release.clear()
+        for handler, port in ((_ApiHandler, self._ports[0]), (_FileHandler, self._ports[1])):
+            httpd = ThreadingHTTPServer((self._host, port), handler)
+            httpd.daemon_threads = True
+            httpd.fake = self
+            thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                      name=f"fake-cometapi-{handler.__name__}", daemon=True)
+            thread.start()
+            self._servers.append(httpd)
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._release.set()
+        for httpd in self._servers:
+            httpd.shutdown()
+            httpd.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._servers.clear()
+        self._threads.clear()
+
+    def __enter__(self) -> "FakeCometAPI":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return "http://%s:%d" % self._servers[0].server_address[:2]
+
+    @property
+    def files_base_url(self) -> str:
+        return "http://%s:%d" % self._servers[1].server_address[:2]
+
+    # --- introspection ---------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[Recorded]:
+        """Every API request received, oldest first (a copy)."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def file_requests(self) -> list[Recorded]:
+        """Every request the file server received (a copy)."""
+        with self._lock:
+            return list(self._file_requests)
+
+    @property
+    def tasks(self) -> dict[str, FakeTask]:
+        with self._lock:
+            return dict(self._tasks)
+
+    @property
+    def created_count(self) -> int:
+        with self._lock:
+            return len(self._tasks)
+
+    def queries_of(self, task_id: str) -> int:
+        """How many status queries reached the server for this task."""
+        path = f"{API_PATH}/{task_id}"
+        with self._lock:
+            return sum(1 for r in self._requests if r.method == "GET" and r.path == path)
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+        """Block until predicate() holds (re-checked on every request and change); False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not predicate():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(min(left, 0.1))
+            return True
+
+    # --- the clock and the state machine ---------------------------------------------------
+
+    def now(self) -> float:
+        with self._lock:
+            return time.monotonic() + self._clock_offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the server clock forward: tasks age without anyone sleeping."""
+        with self._changed:
+            self._clock_offset += seconds
+            self._changed.notify_all()
+
+    def finish(self, task_id: str, *, failed: bool = False, message: str = "") -> None:
+        """End a task now, as succeed (default) or failed with `message`."""
+        with self._changed:
+            task = self._tasks[task_id]
+            task.forced = "failed" if failed else "succeed"
+            task.forced_msg = message or (self.moderation_message if failed else "")
+            task.forced_at_ms = _now_ms()
+            self._changed.notify_all()
+
+    def status_of(self, task_id: str) -> str:
+        """The Kling status word of a task right now."""
+        with self._lock:
+            return self._state(self._tasks[task_id])[0]
+
+    def _state(self, task: FakeTask) -> tuple[str, str, float]:
+        """(kling status, status message, progress 0..1)."""
+        if task.forced:
+            return task.forced, task.forced_msg, 1.0
+        age = self.now() - task.created_mono
+        if age < task.submitted_seconds:
+            return "submitted", "", 0.0
+        run = age - task.submitted_seconds
+        if run < task.processing_seconds:
+            return "processing", "", min(run / task.processing_seconds, 0.99)
+        if task.will_fail:
+            return "failed", task.will_fail, 1.0
+        return "succeed", "", 1.0
+
+    # --- fault injection -------------------------------------------------------------------
+
+    def fail_next_create_after_commit(self, status: int = 500) -> None:
+        """The next creation makes its task, then answers `status` (a lost success)."""
+        with self._lock:
+            self._create_faults.append(("after", status, 5000 if status == 500 else 5002))
+
+    def reject_next_create(self, status: int = 429, code: int = 1303) -> None:
+        """The next creation is refused before any task is made (default: 1303 concurrency)."""
+        with self._lock:
+            self._create_faults.append(("before", status, code))
+
+    def status_storm(self, statuses) -> None:
+        """The next len(statuses) status queries answer these HTTP statuses (429 → 1303, 5xx → 500x)."""
+        with self._lock:
+            self._status_faults.extend(int(s) for s in statuses)
+
+    def cut_next_downloads(self, count: int = 1, fraction: float = 0.5) -> None:
+        """The next `count` file responses announce the full length, send `fraction` of it, then hang up."""
+        with self._lock:
+            self._cuts.extend([fraction] * count)
+
+    def expire_urls(self) -> None:
+        """Every result URL handed out so far now answers 403; the next query of a task gives a new one."""
+        with self._changed:
+            for token, (task_id, _) in list(self._tokens.items()):
+                self._tokens[token] = (task_id, True)
+            for task in self._tasks.values():
+                task.token = self._mint_token(task.task_id)
+            self._changed.notify_all()
+
+    def release_delays(self) -> None:
+        """End every injected delay now (create_delay / status_delay) and for the future."""
+        self._release.set()
+
+    # --- request handling (called from handler threads) --------------------------------------
+
+    def _record(self, rec: Recorded, files: bool = False) -> None:
+        with self._changed:
+            (self._file_requests if files else self._requests).append(rec)
+            self._changed.notify_all()
+
+    def _auth(self, rec: Recorded) -> Optional[tuple[int, dict]]:
+        header = rec.header("Authorization") or ""
+        match = re.fullmatch(r"(?i)bearer\s+(\S+)\s*", header)
+        token = match.group(1) if match else ""
+        if token and token == self.no_quota_key:
+            return 403, _comet_error("user quota is not enough", "insufficient_user_quota")
+        if not token or token != self.key:
+            return 401, _comet_error("invalid token", "", kind="comet_api_error")
+        return None
+
+    def _create(self, rec: Recorded) -> tuple[int, dict]:
+        body = rec.body
+        if not isinstance(body, dict):
+            return 400, _kling_error(1200, "request body must be a JSON object")
+        problem = self._validate(body)
+        if problem:
+            return 400, _kling_error(1201, problem)
+        with self._changed:
+            fault = self._create_faults.pop(0) if self._create_faults else None
+            if fault and fault[0] == "before":
+                return fault[1], _kling_error(fault[2], _KLING_MESSAGES.get(fault[2], "rejected"))
+            account = self.key
+            external = body.get("external_task_id")
+            if external is not None:
+                if (account, external) in self._external_ids:
+                    return 400, _kling_error(1201, f"external_task_id {external} already exists")
+            task_id = str(next(self._ids))
+            prompt = body.get("prompt", "")
+            doomed = self.moderation_message if self.moderation_marker and self.moderation_marker in prompt else ""
+            task = FakeTask(task_id=task_id, request=body, account=account, created_mono=self.now(),
+                            created_ms=_now_ms(), submitted_seconds=self.submitted_seconds,
+                            processing_seconds=self.processing_seconds, will_fail=doomed)
+            task.token = self._mint_token(task_id)
+            self._tasks[task_id] = task
+            if external is not None:
+                self._external_ids[(account, external)] = task_id
+            self._changed.notify_all()
+        if self.create_delay:
+            self._release.wait(self.create_delay)
+        if fault and fault[0] == "after":
+            return fault[1], _kling_error(fault[2], _KLING_MESSAGES.get(fault[2], "server error"))
+        data = {"task_id": task_id, "task_info": _task_info(task), "task_status": "submitted",
+                "created_at": task.created_ms, "updated_at": task.created_ms}
+        if self.create_shape == "task_id":
+            return 200, {"code": 0, "message": "", "task_id": task_id}
+        if self.create_shape == "id":
+            return 200, {"id": task_id, "object": "video", "status": "queued", "created_at": task.created_ms // 1000}
+        return 200, {"code": 0, "message": "SUCCEED", "request_id": _request_id(), "data": data}
+
+    def _query(self, task_id: str) -> tuple[int, dict]:
+        with self._lock:
+            if self._status_faults:
+                status = self._status_faults.pop(0)
+                code = 1303 if status == 429 else {500: 5000, 503: 5001, 504: 5002}.get(status, 5000)
+                return status, _kling_error(code, _KLING_MESSAGES.get(code, "server error"))
+            task = self._tasks.get(task_id)
+            if task is None:
+                return 404, _kling_error(1203, f"task {task_id} does not exist")
+            kling = self._kling_task(task)
+            progress = self._state(task)[2]
+            variant = self.variant
+        if self.status_delay:
+            self._release.wait(self.status_delay)
+        envelope = {"code": 0, "message": "success", "request_id": _request_id(), "data": kling}
+        if variant == "A":
+            return 200, envelope
+        status = kling["task_status"]
+        wrapper = {
+            "task_id": task_id, "notify_hook": "", "action": "OMNI_VIDEO",
+            "status": {"submitted": "SUBMITTED", "processing": "IN_PROGRESS",
+                       "succeed": "SUCCESS", "failed": "FAILURE"}[status],
+            "fail_reason": kling["task_status_msg"] if status == "failed" else "",
+            "submit_time": kling["created_at"] // 1000,
+            "start_time": kling["created_at"] // 1000 if status != "submitted" else 0,
+            "finish_time": kling["updated_at"] // 1000 if status in ("succeed", "failed") else 0,
+            "progress": "%d%%" % round(progress * 100),
+            "data": kling if variant == "B" else envelope,
+        }
+        return 200, {"code": "success", "message": "", "data": wrapper}
+
+    def _kling_task(self, task: FakeTask) -> dict:
+        status, message, _ = self._state(task)
+        if task.forced_at_ms:
+            updated = task.forced_at_ms
+        else:
+            updated = task.created_ms + int(1000 * max(0.0, self.now() - task.created_mono))
+        out = {"task_id": task.task_id, "task_status": status, "task_status_msg": message,
+               "task_info": _task_info(task), "task_result": {},
+               "created_at": task.created_ms, "updated_at": updated}
+        if status == "succeed":
+            url = f"{self.files_base_url}/videos/{task.token}.mp4"
+            video = {"id": task.video_id, "url": url, "duration": str(float(self.video_seconds))}
+            watermark = task.request.get("watermark_info") or {}
+            if isinstance(watermark, dict) and watermark.get("enabled"):
+                video["watermark_url"] = url + "?watermark=1"
+            out["task_result"] = {"videos": [video]}
+            rate = 0.8 if task.request.get("mode", "pro") == "pro" else 0.6
+            out["final_unit_deduction"] = "%g" % round(rate * float(self.video_seconds), 3)
+            out["watermark_info"] = {"enabled": bool(isinstance(watermark, dict) and watermark.get("enabled"))}
+        return out
+
+    def _mint_token(self, task_id: str) -> str:
+        token = uuid.uuid4().hex
+        self._tokens[token] = (task_id, False)
+        return token
+
+    def _file(self, token: str) -> tuple[str, Optional[Path], float]:
+        """("ok", path, cut) / ("expired", None, 0) / ("missing", None, 0)."""
+        with self._lock:
+            entry = self._tokens.get(token)
+            if entry is None:
+                return "missing", None, 0.0
+            task_id, expired = entry
+            if expired:
+                return "expired", None, 0.0
+            if self._state(self._tasks[task_id])[0] != "succeed":
+                return "missing", None, 0.0
+            cut = self._cuts.pop(0) if self._cuts else 0.0
+        w, h = self.video_size
+        return "ok", _clip_path(self.video_seconds, self.video_fps, w, h, self.video_audio), cut
+
+    # --- validation: contract §4.1, §4.2, §15 -------------------------------------------------
+
+    def _validate(self, body: dict) -> str:
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not prompt:
+            return "prompt is required"
+        if len(prompt) > MAX_PROMPT:
+            return f"prompt must be at most {MAX_PROMPT} characters, got {len(prompt)}"
+        model = body.get("model_name", "kling-video-o1")
+        if model not in MODELS:
+            return f"model_name {model!r} is not supported; currently only kling-video-o1"
+        if self.reject_v3_fields:
+            for name in V3_ONLY_FIELDS:
+                if name in body:
+                    return f"{name} is not supported by {model}"
+        mode = body.get("mode", "pro")
+        if mode not in MODES:
+            return f"mode must be one of std, pro; got {mode!r}"
+        aspect = body.get("aspect_ratio")
+        if aspect is not None and aspect not in ASPECT_RATIOS:
+            return f"aspect_ratio must be one of 16:9, 9:16, 1:1; got {aspect!r}"
+
+        images = body.get("image_list") or []
+        elements = body.get("element_list") or []
+        videos = body.get("video_list") or []
+        for name, value in (("image_list", images), ("element_list", elements), ("video_list", videos)):
+            if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+                return f"{name} must be an array of objects"
+        if len(videos) > 1:
+            return f"video_list supports at most 1 video, got {len(videos)}"
+        limit = 4 if videos else 7
+        if len(images) + len(elements) > limit:
+            return (f"image_list plus element_list must hold at most {limit} items"
+                    f"{' when video_list is used' if videos else ''}, got {len(images) + len(elements)}")
+        types = []
+        for i, image in enumerate(images, 1):
+            problem = self._check_image(image, i)
+            if problem:
+                return problem
+            types.append(image.get("type"))
+        if types.count("first_frame") > 1 or types.count("end_frame") > 1:
+            return "image_list may hold at most one first_frame and one end_frame"
+        if "end_frame" in types and "first_frame" not in types:
+            return "end_frame requires a first_frame"
+        if "end_frame" in types and len(images) > 2:
+            return "end_frame is not supported when image_list holds more than 2 images"
+        for element in elements:
+            eid = element.get("element_id")
+            if isinstance(eid, bool) or not isinstance(eid, int) or eid <= 0:
+                return f"element_id must be a positive integer, got {eid!r}"
+        base_edit = False
+        for video in videos:
+            url = video.get("video_url")
+            if not isinstance(url, str) or not re.match(r"https?://", url):
+                return "video_url must be an http(s) URL"
+            refer = video.get("refer_type", "base")
+            if refer not in REFER_TYPES:
+                return f"refer_type must be feature or base, got {refer!r}"
+            keep = video.get("keep_original_sound", "no")
+            if keep not in YES_NO:
+                return f"keep_original_sound must be yes or no, got {keep!r}"
+            base_edit = refer == "base"
+        if base_edit and ("first_frame" in types or "end_frame" in types):
+            return "first_frame/end_frame cannot be combined with a base video edit"
+
+        external = body.get("external_task_id")
+        if external is not None and (not isinstance(external, str) or not external):
+            return "external_task_id must be a non-empty string"
+        callback = body.get("callback_url")
+        if callback is not None and not isinstance(callback, str):
+            return "callback_url must be a string"
+
+        if "duration" in body and not base_edit:  # a base edit's length follows its input video
+            raw = body["duration"]
+            if isinstance(raw, bool) or not (isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit())):
+                return f"duration must be a whole number of seconds as a string, got {raw!r}"
+            seconds = int(raw)
+            if not 3 <= seconds <= 10:
+                return f"duration must be between 3 and 10, got {raw!r}"
+            text_only = not images and not elements and not videos
+            first_only = types == ["first_frame"] and not elements and not videos
+            if self.strict_durations and (text_only or first_only) and seconds not in (5, 10):
+                scenario = "text-to-video" if text_only else "first-frame video"
+                return f"duration must be 5 or 10 for {scenario}, got {raw!r}"
+        return ""
+
+    def _check_image(self, image: dict, index: int) -> str:
+        url = image.get("image_url")
+        if not isinstance(url, str) or not url:
+            return f"image_list[{index}].image_url must be a non-empty string"
+        kind = image.get("type")
+        if kind is not None and kind not in IMAGE_TYPES:
+            return f"image_list[{index}].type must be first_frame or end_frame, got {kind!r}"
+        if re.match(r"https?://", url):
+            return ""
+        if url.startswith("data:"):
+            return f"image_list[{index}].image_url must be raw Base64 without a data: prefix"
+        try:
+            data = base64.b64decode(url, validate=True)
+        except (binascii.Error, ValueError):
+            return f"image_list[{index}].image_url is neither a URL nor valid Base64"
+        if len(data) > MAX_IMAGE_BYTES:
+            return f"image_list[{index}] is {len(data)} bytes; the limit is 10 MB"
+        if not (data.startswith(b"\x89PNG\r\n\x1a\n") or data.startswith(b"\xff\xd8\xff")):
+            return f"image_list[{index}] must be a JPG or PNG image"
+        if self.check_image_pixels:
+            from PIL import Image
+
+            try:
+                with Image.open(io.BytesIO(data)) as img:
+                    width, height = img.size
+            except Exception:
+                return f"image_list[{index}] could not be decoded as an image"
+            if width < 300 or height < 300:
+                return f"image_list[{index}] is {width}x{height}; width and height must be at least 300 px"
+            if not (1 / 2.5 <= width / height <= 2.5):
+                return f"image_list[{index}] aspect ratio {width}:{height} is outside 1:2.5..2.5:1"
+        return ""
+
+
+# --- bodies --------------------------------------------------------------------------------
+
+_KLING_MESSAGES = {
+    1303: "parallel task over resource pack limit",
+    1302: "request rate too fast",
+    5000: "server internal error",
+    5001: "service temporarily unavailable",
+    5002: "server internal timeout",
+}
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _kling_error(code: int, message: str) -> dict:
+    return {"code": code, "message": message, "request_id": _request_id()}
+
+
+def _comet_error(message: str, code: str, kind: str = "comet_api_error") -> dict:
+    return {"error": {"message": f"{message} (request id: {_request_id()})", "type": kind,
+                      "param": "", "code": code}}
+
+
+def _task_info(task: FakeTask) -> dict:
+    external = task.request.get("external_task_id")
+    return {"external_task_id": external} if external is not None else {}
+
+
+# --- HTTP handlers ---------------------------------------------------------------------------
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "FakeCometAPI/1.0"
+
+    def log_message(self, *args) -> None:  # keep test output clean
+        pass
+
+    @property
+    def fake(self) -> FakeCometAPI:
+        return self.server.fake
+
+    def _recorded(self) -> Recorded:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        body = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = None
+        return Recorded(self.command, self.path, dict(self.headers.items()), body, raw)
+
+    def _send_json(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_html(self, status: int, text: str, location: str = "") -> None:
+        data = f"<html><head><title>{status}</title></head><body><h1>{text}</h1></body></html>".encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        if location:
+            self.send_header("Location", location)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class _ApiHandler(_Handler):
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        rec = self._recorded()
+        self.fake._record(rec)
+        path = rec.path.split("?", 1)[0]
+        if path.startswith("/moved/"):  # a wrong base URL that redirects, as CometAPI's web host does
+            self._send_html(301, "Moved Permanently", location=path[len("/moved"):])
+            return
+        is_create = rec.method == "POST" and path == API_PATH
+        is_query = rec.method == "GET" and path.startswith(API_PATH + "/") and path.count("/") == 5
+        if not (is_create or is_query):
+            self._send_html(404, "Not Found")  # wrong path or base: HTML, not JSON
+            return
+        refused = self.fake._auth(rec)
+        if refused:
+            self._send_json(*refused)
+            return
+        if is_create:
+            self._send_json(*self.fake._create(rec))
+        else:
+            self._send_json(*self.fake._query(path.rsplit("/", 1)[1]))
+
+
+class _FileHandler(_Handler):
+    def do_GET(self) -> None:
+        rec = self._recorded()
+        self.fake._record(rec, files=True)
+        match = re.fullmatch(r"/videos/([0-9a-f]+)\.mp4", rec.path.split("?", 1)[0])
+        verdict, path, cut = self.fake._file(match.group(1)) if match else ("missing", None, 0.0)
+        if verdict == "expired":
+            body = b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+            self.send_response(403)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if verdict != "ok":
+            self._send_html(404, "Not Found")
+            return
+        data = path.read_bytes()
+        size = len(data)
+        start = 0
+        ranged = re.fullmatch(r"bytes=(\d+)-(\d*)", (rec.header("Range") or "").strip())
+        if ranged:
+            start = int(ranged.group(1))
+            end = int(ranged.group(2)) if ranged.group(2) else size - 1
+            if start >= size or end < start:
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            end = min(end, size - 1)
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+            part = data[start:end + 1]
+        else:
+            self.send_response(200)
+            part = data
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(len(part)))
+        self.end_headers()
+        if cut:
+            # announce everything, deliver a part, hang up: a connection broken mid-download
+            self.wfile.write(part[: int(len(part) * cut)])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(part)

@@ -1,0 +1,183 @@
+"""The CometAPI Kling Omni Video client: one creation call, one status call.
+
+Each method makes exactly one HTTP attempt; retrying is the caller's decision (see
+waiting.py), because the two calls differ: a status query is safe to repeat, a creation
+request is not, since a lost answer may hide a created, billed task.
+
+The key travels only as the Authorization header of requests to `base_url`: redirects
+are not followed, it is never in a repr, a log line or an exception message.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import quote
+
+import requests
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from . import errors
+from .responses import business_error, error_from_response, load_json, parse_created, parse_task
+from .task import QUEUED, TaskState
+
+DEFAULT_BASE_URL = "https://api.cometapi.com"
+OMNI_PATH = "/kling/v1/videos/omni-video"
+DEFAULT_TIMEOUT = (10, 60)  # (connect, read) seconds
+
+
+def base_url_from_env(environ=None) -> str:
+    """COMETAPI_BASE_URL, else the public CometAPI host."""
+    environ = os.environ if environ is None else environ
+    return (environ.get("COMETAPI_BASE_URL") or "").strip().rstrip("/") or DEFAULT_BASE_URL
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    """Sets the header at send time. Passing an auth object also stops requests from
+    replacing it with ~/.netrc credentials."""
+
+    def __init__(self, key: str):
+        self._key = key
+
+    def __call__(self, request):
+        request.headers["Authorization"] = f"Bearer {self._key}"
+        return request
+
+    def __repr__(self) -> str:
+        return "<BearerAuth [redacted]>"
+
+
+class OmniClient:
+    def __init__(self, api_key: str, base_url: str = DEFAULT_BASE_URL, *, timeout=DEFAULT_TIMEOUT):
+        if not api_key or not api_key.strip():
+            raise errors.KeyMissing()
+        self.base_url = (base_url or DEFAULT_BASE_URL).strip().rstrip("/")
+        self.timeout = timeout
+        self._auth = _BearerAuth(api_key.strip())
+        self._session = requests.Session()  # trust_env: honours HTTP(S)_PROXY / NO_PROXY
+
+    def __repr__(self) -> str:
+        return f"OmniClient(base_url={self.base_url!r}, key=[redacted])"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> "OmniClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- the two calls ----------------------------------------------------------------------
+
+    def create_task(self, payload: dict) -> TaskState:
+        """POST the request once. Never retried: see CreationUncertain."""
+        external = str(payload.get("external_task_id") or "")
+        url = self.base_url + OMNI_PATH
+        try:
+            response = self._send("POST", url, json=payload)
+        except requests.ConnectTimeout as exc:
+            raise errors.NetworkError(self._no_connection(url, exc)) from None
+        except requests.ReadTimeout:
+            raise self._uncertain("no answer came within the time limit", external) from None
+        except (requests.exceptions.SSLError, requests.exceptions.ProxyError) as exc:
+            raise errors.NetworkError(self._no_connection(url, exc)) from None
+        except requests.ConnectionError as exc:
+            if _never_connected(exc):
+                raise errors.NetworkError(self._no_connection(url, exc)) from None
+            raise self._uncertain("the connection broke before the answer arrived", external) from None
+        except requests.RequestException:
+            raise self._uncertain("the request failed while in flight", external) from None
+
+        status = response.status_code
+        if status >= 500:
+            error = self._error(response)
+            if isinstance(error, errors.BadRequest):  # 500 + invalid_request: rejected, nothing made
+                raise error
+            raise self._uncertain(f"CometAPI answered HTTP {status} ({error.detail})", external, status)
+        if status != 200:
+            raise self._error(response)
+        body = load_json(response.text)
+        if not isinstance(body, dict):
+            raise self._error(response)  # HTML or garbage: not the API, so no task was made
+        failure = business_error(body, status, secrets=self._secrets)
+        if failure is not None:
+            raise failure
+        task_id = parse_created(body)
+        if not task_id:
+            raise self._uncertain("the answer carried no task id", external, status)
+        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        created = data.get("created_at")
+        return TaskState(task_id=task_id, status=QUEUED, raw_status=str(data.get("task_status") or ""),
+                         external_task_id=external,
+                         created_at=created / 1000.0 if isinstance(created, int) and created > 1e11 else None)
+
+    def get_task(self, task_id: str) -> TaskState:
+        """GET the task's state once. Raises RateLimited/ServerError/NetworkError (retryable) or another ApiError."""
+        task_id = str(task_id or "").strip()
+        if not task_id:
+            raise ValueError("task_id is empty")
+        url = f"{self.base_url}{OMNI_PATH}/{quote(task_id, safe='')}"
+        try:
+            response = self._send("GET", url)
+        except requests.Timeout as exc:
+            raise errors.NetworkError(f"CometAPI did not answer the status query of task {task_id} in time "
+                                      f"({type(exc).__name__}).") from None
+        except requests.RequestException as exc:
+            raise errors.NetworkError(self._no_connection(url, exc)) from None
+        if response.status_code != 200:
+            raise self._error(response)
+        body = load_json(response.text)
+        if not isinstance(body, dict):
+            raise self._error(response)
+        failure = business_error(body, 200, secrets=self._secrets)
+        if failure is not None:
+            raise failure
+        return parse_task(body, task_id=task_id)
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def _secrets(self) -> tuple:
+        return (self._auth._key,)
+
+    def _send(self, method: str, url: str, **kwargs) -> requests.Response:
+        return self._session.request(method, url, auth=self._auth, timeout=self.timeout,
+                                     allow_redirects=False,  # a redirect would carry the key elsewhere
+                                     headers={"Accept": "application/json"}, **kwargs)
+
+    def _error(self, response: requests.Response) -> errors.ApiError:
+        return error_from_response(response.status_code, response.text,
+                                   content_type=response.headers.get("Content-Type", ""),
+                                   location=response.headers.get("Location", ""),
+                                   secrets=self._secrets, base_url=self.base_url)
+
+    def _no_connection(self, url: str, exc: Exception) -> str:
+        return errors.redact(f"Could not reach CometAPI at {self.base_url} ({_reason(exc)}). Check the network, "
+                             f"any proxy (HTTPS_PROXY) and COMETAPI_BASE_URL. Nothing was created.",
+                             *self._secrets)
+
+    def _uncertain(self, what: str, external: str, status=None) -> errors.CreationUncertain:
+        found = (f" It carries external_task_id {external!r}, which identifies it." if external else "")
+        message = (f"The creation request reached CometAPI but {what}, so it is unknown whether a task "
+                   f"was created. A task may exist and be billed; it was NOT resubmitted.{found} "
+                   f"Look in your CometAPI task log before running again; if a task is there, collect it "
+                   f"by its task id instead of submitting a new one.")
+        return errors.CreationUncertain(errors.redact(message, *self._secrets),
+                                        external_task_id=external, status=status)
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """True when the request never left this machine (refused, DNS): no task can exist."""
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, NewConnectionError)  # includes NameResolutionError
+
+
+def _reason(exc: Exception) -> str:
+    reason = exc.args[0] if exc.args else exc
+    if isinstance(reason, MaxRetryError) and reason.reason is not None:
+        reason = reason.reason
+    text = str(reason)
+    # urllib3 puts the connection object's repr first; the useful part is after the colon
+    return text.split(": ", 1)[-1] if text.startswith("<") else text

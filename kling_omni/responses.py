@@ -1,0 +1,237 @@
+"""Turn CometAPI answers into TaskState values or typed errors (contract §4.4, §5.4, §7).
+
+Three status shapes exist in the wild (A Kling-native, B CometAPI wrapper, C wrapper
+around a whole Kling envelope) and three error shapes (Kling {code:int}, CometAPI
+{"error":{...}}, new-api {"code":"string"}). Everything here is pure: bodies in,
+values or exceptions out. Any server text is passed through `redact` first.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from . import errors
+from .task import FAILED, PROCESSING, QUEUED, SUCCEEDED, TaskState, VideoResult
+
+# Both vocabularies (Kling task_status, CometAPI wrapper status) plus the words ComfyUI's
+# poller accepts, lower-cased.
+_STATUS_WORDS = {
+    QUEUED: {"submitted", "not_start", "queued", "queueing", "created", "pending", "unknown"},
+    PROCESSING: {"processing", "in_progress", "running"},
+    SUCCEEDED: {"succeed", "succeeded", "success", "completed", "finished", "done"},
+    FAILED: {"failed", "failure", "fail", "error", "cancelled", "canceled"},
+}
+_STATUS = {word: status for status, words in _STATUS_WORDS.items() for word in words}
+
+# Kling business codes (§7.1): (error class, plain-language explanation)
+_KLING_CODES = {
+    1000: (errors.AuthError, "Kling refused the authentication CometAPI sent for this key"),
+    1001: (errors.AuthError, "the request carried no authorization"),
+    1002: (errors.AuthError, "the authorization was not valid"),
+    1003: (errors.AuthError, "the authorization token is not valid yet"),
+    1004: (errors.AuthError, "the authorization token has expired"),
+    1100: (errors.QuotaError, "the account has a problem (Kling code 1100): check it in the CometAPI console"),
+    1101: (errors.QuotaError, "the account is in arrears: top up your CometAPI balance"),
+    1102: (errors.QuotaError, "your resource pack is used up or expired: top up your CometAPI balance"),
+    1103: (errors.ForbiddenError, "this key has no permission for this model or resource"),
+    1200: (errors.BadRequest, "the request was rejected as invalid"),
+    1201: (errors.BadRequest, "a request parameter was rejected"),
+    1202: (errors.BadRequest, "the request method is not allowed"),
+    1203: (errors.NotFound, "no such task (or resource)"),
+    1300: (errors.ContentRejected, "Kling's platform policy refused this request"),
+    1301: (errors.ContentRejected, "Kling's content policy refused this prompt or media: change the input"),
+    1302: (errors.RateLimited, "requests are coming too fast: slow down"),
+    1303: (errors.RateLimited, "too many tasks at once for your plan: wait for running tasks to finish"),
+    1304: (errors.ForbiddenError, "the request came from an address outside the account's IP whitelist"),
+    5000: (errors.ServerError, "Kling had an internal error"),
+    5001: (errors.ServerError, "Kling is temporarily unavailable (maintenance)"),
+    5002: (errors.ServerError, "Kling timed out internally (backlog)"),
+}
+
+_KEY_HINT = ("CometAPI rejected the key: check COMETAPI_KEY (or the key saved in ComfyUI Settings › CometAPI) "
+             "and that COMETAPI_BASE_URL points at CometAPI")
+_QUOTA_HINT = ("the key's quota or the account balance is used up: top up, or raise this key's quota "
+               "in the CometAPI console")
+
+
+# --- success bodies ----------------------------------------------------------------------------
+
+def load_json(text: str) -> Any:
+    """Parse a body; None when it is not JSON."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_created(body: Any) -> str:
+    """The task id of a creation answer: data.task_id, then task_id, then id (§4.4). '' if none."""
+    if not isinstance(body, dict):
+        return ""
+    data = body.get("data")
+    for holder, name in ((data, "task_id"), (body, "task_id"), (body, "id")):
+        if isinstance(holder, dict) and holder.get(name) not in (None, ""):
+            return str(holder[name])
+    return ""
+
+
+def business_error(body: Any, status: int, *, secrets=()) -> Optional[errors.ApiError]:
+    """The error an HTTP-200 body carries (Kling code != 0, string code other than success), else None."""
+    if not isinstance(body, dict):
+        return None
+    code = body.get("code")
+    failed = ((isinstance(code, int) and not isinstance(code, bool) and code != 0)
+              or (isinstance(code, str) and code.strip().lower() not in ("", "0", "success", "ok")))
+    if failed or isinstance(body.get("error"), dict):
+        return error_from_body(status, body, secrets=secrets)
+    return None
+
+
+def parse_task(body: Any, *, task_id: str = "") -> TaskState:
+    """A status answer (any of the three shapes) as a TaskState (§5.4)."""
+    if not isinstance(body, dict):
+        raise errors.UnexpectedResponse("CometAPI's status answer was not a JSON object")
+    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    task = _find_task_object(body)
+    raw = ""
+    if task is not None and isinstance(task.get("task_status"), str):
+        raw = task["task_status"]
+    elif isinstance(data.get("status"), str):
+        raw = data["status"]
+    if not raw:
+        raise errors.UnexpectedResponse(
+            f"CometAPI's status answer for task {task_id or '?'} has no task status "
+            f"(top-level keys: {', '.join(sorted(body)) or 'none'})")
+    task = task or {}
+    # An unknown word is most likely a new intermediate state: keep waiting, keep the word.
+    status = _STATUS.get(raw.strip().lower(), PROCESSING)
+
+    message = _text(task.get("task_status_msg")) or _text(data.get("fail_reason"))
+    if status == FAILED and not message:
+        message = _text(body.get("message"))
+    info = task.get("task_info") if isinstance(task.get("task_info"), dict) else {}
+    unit = task.get("final_unit_deduction")
+    return TaskState(
+        task_id=str(task.get("task_id") or data.get("task_id") or task_id),
+        status=status,
+        raw_status=raw,
+        message=message,
+        video=_first_video(task.get("task_result")),
+        progress=_progress(data.get("progress")),
+        unit_deduction=None if unit in (None, "") else str(unit),
+        external_task_id=_text(info.get("external_task_id")),
+        created_at=_seconds(task.get("created_at") or data.get("submit_time")),
+    )
+
+
+def _find_task_object(body: dict) -> Optional[dict]:
+    """The Kling task object: data (A), data.data (B) or data.data.data (C)."""
+    node: Any = body
+    for _ in range(3):
+        node = node.get("data") if isinstance(node, dict) else None
+        if isinstance(node, dict) and "task_status" in node:
+            return node
+    return None
+
+
+def _first_video(result: Any) -> Optional[VideoResult]:
+    if not isinstance(result, dict):  # {} and null both mean "no result yet"
+        return None
+    videos = result.get("videos")
+    if not isinstance(videos, list) or not videos or not isinstance(videos[0], dict):
+        return None
+    video = videos[0]
+    url = _text(video.get("url"))
+    if not url:
+        return None
+    try:
+        duration = float(video.get("duration"))
+    except (TypeError, ValueError):
+        duration = None
+    return VideoResult(url=url, id=_text(video.get("id")), duration=duration,
+                       watermark_url=_text(video.get("watermark_url")))
+
+
+def _progress(value: Any) -> Optional[float]:
+    if isinstance(value, bool) or value in (None, ""):
+        return None
+    try:
+        return float(str(value).strip().rstrip("%"))
+    except ValueError:
+        return None
+
+
+def _seconds(value: Any) -> Optional[float]:
+    """Kling reports milliseconds, the wrapper seconds: anything past year 5138 in seconds is ms."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        return None
+    return value / 1000.0 if value > 1e11 else float(value)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ("" if value is None else str(value))
+
+
+# --- error bodies --------------------------------------------------------------------------------
+
+def error_from_response(status: int, text: str, *, content_type: str = "", location: str = "",
+                        secrets=(), base_url: str = "") -> errors.ApiError:
+    """The typed error for a non-2xx answer (or a 2xx that is not the API's JSON)."""
+    if 300 <= status < 400:
+        return errors.UnexpectedResponse(
+            f"CometAPI answered with a redirect{' to ' + errors.redact(location, *secrets) if location else ''} "
+            f"instead of JSON: check COMETAPI_BASE_URL (now {base_url or '?'}); "
+            f"it should be https://api.cometapi.com", status=status)
+    body = load_json(text)
+    if not isinstance(body, dict):
+        snippet = " ".join(errors.redact(text or "", *secrets).split())[:80]
+        return errors.UnexpectedResponse(
+            f"CometAPI's answer was not JSON ({content_type or 'no content type'}"
+            f"{', starting ' + repr(snippet) if snippet else ''}): check COMETAPI_BASE_URL "
+            f"(now {base_url or '?'}); it should be https://api.cometapi.com", status=status)
+    return error_from_body(status, body, secrets=secrets)
+
+
+def error_from_body(status: int, body: dict, *, secrets=()) -> errors.ApiError:
+    """Map a JSON error body of any of the three shapes, plus the HTTP status, to an ApiError."""
+    envelope = body.get("error") if isinstance(body.get("error"), dict) else None
+    if envelope is not None:
+        code = envelope.get("code") or envelope.get("type") or None
+        server_text = _text(envelope.get("message"))
+    else:
+        code = body.get("code")
+        server_text = _text(body.get("message"))
+    request_id = _text(body.get("request_id")) or None
+    server_text = errors.redact(server_text, *secrets).strip()
+    http = status if status != 200 else None
+
+    def make(cls, explanation):
+        text = explanation + (f" (server said: {server_text})" if server_text else "")
+        return cls(text, status=http, code=code, request_id=request_id)
+
+    if isinstance(code, int) and not isinstance(code, bool) and code in _KLING_CODES:
+        cls, explanation = _KLING_CODES[code]
+        return make(cls, explanation)
+    word = code.lower() if isinstance(code, str) else ""
+    if "quota" in word or "insufficient" in word:
+        return make(errors.QuotaError, _QUOTA_HINT)
+    if word == "invalid_request":  # CometAPI sometimes reports a malformed request as 500
+        return make(errors.BadRequest, "CometAPI rejected the request as malformed")
+    if status == 401:
+        return make(errors.AuthError, _KEY_HINT)
+    if status == 402:
+        return make(errors.QuotaError, _QUOTA_HINT)
+    if status == 403:
+        if "quota" in server_text.lower():
+            return make(errors.QuotaError, _QUOTA_HINT)
+        return make(errors.ForbiddenError, "CometAPI refused this key access to the Kling Omni endpoint")
+    if status == 404:
+        return make(errors.NotFound, "CometAPI found no such task (or the path is wrong: check COMETAPI_BASE_URL)")
+    if status == 429:
+        return make(errors.RateLimited, "CometAPI is rate limiting this key: wait and try again")
+    if status in (408,) or status >= 500:
+        return make(errors.ServerError, f"CometAPI or Kling had a temporary problem (HTTP {status})")
+    if 400 <= status < 500:
+        return make(errors.BadRequest, "CometAPI rejected the request")
+    return make(errors.UnexpectedResponse, "CometAPI answered with an error this pack does not know")

@@ -1,0 +1,188 @@
+"""Wait for a task and fetch its video: the one loop every node and the CLI use.
+
+Like ComfyUI's poll_op: blocking HTTP runs in a thread (`asyncio.to_thread`) so many
+waits share one event loop; the loop wakes at least every SLICE seconds to report
+progress and to notice a cancel, even while a request is still in flight (the thread is
+then abandoned: its answer no longer matters, and its own timeout ends it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from . import errors
+from .download import download_file
+from .task import FAILED, QUEUED, SUCCEEDED, TaskState
+
+SLICE = 0.25  # seconds between cancel checks; on_update runs at most every UPDATE_EVERY
+UPDATE_EVERY = 0.5
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay before retry n (0-based) after a retryable error: min(cap, base*2^n) plus up to `jitter` s."""
+
+    base: float = 1.0
+    cap: float = 30.0
+    jitter: float = 1.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.cap, self.base * (2 ** min(attempt, 30))) + random.uniform(0, self.jitter)
+
+
+DEFAULT_BACKOFF = Backoff()
+
+
+def _retryable(exc: Exception) -> bool:
+    return isinstance(exc, errors.NetworkError) or bool(getattr(exc, "retryable", False))
+
+
+class _Watch:
+    """Cancel and deadline checks, and throttled progress reports, for one wait."""
+
+    def __init__(self, task_id: str, *, on_update=None, should_stop=None, timeout: Optional[float] = None,
+                 cancelled: Optional[Callable[[], Exception]] = None):
+        self.task_id = task_id
+        self.on_update = on_update
+        self.should_stop = should_stop
+        self.timeout = timeout
+        self.start = time.monotonic()
+        self.deadline = None if timeout is None else self.start + timeout
+        self.cancelled = cancelled or (lambda: errors.WaitCancelled(task_id))
+        self.state = TaskState(task_id=task_id, status=QUEUED)  # until the server says otherwise
+        self._last_update = -1e9
+
+    def report(self, state: Optional[TaskState] = None) -> None:
+        """on_update now if the state changed, else at most every UPDATE_EVERY seconds."""
+        now = time.monotonic()
+        changed = state is not None and (state.raw_status, state.progress) != (self.state.raw_status,
+                                                                                  self.state.progress)
+        if state is not None:
+            self.state = state
+        if self.on_update is not None and (changed or now - self._last_update >= UPDATE_EVERY):
+            self._last_update = now
+            self.on_update(self.state, now - self.start)
+
+    def check(self) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise self.cancelled()
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise errors.WaitTimeout(self.task_id, self.timeout)
+
+    async def sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while True:
+            self.check()
+            self.report()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(SLICE, left))
+
+    async def run(self, fn, *args):
+        """fn(*args) in a thread, raced against cancel and the deadline."""
+        job = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        try:
+            while True:
+                done, _ = await asyncio.wait({job}, timeout=SLICE)
+                if done:
+                    return job.result()
+                self.check()
+                self.report()
+        finally:
+            if not job.done():  # abandoned: collect its outcome quietly whenever it comes
+                job.add_done_callback(lambda j: j.cancelled() or j.exception())
+
+
+async def wait_for_task(client, task_id: str, *, timeout: float = 1800.0, interval: float = 5.0,
+                        on_update: Optional[Callable[[TaskState, float], None]] = None,
+                        should_stop: Optional[Callable[[], bool]] = None,
+                        backoff: Backoff = DEFAULT_BACKOFF) -> TaskState:
+    """Poll until the task ends; return its succeeded TaskState (with a video URL).
+
+    Raises TaskFailed, WaitCancelled, WaitTimeout, UnexpectedResponse (success without a
+    video), or the first non-retryable ApiError. Retryable errors (429, 5xx, network)
+    back off and keep polling until the timeout.
+    """
+    watch = _Watch(task_id, on_update=on_update, should_stop=should_stop, timeout=timeout)
+    failures = 0
+    watch.check()
+    watch.report()
+    while True:
+        try:
+            state = await watch.run(client.get_task, task_id)
+        except errors.OmniError as exc:
+            if not _retryable(exc):
+                raise
+            delay = backoff.delay(failures)
+            failures += 1
+        else:
+            failures = 0
+            watch.report(state)
+            if state.status == SUCCEEDED:
+                if state.video is None or not state.video.url:
+                    raise errors.UnexpectedResponse(
+                        f"Task {task_id} succeeded but CometAPI's answer holds no video URL "
+                        f"(status {state.raw_status!r}).")
+                return state
+            if state.status == FAILED:
+                raise errors.TaskFailed(task_id, state.message)
+            delay = interval
+        await watch.sleep(delay)
+
+
+async def fetch_video(client, state: TaskState, dest, *,
+                      on_progress: Optional[Callable[[int, Optional[int]], None]] = None,
+                      should_stop: Optional[Callable[[], bool]] = None, session=None) -> Path:
+    """Download a succeeded task's video to `dest`; on an expired URL ask the task once for a fresh one."""
+    task_id = state.task_id
+    if state.video is None or not state.video.url:
+        raise errors.DownloadError(f"Task {task_id} has no video URL to download.")
+    try:
+        return await _download(state.video.url, Path(dest), on_progress, should_stop, session)
+    except errors.UrlExpired as first:
+        expired = first
+    watch = _Watch(task_id, should_stop=should_stop,
+                   cancelled=lambda: errors.DownloadCancelled(f"Download of task {task_id} cancelled."))
+    try:
+        fresh = await watch.run(client.get_task, task_id)
+    except errors.OmniError as exc:
+        raise errors.DownloadError(f"The video URL of task {task_id} expired ({expired}) and asking CometAPI "
+                                   f"for a fresh one failed: {exc}") from exc
+    if fresh.video is None or not fresh.video.url:
+        raise errors.DownloadError(f"The video URL of task {task_id} expired and CometAPI's answer holds no "
+                                   f"new one (status {fresh.raw_status!r}).")
+    try:
+        return await _download(fresh.video.url, Path(dest), on_progress, should_stop, session)
+    except errors.UrlExpired as again:
+        raise errors.DownloadError(
+            f"The video of task {task_id} could not be downloaded: its URL answered HTTP {again.status} "
+            f"even after a fresh query. Kling deletes results after 30 days.") from again
+
+
+async def _download(url: str, dest: Path, on_progress, should_stop, session) -> Path:
+    """download_file in a thread; cancel is noticed here within SLICE even between chunks."""
+    abandoned = threading.Event()
+
+    def stop() -> bool:
+        return abandoned.is_set() or (should_stop is not None and should_stop())
+
+    job = asyncio.ensure_future(asyncio.to_thread(download_file, url, dest, on_progress=on_progress,
+                                                  should_stop=stop, session=session))
+    try:
+        while True:
+            done, _ = await asyncio.wait({job}, timeout=SLICE)
+            if done:
+                return job.result()
+            if should_stop is not None and should_stop():
+                raise errors.DownloadCancelled(f"Download of {dest.name} cancelled; the partial file is removed.")
+    finally:
+        if not job.done():
+            abandoned.set()  # the thread stops at its next chunk and removes the .part file
+            job.add_done_callback(lambda j: j.cancelled() or j.exception())
