@@ -1,0 +1,131 @@
+// Which references reach a CometOmniPrompt, and which token names each one.
+// Works on a plain snapshot of the canvas (see snapshotGraph) so Node can test it.
+// Numbering is fixed by the pack's interface: along the refs chain, the reference
+// furthest upstream comes first; images, elements and videos are counted separately.
+
+export const REF_NODES = {
+  CometOmniImageRef: "image",
+  CometOmniElementRef: "element",
+  CometOmniVideoRef: "video",
+};
+export const PROMPT_NODE = "CometOmniPrompt";
+export const POLL_NODE = "CometOmniPoll";
+
+// Node types known to output one image: a reference fed by anything else may be a batch,
+// and a batch of N adds N images, a number the browser cannot know before the run.
+const SINGLE_IMAGE_SOURCES = new Set(["LoadImage", "LoadImageOutput"]);
+const PASS_THROUGH = new Set(["Reroute"]);
+const MAX_HOPS = 1000; // a chain longer than this is a loop the walk missed
+
+/**
+ * A plain copy of a litegraph graph (duck-typed: nodes with id, type/comfyClass, title,
+ * widgets [{name, value}], inputs [{name, link}]; links via getLink(id) or links[id]).
+ * -> {nodes: [{id, type, title, widgets: {name: value}, inputs: {name: {node, slot} | null}}]}
+ */
+export function snapshotGraph(graph) {
+  const nodes = [];
+  for (const node of graph?.nodes ?? graph?._nodes ?? []) {
+    const widgets = {};
+    for (const widget of node.widgets ?? []) {
+      if (widget?.name) widgets[widget.name] = widget.value;
+    }
+    const inputs = {};
+    (node.inputs ?? []).forEach((input, index) => {
+      const link = input?.link == null ? null : linkById(graph, input.link);
+      inputs[input?.name || String(index)] = link ? { node: link.origin_id, slot: link.origin_slot } : null;
+    });
+    nodes.push({ id: node.id, type: node.comfyClass ?? node.type, title: node.title ?? "", widgets, inputs });
+  }
+  return { nodes };
+}
+
+function linkById(graph, id) {
+  const links = graph.links ?? graph._links;
+  return graph.getLink?.(id) ?? links?.get?.(id) ?? links?.[id] ?? null;
+}
+
+/** "Load Image #12": what a person sees on the canvas. */
+export function nodeLabel(node) {
+  return `${node.title || node.type} #${node.id}`;
+}
+
+/**
+ * The references wired into the `refs` input of the prompt node `promptId`:
+ * {images: [...], elements: [...], videos: [...], chain: [nodeId...], problems: [text]}.
+ * Each entry: {kind, number, token, nodeId, node (label), exact, ...kind fields}.
+ * `exact` is false once an earlier image reference may be a batch: its number is then
+ * the lowest it can be.
+ */
+export function describeRefs(snapshot, promptId) {
+  const byId = new Map((snapshot?.nodes ?? []).map((n) => [String(n.id), n]));
+  const result = { images: [], elements: [], videos: [], chain: [], problems: [] };
+  const prompt = byId.get(String(promptId));
+  if (!prompt) return result;
+
+  const chain = [];
+  const seen = new Set();
+  let link = prompt.inputs.refs ?? null;
+  while (link) {
+    const node = follow(byId, link);
+    if (!node) {
+      result.problems.push("refs is wired to something outside this graph (a subgraph?); numbering cannot be shown.");
+      break;
+    }
+    if (seen.has(String(node.id))) {
+      result.problems.push(`The refs chain loops back to ${nodeLabel(node)}.`);
+      break;
+    }
+    seen.add(String(node.id));
+    if (!REF_NODES[node.type]) {
+      result.problems.push(`refs comes from ${nodeLabel(node)}, which is not a CometOmni reference node.`);
+      break;
+    }
+    chain.push(node);
+    link = node.inputs.refs ?? null;
+  }
+  chain.reverse(); // furthest upstream first
+
+  let batchBefore = false;
+  for (const node of chain) {
+    result.chain.push(node.id);
+    const kind = REF_NODES[node.type];
+    const list = result[`${kind}s`];
+    const number = list.length + 1;
+    const entry = { kind, number, token: `<<<${kind}_${number}>>>`, nodeId: node.id, node: nodeLabel(node), exact: true };
+    if (kind === "image") {
+      const role = fromWidget(node, "role");
+      const source = node.inputs.image ? follow(byId, node.inputs.image) : null;
+      if (!node.inputs.image) result.problems.push(`${nodeLabel(node)} has no image wired.`);
+      entry.role = role;
+      entry.source = source ? nodeLabel(source) : null;
+      entry.exact = !batchBefore;
+      // first_frame / end_frame take one image; a reference takes the whole batch.
+      entry.batch = role !== "first_frame" && role !== "end_frame" && !(source && SINGLE_IMAGE_SOURCES.has(source.type));
+      batchBefore = batchBefore || entry.batch;
+    } else if (kind === "element") {
+      entry.elementId = fromWidget(node, "element_id");
+    } else {
+      entry.url = fromWidget(node, "video_url");
+      entry.referType = fromWidget(node, "refer_type");
+      entry.keepSound = fromWidget(node, "keep_original_sound");
+    }
+    list.push(entry);
+  }
+  return result;
+}
+
+// Resolve a link to the node that really produces the value (through reroute nodes).
+function follow(byId, link) {
+  let node = byId.get(String(link.node));
+  for (let hops = 0; node && PASS_THROUGH.has(node.type) && hops < MAX_HOPS; hops++) {
+    const upstream = Object.values(node.inputs)[0];
+    node = upstream ? byId.get(String(upstream.node)) : null;
+  }
+  return node ?? null;
+}
+
+// A widget's value, or undefined when the input is fed by a link (known only at run time).
+function fromWidget(node, name) {
+  if (node.inputs[name]) return undefined;
+  return node.widgets[name];
+}
