@@ -1,0 +1,254 @@
+"""Write example_workflows/*.json (ComfyUI's UI format) from compact descriptions.
+
+Widget order and sockets come from the pack's own node definitions, so a template can
+never disagree with the nodes. Run: .venv/bin/python scripts/make_workflows.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.load_pack import load_pack  # noqa: E402
+
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
+# The few core nodes the templates use: (socket inputs, outputs). Widgets are given per use.
+CORE = {
+    "LoadImage": ([], [("IMAGE", "IMAGE"), ("MASK", "MASK")]),
+    "ImageScale": ([("image", "IMAGE")], [("IMAGE", "IMAGE")]),
+    "CreateVideo": ([("images", "IMAGE"), ("audio", "AUDIO")], [("VIDEO", "VIDEO")]),
+    "SaveVideo": ([("video", "VIDEO")], []),
+    "Note": ([], []),
+}
+PACK_COLOR = {"color": "#223", "bgcolor": "#335"}
+
+
+class Workflow:
+    def __init__(self, defs: dict):
+        self.defs = defs
+        self.nodes: list = []
+        self.links: list = []
+
+    def _sockets(self, type_: str):
+        if type_ in CORE:
+            return CORE[type_]
+        cls = self.defs[type_]
+        spec = cls.INPUT_TYPES()
+        inputs = [(name, s[0]) for part in ("required", "optional") for name, s in spec.get(part, {}).items()
+                  if isinstance(s[0], str) and s[0] not in WIDGET_TYPES]
+        return inputs, list(zip(cls.RETURN_NAMES, cls.RETURN_TYPES))
+
+    def add(self, type_: str, widgets: list, pos, size=(320, 200), title: str | None = None) -> int:
+        node_id = len(self.nodes) + 1
+        inputs, outputs = self._sockets(type_)
+        node = {
+            "id": node_id, "type": type_, "pos": list(pos), "size": list(size), "flags": {},
+            "order": node_id - 1, "mode": 0,
+            "inputs": [{"name": n, "type": t, "link": None} for n, t in inputs],
+            "outputs": [{"name": n, "type": t, "links": []} for n, t in outputs],
+            "properties": {"Node name for S&R": type_},
+            "widgets_values": widgets,
+        }
+        if title:
+            node["title"] = title
+        if type_ in self.defs:
+            node.update(PACK_COLOR)
+        self.nodes.append(node)
+        return node_id
+
+    def note(self, text: str, pos, size=(380, 260)) -> int:
+        return self.add("Note", [text], pos, size, title="About this template")
+
+    def link(self, src: int, output: str, dst: int, input: str) -> None:
+        link_id = len(self.links) + 1
+        s, d = self.nodes[src - 1], self.nodes[dst - 1]
+        slot = next(i for i, o in enumerate(s["outputs"]) if o["name"] == output)
+        target = next(i for i, x in enumerate(d["inputs"]) if x["name"] == input)
+        s["outputs"][slot]["links"].append(link_id)
+        d["inputs"][target]["link"] = link_id
+        self.links.append([link_id, src, slot, dst, target, s["outputs"][slot]["type"]])
+
+    def json(self) -> dict:
+        for node in self.nodes:
+            for out in node["outputs"]:
+                out["links"] = out["links"] or None
+        return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, json.dumps(self.nodes, sort_keys=True))),
+                "revision": 0, "last_node_id": len(self.nodes), "last_link_id": len(self.links),
+                "nodes": self.nodes, "links": self.links, "groups": [], "config": {},
+                "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}}, "version": 0.4}
+
+
+POLL_DEFAULTS = ["", 30, 0, 1, 0.0, 0]  # task_id, timeout_minutes, max_frames, every_nth, start_seconds, max_side
+KEY_NOTE = ("Set your key once: environment variable COMETAPI_KEY, or Settings › CometAPI. "
+            "It is stored on the server, never in this workflow.")
+
+
+def tail(wf: Workflow, prompt_node: int, x: int, seed: int = 0, poll=None) -> tuple:
+    """Submit and Poll after a Prompt node; returns (submit, poll) ids."""
+    submit = wf.add("CometOmniSubmit", [seed], (x, 0), (300, 110))
+    wf.link(prompt_node, "request", submit, "request")
+    polled = wf.add("CometOmniPoll", poll or list(POLL_DEFAULTS), (x + 340, 0), (360, 420))
+    wf.link(submit, "task", polled, "task")
+    return submit, polled
+
+
+def text_to_video(defs):
+    wf = Workflow(defs)
+    wf.note("Text to video with Kling O1 through CometAPI.\n\n1. Write the prompt (5 or 10 s for text only).\n"
+            "2. Queue. Submit creates one paid task; Poll waits, saves the MP4 in output/cometapi_omni "
+            "and returns frames, audio and video.\n3. Queue again: nothing is paid twice. Change the seed "
+            f"on Submit for a new generation.\n\n{KEY_NOTE}", (-420, 0))
+    prompt = wf.add("CometOmniPrompt", ["A paper boat drifts down a rain-soaked street at dusk, neon reflections",
+                                        "pro", "16:9", 5], (0, 0), (380, 260))
+    tail(wf, prompt, 420)
+    return wf
+
+
+def image_references(defs):
+    wf = Workflow(defs)
+    wf.note("Image references: each image becomes <<<image_N>>> in the order of the chain "
+            "(the image furthest upstream is image_1; a batch adds its images in batch order). "
+            "You may write @image1 instead. The Prompt node shows which token is which.\n\n"
+            "Up to 7 images and elements (4 with a video). Each side >= 300 px, aspect 1:2.5 to 2.5:1.\n\n"
+            + KEY_NOTE, (-420, -320))
+    a = wf.add("LoadImage", ["example.png", "image"], (-420, 0), (300, 320), title="Character")
+    b = wf.add("LoadImage", ["example.png", "image"], (-420, 360), (300, 320), title="Style")
+    ra = wf.add("CometOmniImageRef", ["reference"], (-80, 0), (280, 90))
+    wf.link(a, "IMAGE", ra, "image")
+    rb = wf.add("CometOmniImageRef", ["reference"], (-80, 360), (280, 90))
+    wf.link(b, "IMAGE", rb, "image")
+    wf.link(ra, "refs", rb, "refs")
+    prompt = wf.add("CometOmniPrompt", ["<<<image_1>>> walks through Tokyo at night in the style of <<<image_2>>>",
+                                        "pro", "16:9", 5], (240, 0), (380, 260))
+    wf.link(rb, "refs", prompt, "refs")
+    tail(wf, prompt, 660)
+    return wf
+
+
+def first_end_frame(defs):
+    wf = Workflow(defs)
+    wf.note("First and end frame: the video starts on the first image and ends on the second. "
+            "No aspect ratio is sent (the first frame fixes it). An end frame needs a first frame and "
+            "cannot be mixed with other reference images. 3 to 10 s with an end frame; 5 or 10 with a "
+            "first frame alone.\n\n" + KEY_NOTE, (-420, -320))
+    a = wf.add("LoadImage", ["example.png", "image"], (-420, 0), (300, 320), title="First frame")
+    b = wf.add("LoadImage", ["example.png", "image"], (-420, 360), (300, 320), title="End frame")
+    ra = wf.add("CometOmniImageRef", ["first_frame"], (-80, 0), (280, 90))
+    wf.link(a, "IMAGE", ra, "image")
+    rb = wf.add("CometOmniImageRef", ["end_frame"], (-80, 360), (280, 90))
+    wf.link(b, "IMAGE", rb, "image")
+    wf.link(ra, "refs", rb, "refs")
+    prompt = wf.add("CometOmniPrompt", ["the camera slowly pushes in as day turns to night", "pro", "16:9", 5],
+                    (240, 0), (380, 260))
+    wf.link(rb, "refs", prompt, "refs")
+    tail(wf, prompt, 660)
+    return wf
+
+
+def elements(defs):
+    wf = Workflow(defs)
+    wf.note("Elements: reusable subjects from Kling's element library, referenced as <<<element_N>>> "
+            "(or @element1). Paste the numeric ids of your own or preset elements; every digit is kept.\n\n"
+            + KEY_NOTE, (-420, -300))
+    e1 = wf.add("CometOmniElementRef", ["829836802793406551"], (-80, 0), (300, 90))
+    e2 = wf.add("CometOmniElementRef", ["829836802793406552"], (-80, 140), (300, 90))
+    wf.link(e1, "refs", e2, "refs")
+    prompt = wf.add("CometOmniPrompt", ["<<<element_1>>> hands a red umbrella to <<<element_2>>> in the rain",
+                                        "std", "9:16", 6], (260, 0), (380, 260))
+    wf.link(e2, "refs", prompt, "refs")
+    tail(wf, prompt, 680)
+    return wf
+
+
+def video_edit(defs):
+    wf = Workflow(defs)
+    wf.note("Video edit (refer_type base): Kling changes the input video and keeps its length and frame, "
+            "so duration and aspect ratio are not sent. keep_original_sound keeps its audio, which comes "
+            "back on Poll's audio output. The video must be a public http(s) URL (MP4/MOV, 3-10 s, "
+            "720-2160 px). Up to 4 images and elements alongside.\n\n" + KEY_NOTE, (-420, -320))
+    img = wf.add("LoadImage", ["example.png", "image"], (-420, 0), (300, 320), title="Crown")
+    ri = wf.add("CometOmniImageRef", ["reference"], (-80, 0), (280, 90))
+    wf.link(img, "IMAGE", ri, "image")
+    rv = wf.add("CometOmniVideoRef", ["https://example.com/your-clip.mp4", "base", True], (-80, 140), (300, 130))
+    wf.link(ri, "refs", rv, "refs")
+    prompt = wf.add("CometOmniPrompt", ["Put the crown from <<<image_1>>> on the girl in blue in <<<video_1>>>",
+                                        "pro", "16:9", 5], (260, 0), (380, 260))
+    wf.link(rv, "refs", prompt, "refs")
+    tail(wf, prompt, 680)
+    return wf
+
+
+def video_reference(defs):
+    wf = Workflow(defs)
+    wf.note("Video reference (refer_type feature): use a clip as a reference, e.g. to generate the next "
+            "shot. Aspect ratio and duration (3-10 s) apply. The video must be a public http(s) URL.\n\n"
+            + KEY_NOTE, (-420, -300))
+    rv = wf.add("CometOmniVideoRef", ["https://example.com/your-clip.mp4", "feature", False], (-80, 0), (300, 130))
+    prompt = wf.add("CometOmniPrompt", ["Based on <<<video_1>>>, generate the next shot: the door opens",
+                                        "pro", "16:9", 5], (260, 0), (380, 260))
+    wf.link(rv, "refs", prompt, "refs")
+    tail(wf, prompt, 680)
+    return wf
+
+
+def collect_by_id(defs):
+    wf = Workflow(defs)
+    wf.note("Collect a task by id: paste the id of any task of your account (one you stopped waiting for, "
+            "one from another machine or the command line) into task_id and queue. A task already "
+            "downloaded by this ComfyUI is served from disk: no request, no download, nothing paid.\n\n"
+            "From a terminal: python -m kling_omni tasks / collect TASK_ID\n\n" + KEY_NOTE, (-420, 0))
+    wf.add("CometOmniPoll", ["paste-a-task-id-here", 30, 0, 1, 0.0, 0], (0, 0), (360, 420))
+    return wf
+
+
+def local_pipeline(defs):
+    wf = Workflow(defs)
+    wf.note("Chaining with local pipelines: any IMAGE can be a reference (here Load Image → resize). "
+            "Poll decodes only what you need: 48 frames, every 2nd frame, longest side 960 px, straight "
+            "into one tensor. Its frames and audio feed core nodes (Create Video → Save Video) at the "
+            "reduced fps (24 / 2 = 12).\n\n" + KEY_NOTE, (-760, -320))
+    img = wf.add("LoadImage", ["example.png", "image"], (-760, 0), (300, 320))
+    scale = wf.add("ImageScale", ["lanczos", 1280, 720, "center"], (-420, 0), (300, 140))
+    wf.link(img, "IMAGE", scale, "image")
+    ri = wf.add("CometOmniImageRef", ["first_frame"], (-80, 0), (280, 90))
+    wf.link(scale, "IMAGE", ri, "image")
+    prompt = wf.add("CometOmniPrompt", ["the scene comes alive, leaves drifting in the wind", "std", "16:9", 5],
+                    (240, 0), (380, 260))
+    wf.link(ri, "refs", prompt, "refs")
+    _, polled = tail(wf, prompt, 660, poll=["", 30, 48, 2, 0.0, 960])
+    create = wf.add("CreateVideo", [12.0], (1400, 0), (280, 100))
+    wf.link(polled, "frames", create, "images")
+    wf.link(polled, "audio", create, "audio")
+    save = wf.add("SaveVideo", ["video/kling_preview", "auto", "auto"], (1720, 0), (320, 300))
+    wf.link(create, "VIDEO", save, "video")
+    return wf
+
+
+TEMPLATES = {
+    "kling_omni_text_to_video": text_to_video,
+    "kling_omni_image_references": image_references,
+    "kling_omni_first_end_frame": first_end_frame,
+    "kling_omni_elements": elements,
+    "kling_omni_video_edit": video_edit,
+    "kling_omni_video_reference": video_reference,
+    "kling_omni_collect_by_id": collect_by_id,
+    "kling_omni_local_pipeline": local_pipeline,
+}
+
+
+def main() -> None:
+    defs = load_pack().NODE_CLASS_MAPPINGS
+    out = ROOT / "example_workflows"
+    out.mkdir(exist_ok=True)
+    for name, build in TEMPLATES.items():
+        (out / f"{name}.json").write_text(json.dumps(build(defs).json(), indent=2) + "\n")
+        print(out / f"{name}.json")
+
+
+if __name__ == "__main__":
+    main()
