@@ -157,6 +157,8 @@ class FakeCometAPI:
         self._create_faults: list[tuple] = []  # ("after", status) / ("before", status, code)
         self._status_faults: list[int] = []
         self._cuts: list[float] = []  # fractions of the body to send before closing
+        self.succeed_without_video = False  # succeed with an empty videos list (a broken answer)
+        self.files_forbidden = False  # every file request answers 403, fresh URLs too
         self.create_delay = 0.0  # seconds the creation answer waits (the task exists already)
         self.status_delay = 0.0  # seconds each status answer waits
 
@@ -173,7 +175,7 @@ class FakeCometAPI:
             httpd = ThreadingHTTPServer((self._host, port), handler)
             httpd.daemon_threads = True
             httpd.fake = self
-            thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+            thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01},
                                       name=f"fake-cometapi-{handler.__name__}", daemon=True)
             thread.start()
             self._servers.append(httpd)
@@ -422,7 +424,7 @@ class FakeCometAPI:
             watermark = task.request.get("watermark_info") or {}
             if isinstance(watermark, dict) and watermark.get("enabled"):
                 video["watermark_url"] = url + "?watermark=1"
-            out["task_result"] = {"videos": [video]}
+            out["task_result"] = {"videos": [] if self.succeed_without_video else [video]}
             rate = 0.8 if task.request.get("mode", "pro") == "pro" else 0.6
             out["final_unit_deduction"] = "%g" % round(rate * float(self.video_seconds), 3)
             out["watermark_info"] = {"enabled": bool(isinstance(watermark, dict) and watermark.get("enabled"))}
@@ -440,7 +442,7 @@ class FakeCometAPI:
             if entry is None:
                 return "missing", None, 0.0
             task_id, expired = entry
-            if expired:
+            if expired or self.files_forbidden:
                 return "expired", None, 0.0
             if self._state(self._tasks[task_id])[0] != "succeed":
                 return "missing", None, 0.0

@@ -1,0 +1,32 @@
+"""pytest fixtures around the project's fake CometAPI (import them from conftest.py).
+
+- fake_server: a running FakeCometAPI, tasks finish at once, small 1 s clip; stopped after the test.
+- omni_client: an OmniClient pointed at it with short timeouts.
+- fast_backoff: a Backoff measured in hundredths of a second, for retry tests.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fake_cometapi.server import FakeCometAPI
+from kling_omni.client import OmniClient
+from kling_omni.waiting import Backoff
+
+
+@pytest.fixture
+def fake_server():
+    with FakeCometAPI(key="test-key-123") as server:
+        yield server
+
+
+@pytest.fixture
+def omni_client(fake_server):
+    client = OmniClient(fake_server.key, fake_server.base_url, timeout=(2, 5))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def fast_backoff():
+    return Backoff(base=0.01, cap=0.05, jitter=0.005)
