@@ -172,7 +172,7 @@ class FakeCometAPI:
             return self
         self._release.clear()
         for handler, port in ((_ApiHandler, self._ports[0]), (_FileHandler, self._ports[1])):
-            httpd = ThreadingHTTPServer((self._host, port), handler)
+            httpd = _QuietServer((self._host, port), handler)
             httpd.daemon_threads = True
             httpd.fake = self
             thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01},
@@ -604,6 +604,17 @@ def _task_info(task: FakeTask) -> dict:
 
 
 # --- HTTP handlers ---------------------------------------------------------------------------
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the client gave up (timeout test) or hung up: expected, not worth a traceback
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "FakeCometAPI/1.0"
