@@ -230,6 +230,12 @@ class FakeCometAPI:
         with self._lock:
             return len(self._tasks)
 
+    def clear_records(self) -> None:
+        """Forget the request logs (tasks stay): lets a test count only its own requests."""
+        with self._lock:
+            self._requests.clear()
+            self._file_requests.clear()
+
     def queries_of(self, task_id: str) -> int:
         """How many status queries reached the server for this task."""
         path = f"{API_PATH}/{task_id}"
