@@ -1,0 +1,114 @@
+// Settings › CometAPI: type the key once; the server stores it (owner-only file) and only
+// ever answers with a masked status. The "setting" is a custom-rendered panel whose
+// setter is never called, so nothing reaches comfy.settings.json (readable via GET /settings).
+import { app } from "../../scripts/app.js";
+import { api } from "../../scripts/api.js";
+import { keyStatusText, keyTestText } from "./lib/format.js";
+
+const KEY_ROUTE = "/cometapi_omni/key";
+
+async function call(method, path, body) {
+  const init = { method };
+  if (body !== undefined) {
+    init.headers = { "Content-Type": "application/json" };
+    init.body = JSON.stringify(body);
+  }
+  const response = await api.fetchApi(path, init);
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  if (!response.ok) throw new Error(data?.error ?? `The server answered HTTP ${response.status}.`);
+  return data;
+}
+
+function element(tag, props = {}, style = {}) {
+  const node = Object.assign(document.createElement(tag), props);
+  Object.assign(node.style, style);
+  return node;
+}
+
+function keyPanel() {
+  const root = element("div", {}, { display: "flex", flexDirection: "column", gap: "6px", minWidth: "22rem" });
+  const status = element("div", { textContent: "Checking…" });
+  const input = element("input", {
+    type: "password",
+    autocomplete: "new-password", // keeps browsers' password managers out of it
+    spellcheck: false,
+    placeholder: "Paste your CometAPI key (sk-…)",
+  }, { flex: "1", padding: "4px 6px" });
+  input.setAttribute("aria-label", "CometAPI key");
+  const save = element("button", { textContent: "Save", type: "button" });
+  const test = element("button", { textContent: "Test key", type: "button" });
+  const remove = element("button", { textContent: "Remove saved key", type: "button" });
+  const message = element("div", {}, { whiteSpace: "pre-wrap" });
+  const row = element("div", {}, { display: "flex", gap: "6px", alignItems: "center" });
+  row.append(input, save);
+  const actions = element("div", {}, { display: "flex", gap: "6px" });
+  actions.append(test, remove);
+  root.append(status, row, actions, message);
+
+  const show = (data) => {
+    status.textContent = keyStatusText(data);
+    remove.disabled = !data?.stored;
+  };
+  const say = (text, ok = true) => {
+    message.textContent = text;
+    message.style.color = ok ? "" : "var(--error-text, #f66)";
+  };
+  const busy = async (button, work) => {
+    button.disabled = true;
+    try {
+      await work();
+    } catch (error) {
+      say(String(error?.message ?? error), false);
+    } finally {
+      button.disabled = false;
+    }
+  };
+
+  save.addEventListener("click", () => busy(save, async () => {
+    const key = input.value;
+    input.value = ""; // the key leaves the page with this request and is not kept in the DOM
+    show(await call("POST", KEY_ROUTE, { key }));
+    say("Saved on the ComfyUI server. It is never written into workflows or settings.");
+  }));
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") save.click();
+  });
+  test.addEventListener("click", () => busy(test, async () => {
+    say("Testing…");
+    const answer = await call("POST", `${KEY_ROUTE}/test`);
+    if (answer?.status) show(answer.status);
+    const { ok, text } = keyTestText(answer);
+    say(text, ok);
+  }));
+  remove.addEventListener("click", () => busy(remove, async () => {
+    show(await call("DELETE", KEY_ROUTE));
+    say("The saved key was removed.");
+  }));
+
+  call("GET", KEY_ROUTE).then(show, (error) => {
+    status.textContent = keyStatusText(null);
+    say(String(error?.message ?? error), false);
+  });
+  return root;
+}
+
+app.registerExtension({
+  name: "CometAPI.Omni.KeySetup",
+  settings: [
+    {
+      id: "CometAPI.Omni.Key",
+      category: ["CometAPI", "Kling Omni Video", "API key"],
+      name: "CometAPI API key",
+      tooltip: "Stored on the ComfyUI server with owner-only permissions, never in workflows, "
+        + "images or settings. The COMETAPI_KEY environment variable, when set, takes precedence.",
+      defaultValue: "",
+      // A render function: the frontend shows our panel and never stores a value for it.
+      type: () => keyPanel(),
+    },
+  ],
+});

@@ -1,0 +1,129 @@
+// On-canvas help for the Omni nodes:
+// - CometOmniPrompt: which tokens the wired refs chain provides, and tokens pointing at nothing.
+// - CometOmniPoll: the task id of the last run stays visible (and copyable) to collect later.
+// Live status text while Poll runs is ComfyUI's own: the server's send_progress_text is
+// shown natively by frontend >= 1.16, so it is not duplicated here. The video preview is
+// native too (the node's ui payload has "images" with "animated": [true]).
+import { app } from "../../scripts/app.js";
+import { PROMPT_NODE, POLL_NODE, describeRefs, snapshotGraph } from "./lib/graph_refs.js";
+import { checkTokens } from "./lib/tokens.js";
+import { promptHelpLines, taskIdFromOutput, taskIdText } from "./lib/format.js";
+
+const REFRESH_MS = 700; // the refs chain can change anywhere upstream: a cheap periodic look
+const TASK_PROPERTY = "cometapi_task_id";
+const COLORS = { error: "var(--error-text, #ff6b6b)", warn: "#e0a040", info: "" };
+const tracked = new Set();
+
+function addTextWidget(node, name) {
+  const box = document.createElement("div");
+  Object.assign(box.style, {
+    fontSize: "11px", lineHeight: "15px", whiteSpace: "pre-wrap", overflowY: "auto",
+    padding: "3px 6px", borderRadius: "4px", userSelect: "text",
+    color: "var(--input-text, #ddd)", background: "var(--comfy-input-bg, #222)",
+  });
+  let lines = 1;
+  const widget = node.addDOMWidget(name, "cometapi_omni_text", box, {
+    serialize: false, // kept out of the API prompt...
+    getValue: () => "",
+    setValue: () => {},
+    getMinHeight: () => Math.max(lines * 15 + 8, 28), // 28: room for the Copy button
+    getMaxHeight: () => 12 * 15 + 8,
+  });
+  widget.serialize = false; // ...and out of the saved workflow's widgets_values
+  const render = (items) => {
+    box.replaceChildren(...items);
+    // Rough count of wrapped lines (about 55 characters fit the default node width).
+    const wrapped = items.reduce((sum, item) => sum + Math.max(1, Math.ceil(item.textContent.length / 55)), 0);
+    lines = Math.max(1, Math.min(12, wrapped));
+    const wanted = node.computeSize?.();
+    if (wanted && wanted[1] > node.size[1]) node.setSize([node.size[0], wanted[1]]);
+    node.setDirtyCanvas?.(true, true);
+  };
+  return { box, render };
+}
+
+function line(text, level = "info") {
+  const div = document.createElement("div");
+  div.textContent = text; // textContent: node titles and prompts are never parsed as HTML
+  if (COLORS[level]) div.style.color = COLORS[level];
+  return div;
+}
+
+function setUpPrompt(node) {
+  const view = addTextWidget(node, "cometapi_prompt_help");
+  let shown = "";
+  node.cometapiRefresh = (snapshot) => {
+    const refs = describeRefs(snapshot, node.id);
+    const promptLinked = node.inputs?.some((input) => input.name === "prompt" && input.link != null);
+    const text = node.widgets?.find((w) => w.name === "prompt")?.value ?? "";
+    const lines = promptHelpLines(refs, promptLinked ? null : checkTokens(text, refs));
+    if (promptLinked) lines.push({ level: "info", text: "The prompt comes from a link: its tokens are checked when it runs." });
+    const key = JSON.stringify(lines);
+    if (key === shown) return;
+    shown = key;
+    view.render(lines.map((l) => line(l.text, l.level)));
+  };
+  tracked.add(node);
+}
+
+function setUpPoll(node) {
+  const view = addTextWidget(node, "cometapi_task_id");
+  let shown = null;
+  node.cometapiRefresh = () => {
+    const id = node.properties?.[TASK_PROPERTY] ?? "";
+    if (id === shown) return;
+    shown = id;
+    if (!id) {
+      view.render([line("The task id appears here after a run.", "info")]);
+      return;
+    }
+    const row = line(taskIdText(id));
+    const copy = document.createElement("button");
+    copy.type = "button";
+    copy.textContent = "Copy";
+    copy.title = "Paste it into the task_id input of a CometOmniPoll node to collect this video later.";
+    Object.assign(copy.style, { marginLeft: "6px", fontSize: "10px" });
+    copy.addEventListener("click", () => navigator.clipboard?.writeText(id));
+    row.append(copy);
+    view.render([row]);
+  };
+  const previous = node.onExecuted;
+  node.onExecuted = function (output) {
+    previous?.apply(this, arguments);
+    const id = taskIdFromOutput(output);
+    if (id) {
+      // A task id is no secret; keeping it in the workflow lets a user collect it after a reload.
+      this.properties = this.properties ?? {};
+      this.properties[TASK_PROPERTY] = id;
+      this.cometapiRefresh();
+    }
+  };
+  tracked.add(node);
+}
+
+function refreshAll() {
+  const snapshots = new Map();
+  for (const node of tracked) {
+    if (!node.graph) {
+      tracked.delete(node); // removed from the canvas
+      continue;
+    }
+    try {
+      if (!snapshots.has(node.graph)) snapshots.set(node.graph, snapshotGraph(node.graph));
+      node.cometapiRefresh(snapshots.get(node.graph));
+    } catch (error) {
+      console.warn("[CometAPI Omni] could not refresh node help", error);
+    }
+  }
+}
+
+app.registerExtension({
+  name: "CometAPI.Omni.NodeHelp",
+  nodeCreated(node) {
+    if (node.comfyClass === PROMPT_NODE) setUpPrompt(node);
+    else if (node.comfyClass === POLL_NODE) setUpPoll(node);
+  },
+  setup() {
+    setInterval(refreshAll, REFRESH_MS);
+  },
+});
