@@ -159,6 +159,7 @@ class FakeCometAPI:
         self._cuts: list[float] = []  # fractions of the body to send before closing
         self.succeed_without_video = False  # succeed with an empty videos list (a broken answer)
         self.files_forbidden = False  # every file request answers 403, fresh URLs too
+        self.file_stall = 0.0  # seconds a file answer stalls halfway (a slow CDN)
         self.create_delay = 0.0  # seconds the creation answer waits (the task exists already)
         self.status_delay = 0.0  # seconds each status answer waits
 
@@ -325,7 +326,7 @@ class FakeCometAPI:
             self._changed.notify_all()
 
     def release_delays(self) -> None:
-        """End every injected delay now (create_delay / status_delay) and for the future."""
+        """End every injected delay now (create_delay / status_delay / file_stall) and for the future."""
         self._release.set()
 
     # --- request handling (called from handler threads) --------------------------------------
@@ -738,4 +739,9 @@ class _FileHandler(_Handler):
             self.wfile.flush()
             self.close_connection = True
             return
+        if self.fake.file_stall:
+            self.wfile.write(part[: len(part) // 2])
+            self.wfile.flush()
+            self.fake._release.wait(self.fake.file_stall)
+            part = part[len(part) // 2:]
         self.wfile.write(part)

@@ -51,6 +51,9 @@ class OmniClient:
         if not api_key or not api_key.strip():
             raise errors.KeyMissing()
         self.base_url = (base_url or DEFAULT_BASE_URL).strip().rstrip("/")
+        if not self.base_url.lower().startswith(("http://", "https://")):
+            raise errors.OmniError(f"COMETAPI_BASE_URL must start with https:// (got {self.base_url!r}); "
+                                   f"the default is {DEFAULT_BASE_URL}.")
         self.timeout = timeout
         self._auth = _BearerAuth(api_key.strip())
         self._session = requests.Session()  # trust_env: honours HTTP(S)_PROXY / NO_PROXY

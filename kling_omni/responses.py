@@ -186,6 +186,10 @@ def error_from_response(status: int, text: str, *, content_type: str = "", locat
     body = load_json(text)
     if not isinstance(body, dict):
         snippet = " ".join(errors.redact(text or "", *secrets).split())[:80]
+        if status == 429 or status >= 500:  # a proxy's or CDN's error page (502, 524…): temporary
+            cls = errors.RateLimited if status == 429 else errors.ServerError
+            return cls(f"CometAPI is temporarily unavailable (HTTP {status}, a non-JSON error page)",
+                       status=status)
         return errors.UnexpectedResponse(
             f"CometAPI's answer was not JSON ({content_type or 'no content type'}"
             f"{', starting ' + repr(snippet) if snippet else ''}): check COMETAPI_BASE_URL "

@@ -257,3 +257,15 @@ def test_parse_created_order():
     assert responses.parse_created({"task_id": "2", "id": "3"}) == "2"
     assert responses.parse_created({"id": 3}) == "3"
     assert responses.parse_created({"data": {}}) == ""
+
+
+def test_proxy_error_pages_count_as_temporary():
+    error = responses.error_from_response(502, "<html>Bad gateway</html>", content_type="text/html")
+    assert isinstance(error, errors.ServerError) and error.retryable
+    error = responses.error_from_response(200, "<html>welcome</html>", content_type="text/html")
+    assert isinstance(error, errors.UnexpectedResponse) and "COMETAPI_BASE_URL" in str(error)
+
+
+def test_base_url_without_scheme_is_refused_before_sending():
+    with pytest.raises(errors.OmniError, match="COMETAPI_BASE_URL"):
+        OmniClient(KEY, "api.cometapi.com")

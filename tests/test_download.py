@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
 import av
@@ -156,6 +157,32 @@ def test_fetch_video_cancel(fake_server, omni_client, finished, tmp_path):
     exc = asyncio.run(_cancel_fetch(state, omni_client, dest, stop, started))
     assert isinstance(exc, errors.DownloadCancelled)
     assert not dest.exists() and no_leftovers(dest)
+
+
+async def _cancel_stalled_fetch(server, state, client, dest, stop):
+    try:
+        await fetch_video(client, state, dest, should_stop=stop.is_set)
+    except errors.DownloadCancelled as exc:
+        return exc, time.monotonic()
+    finally:
+        server.release_delays()  # let the abandoned download thread run out
+
+
+def test_fetch_video_cancel_while_the_download_stalls(fake_server, omni_client, finished, tmp_path):
+    state, _ = finished
+    fake_server.file_stall = 30
+    stop = threading.Event()
+    stopped_at = []
+
+    def cancel():
+        fake_server.wait_until(lambda: fake_server.file_requests)
+        stopped_at.append(time.monotonic())
+        stop.set()
+    threading.Thread(target=cancel, daemon=True).start()
+    dest = tmp_path / "v.mp4"
+    exc, raised_at = asyncio.run(_cancel_stalled_fetch(fake_server, state, omni_client, dest, stop))
+    assert isinstance(exc, errors.DownloadCancelled) and raised_at - stopped_at[0] < 1.0
+    assert not dest.exists() and no_leftovers(dest)  # the abandoned thread cleaned up
 
 
 def test_api_path_is_not_served_by_the_file_host(fake_server):
