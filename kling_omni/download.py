@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import urlsplit
@@ -23,10 +24,12 @@ DEFAULT_TIMEOUT = (10, 30)  # (connect, read between bytes)
 
 def download_file(url: str, dest, *, on_progress: Optional[Callable[[int, Optional[int]], None]] = None,
                   should_stop: Optional[Callable[[], bool]] = None, session: Optional[requests.Session] = None,
-                  chunk_size: int = 1 << 20, attempts: int = 4, timeout=DEFAULT_TIMEOUT) -> Path:
+                  chunk_size: int = 1 << 20, attempts: int = 4, timeout=DEFAULT_TIMEOUT,
+                  retry_delay: float = 1.0) -> Path:
     """Download `url` to `dest`; resume with Range after a broken connection (up to `attempts` tries).
 
-    on_progress(done_bytes, total_bytes or None) after each chunk. Raises UrlExpired on
+    on_progress(done_bytes, total_bytes or None) after each chunk, called from this thread.
+    A try that brought no new bytes waits retry_delay seconds before the next. Raises UrlExpired on
     403/404/410, DownloadCancelled when should_stop() turns true, DownloadError otherwise.
     """
     dest = Path(dest)
@@ -39,7 +42,10 @@ def download_file(url: str, dest, *, on_progress: Optional[Callable[[int, Option
         done, total = 0, None
         part.write_bytes(b"")  # a leftover .part may belong to another URL: start clean
         problem = ""
-        for _ in range(max(1, attempts)):
+        for attempt in range(max(1, attempts)):
+            if attempt and done == before:  # nothing arrived last time: give the host a moment
+                time.sleep(retry_delay)
+            before = done
             try:
                 done, total = _fetch(session, url, part, done, total, where, on_progress, should_stop,
                                      chunk_size, timeout)

@@ -112,29 +112,37 @@ async def wait_for_task(client, task_id: str, *, timeout: float = 1800.0, interv
     """
     watch = _Watch(task_id, on_update=on_update, should_stop=should_stop, timeout=timeout)
     failures = 0
-    watch.check()
-    watch.report()
-    while True:
-        try:
-            state = await watch.run(client.get_task, task_id)
-        except errors.OmniError as exc:
-            if not _retryable(exc):
-                raise
-            delay = backoff.delay(failures)
-            failures += 1
-        else:
-            failures = 0
-            watch.report(state)
-            if state.status == SUCCEEDED:
-                if state.video is None or not state.video.url:
-                    raise errors.UnexpectedResponse(
-                        f"Task {task_id} succeeded but CometAPI's answer holds no video URL "
-                        f"(status {state.raw_status!r}).")
-                return state
-            if state.status == FAILED:
-                raise errors.TaskFailed(task_id, state.message)
-            delay = interval
-        await watch.sleep(delay)
+    last_error = None
+    try:
+        watch.check()
+        watch.report()
+        while True:
+            try:
+                state = await watch.run(client.get_task, task_id)
+            except errors.OmniError as exc:
+                if not _retryable(exc):
+                    raise
+                last_error = exc
+                delay = backoff.delay(failures)
+                failures += 1
+            else:
+                last_error = None
+                failures = 0
+                watch.report(state)
+                if state.status == SUCCEEDED:
+                    if state.video is None or not state.video.url:
+                        raise errors.UnexpectedResponse(
+                            f"Task {task_id} succeeded but CometAPI's answer holds no video URL "
+                            f"(status {state.raw_status!r}).")
+                    return state
+                if state.status == FAILED:
+                    raise errors.TaskFailed(task_id, state.message)
+                delay = interval
+            await watch.sleep(delay)
+    except errors.WaitTimeout as timeout_error:
+        if last_error is not None:  # say why the last queries did not get through
+            raise timeout_error from last_error
+        raise
 
 
 async def fetch_video(client, state: TaskState, dest, *,

@@ -213,3 +213,12 @@ def test_two_waits_run_concurrently_in_one_loop(slow_server, slow_client):
     assert seen_both == [True]
     assert (first.task_id, second.task_id) == (a, b)
     assert first.status == second.status == SUCCEEDED
+
+
+def test_endless_storm_times_out_and_keeps_the_cause(fake_server, omni_client, fast_backoff):
+    task_id = omni_client.create_task({"prompt": "x"}).task_id
+    fake_server.status_storm([503] * 10000)
+    with pytest.raises(errors.WaitTimeout) as info:
+        asyncio.run(wait_for_task(omni_client, task_id, interval=0.05, timeout=0.4, backoff=fast_backoff))
+    assert isinstance(info.value.__cause__, errors.ServerError)
+    assert fake_server.queries_of(task_id) >= 3  # kept trying until the timeout
