@@ -15,6 +15,7 @@ from typing import Callable, Optional
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from . import errors
 
@@ -49,7 +50,8 @@ def download_file(url: str, dest, *, on_progress: Optional[Callable[[int, Option
             try:
                 done, total = _fetch(session, url, part, done, total, where, on_progress, should_stop,
                                      chunk_size, timeout)
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                    urllib3.exceptions.HTTPError) as exc:
                 problem = type(exc).__name__
                 done = part.stat().st_size  # keep what arrived; the next try resumes from here
                 continue
@@ -92,11 +94,13 @@ def _fetch(session, url, part: Path, done: int, total, where, on_progress, shoul
                 part.write_bytes(b"")
                 done = 0
             length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
+            encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
+            # a compressed body's length says nothing about the file's (we ask for identity anyway)
+            total = int(length) if length and length.isdigit() and not encoded else None
         else:
             raise errors.DownloadError(f"The video download from {where} failed with HTTP {status}.")
         with open(part, "ab") as out:
-            for chunk in response.iter_content(chunk_size):
+            for chunk in _chunks(response, chunk_size):
                 if should_stop is not None and should_stop():
                     raise errors.DownloadCancelled(f"Download from {where} cancelled; the partial file was removed.")
                 out.write(chunk)
@@ -104,6 +108,20 @@ def _fetch(session, url, part: Path, done: int, total, where, on_progress, shoul
                 if on_progress is not None:
                     on_progress(done, total)
     return done, total
+
+
+def _chunks(response, size: int):
+    """Pieces of the body as they arrive. read1 (urllib3 >= 2.3) hands over what came before a
+    break instead of losing a partly filled chunk, so a resume starts from the last byte received."""
+    raw = response.raw
+    if not hasattr(raw, "read1"):
+        yield from response.iter_content(size)
+        return
+    while True:
+        data = raw.read1(size, decode_content=True)
+        if not data:
+            return
+        yield data
 
 
 def _content_range(value: str):
