@@ -55,8 +55,8 @@ def download_file(url: str, dest, *, on_progress: Optional[Callable[[int, Option
                 problem = type(exc).__name__
                 done = part.stat().st_size  # keep what arrived; the next try resumes from here
                 continue
-            if total is None or done == total:
-                break
+            if total is None or done >= total:
+                break  # done > total is reported below
             problem = f"the connection closed after {done} of {total} bytes"
         else:
             raise errors.DownloadError(f"The video download from {where} kept breaking off "
