@@ -10,8 +10,9 @@ from __future__ import annotations
 import pytest
 
 from fake_cometapi.server import FakeCometAPI
-from kling_omni.client import OmniClient
-from kling_omni.waiting import Backoff
+
+# kling_omni is imported inside the fixtures: this module may be loaded before conftest has
+# aliased the pack's library as `kling_omni`, and a second copy would split the error classes.
 
 
 @pytest.fixture
@@ -22,6 +23,8 @@ def fake_server():
 
 @pytest.fixture
 def omni_client(fake_server):
+    from kling_omni.client import OmniClient
+
     client = OmniClient(fake_server.key, fake_server.base_url, timeout=(2, 5))
     yield client
     client.close()
@@ -29,4 +32,6 @@ def omni_client(fake_server):
 
 @pytest.fixture
 def fast_backoff():
+    from kling_omni.waiting import Backoff
+
     return Backoff(base=0.01, cap=0.05, jitter=0.005)
