@@ -177,6 +177,10 @@ class DecodeError(OmniError):
     """The downloaded file is not a video PyAV can read."""
 
 
+class DecodeCancelled(OmniError):
+    """Decoding the video was stopped on request (ComfyUI's Cancel); the file is kept."""
+
+
 # --- helpers ---------------------------------------------------------------------------
 
 _KEYLIKE = re.compile(r"(?i)(bearer\s+)?\bsk-[A-Za-z0-9_-]{8,}")
