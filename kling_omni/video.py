@@ -41,6 +41,7 @@ SILENT_CHANNELS = 2
 # Downscaling filter: an area average is alias-free when shrinking and ~3x cheaper in
 # swscale than Lanczos/bicubic at 1080p (which would dominate a selective decode).
 RESIZE_FILTER = "AREA"
+AUDIO_PREROLL_SECONDS = 0.2
 _INV255 = np.float32(1.0 / 255.0)  # 255 * this rounds to exactly 1.0 in float32
 
 Progress = Callable[[int, int], None]
@@ -276,7 +277,9 @@ def _decode_audio(path, info: VideoInfo, t0: float, seconds: float,
     with _open(path) as container:
         stream = container.streams.audio[0]
         if t0 > 0:
-            _seek(container, stream, t0)
+            # Pre-roll: the first audio frame decoded after a seek lacks its predecessor's
+            # overlap (AAC is MDCT-based) and comes out wrong; start early, drop what is before t0.
+            _seek(container, stream, max(0.0, t0 - AUDIO_PREROLL_SECONDS))
         # Same rate and layout: the resampler only converts to float planar, so it adds no delay.
         resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=rate)
         position = None  # sample index in `wave` where the next decoded sample goes
