@@ -120,7 +120,7 @@ class FakeCometAPI:
                  strict_durations: bool = True, reject_v3_fields: bool = True,
                  check_image_pixels: bool = True,
                  video_seconds: float = 1.0, video_fps: int = 12, video_size: tuple = (160, 120),
-                 video_audio: bool = True, host: str = "127.0.0.1", port: int = 0, files_port: int = 0):
+                 video_audio: bool = True, query_by_external_id: bool = True, host: str = "127.0.0.1", port: int = 0, files_port: int = 0):
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}")
         self.key = key
@@ -139,6 +139,7 @@ class FakeCometAPI:
         self.video_fps = video_fps
         self.video_size = tuple(video_size)
         self.video_audio = video_audio
+        self.query_by_external_id = query_by_external_id
         self._host = host
         self._ports = (port, files_port)
 
@@ -392,6 +393,9 @@ class FakeCometAPI:
                 code = 1303 if status == 429 else {500: 5000, 503: 5001, 504: 5002}.get(status, 5000)
                 return status, _kling_error(code, _KLING_MESSAGES.get(code, "server error"))
             task = self._tasks.get(task_id)
+            if task is None and self.query_by_external_id:
+                # Kling answers a query by the caller's external_task_id too (contract §5; K1).
+                task = self._tasks.get(self._external_ids.get((self.key, task_id), ""))
             if task is None:
                 return 404, _kling_error(1203, f"task {task_id} does not exist")
             kling = self._kling_task(task)

@@ -7,3 +7,5 @@ sys.path.insert(0, str(ROOT))  # for fake_cometapi and scripts; the pack itself 
 from scripts.load_pack import load_pack  # noqa: E402
 
 load_pack()
+
+from tests.fakeserver_fixtures import fake_server, omni_client, fast_backoff  # noqa: E402,F401

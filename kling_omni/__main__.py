@@ -1,0 +1,95 @@
+"""Command line for the job journal, usable without ComfyUI.
+
+    python -m kling_omni tasks                 list journalled tasks
+    python -m kling_omni collect TASK_ID       wait for a task and download its MP4
+
+Run from the pack's folder. The journal is in --home (default: $COMETAPI_OMNI_HOME or
+~/.cometapi-omni); ComfyUI keeps its own in ComfyUI/user/__cometapi_omni/ (or the pack's
+data/ folder on ComfyUI older than 0.3.76): pass that folder as --home to see its tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from .client import OmniClient, base_url_from_env
+from .collect import collect_video
+from .credentials import default_store_dir, resolve_key
+from .errors import OmniError
+from .journal import Journal
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def list_tasks(journal: Journal, out=sys.stdout) -> None:
+    jobs = journal.jobs(limit=200)
+    if not jobs:
+        print(f"No tasks in {journal.path}", file=out)
+        return
+    now = time.time()
+    print(f"{'TASK ID':<22} {'STATUS':<11} {'AGE':>5}  {'PROMPT':<40}  FILE", file=out)
+    for job in jobs:
+        print(f"{job.task_id or '-':<22} {job.state:<11} {_age(now - job.created_at):>5}  "
+              f"{job.prompt[:40]:<40}  {job.video_path if job.video_on_disk else '-'}", file=out)
+
+
+def collect(task_id: str, journal: Journal, home: Path, out_dir: Path, timeout_minutes: float,
+            interval: float) -> Path:
+    def client():
+        return OmniClient(resolve_key(home), base_url_from_env())
+
+    def status(state, elapsed):
+        print(f"\r{state.status:<11} {elapsed:5.0f} s", end="", flush=True)
+
+    def downloading(done, total):
+        share = f"{100 * done / total:3.0f}%" if total else f"{done} bytes"
+        print(f"\rdownloading {share}   ", end="", flush=True)
+
+    result = asyncio.run(collect_video(task_id, journal, client, out_dir, timeout=timeout_minutes * 60,
+                                       interval=interval, on_update=status, on_download=downloading))
+    print()
+    return result.path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kling_omni", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", type=Path, default=None, help="folder of the journal and key store")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("tasks", help="list journalled tasks")
+    grab = commands.add_parser("collect", help="wait for a task and download its MP4")
+    grab.add_argument("task_id")
+    grab.add_argument("--out", type=Path, default=Path("."), help="folder for the MP4 (default: here)")
+    grab.add_argument("--timeout", type=float, default=30.0, help="minutes to wait (default 30)")
+    grab.add_argument("--interval", type=float, default=5.0, help="seconds between status queries")
+    args = parser.parse_args(argv)
+
+    home = args.home or default_store_dir()
+    journal = Journal(home / "journal.sqlite3")
+    try:
+        if args.command == "tasks":
+            list_tasks(journal)
+        else:
+            path = collect(args.task_id.strip(), journal, home, args.out, args.timeout, args.interval)
+            print(path)
+    except OmniError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\nStopped waiting. The task keeps running: collect it later with "
+              f"`python -m kling_omni collect {args.task_id}`.", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

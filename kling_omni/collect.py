@@ -1,0 +1,61 @@
+"""Collect a task's video: from disk if we already have it, else wait, download, record.
+
+The one path the Poll node and `python -m kling_omni collect` share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from .errors import TaskFailed
+from .journal import Journal
+from .task import FAILED, SUCCEEDED, TaskState
+from .waiting import fetch_video, wait_for_task
+
+
+@dataclass(frozen=True)
+class Collected:
+    task_id: str
+    path: Path
+    video_url: str
+    from_disk: bool  # True: no request, no download
+
+
+def video_path(out_dir: Path, task_id: str) -> Path:
+    safe = "".join(c for c in task_id if c.isalnum() or c in "-_") or "task"
+    return Path(out_dir) / f"kling_{safe}.mp4"
+
+
+async def collect_video(task_id: str, journal: Journal, client_factory: Callable, out_dir: Path, *,
+                        timeout: float = 1800.0, interval: float = 5.0,
+                        on_update: Optional[Callable] = None, on_download: Optional[Callable] = None,
+                        should_stop: Optional[Callable] = None) -> Collected:
+    job = journal.by_task(task_id)
+    if job is not None and job.state == SUCCEEDED and job.video_on_disk is not None:
+        return Collected(task_id, job.video_on_disk, job.video_url, from_disk=True)
+
+    client = client_factory()
+    journal.adopt(task_id, base_url=client.base_url)
+    last = {"status": None}
+
+    def update(state: TaskState, elapsed: float) -> None:
+        if state.status != last["status"]:
+            last["status"] = state.status
+            journal.update_task(task_id, state=state.status)
+        if on_update is not None:
+            on_update(state, elapsed)
+
+    try:
+        state = await wait_for_task(client, task_id, timeout=timeout, interval=interval,
+                                    on_update=update, should_stop=should_stop)
+    except TaskFailed as exc:
+        journal.update_task(task_id, state=FAILED, message=exc.reason)
+        raise
+    journal.update_task(task_id, state=SUCCEEDED, video_url=state.video.url,
+                        unit_deduction=state.unit_deduction or "")
+    path = await fetch_video(client, state, video_path(out_dir, task_id),
+                             on_progress=on_download, should_stop=should_stop)
+    journal.update_task(task_id, video_path=str(path))
+    return Collected(task_id, path, state.video.url, from_disk=False)

@@ -1,0 +1,144 @@
+"""The contract's rules, checked before anything leaves the machine.
+
+Each failure is an `InputError` naming the node, the input, the value and the limit.
+Sources: ../shared/docs/cometapi-omni-api.md §4.1, §4.2 and the judgments of §14.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlparse
+
+from .errors import InputError
+from .request import (ASPECT_RATIOS, IMAGE_ROLES, MAX_DURATION, MIN_DURATION, MODES, REFER_TYPES,
+                      OmniRequest, Refs)
+
+PROMPT_NODE = "CometOmniPrompt"
+MAX_PROMPT_CHARS = 2500
+MAX_REFS = 7  # images + elements
+MAX_REFS_WITH_VIDEO = 4
+MAX_VIDEOS = 1
+INT64_MAX = 2**63 - 1
+
+# <<<image_2>>>, <<<element_1>>>, <<<video_1>>>
+TOKEN = re.compile(r"<<<\s*(image|element|video)_(\d+)\s*>>>")
+# Kling-app shorthands: @image (= 1), @image2, @element1, @video. Not inside words or e-mails.
+SHORTHAND = re.compile(r"(?<![\w@.])@(image|element|video)(\d*)(?![\w])")
+# Anything that looks like a token but is not one of the three kinds.
+ODD_TOKEN = re.compile(r"<<<[^<>]*>>>")
+
+
+def normalize_prompt(text: str) -> str:
+    """Rewrite the @ shorthands into the API's <<<kind_N>>> tokens."""
+    return SHORTHAND.sub(lambda m: f"<<<{m.group(1)}_{int(m.group(2) or 1)}>>>", text)
+
+
+def tokens(prompt: str) -> list:
+    """[(kind, number)] for every token in a normalised prompt, in order."""
+    return [(m.group(1), int(m.group(2))) for m in TOKEN.finditer(prompt)]
+
+
+def check_prompt(prompt: str) -> None:
+    if not prompt.strip():
+        raise InputError(PROMPT_NODE, "prompt", prompt, "the prompt is empty; describe the video (1 to 2500 characters)")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise InputError(PROMPT_NODE, "prompt", f"{len(prompt)} characters", f"the limit is {MAX_PROMPT_CHARS} characters")
+
+
+def check_tokens(prompt: str, refs: Refs) -> None:
+    available = {"image": len(refs.images), "element": len(refs.elements), "video": len(refs.videos)}
+    for m in ODD_TOKEN.finditer(prompt):
+        if not TOKEN.fullmatch(m.group(0)):
+            raise InputError(PROMPT_NODE, "prompt", m.group(0),
+                             "not a reference token; write <<<image_N>>>, <<<element_N>>> or <<<video_1>>> (or @imageN)")
+    for kind, number in tokens(prompt):
+        have = available[kind]
+        if number < 1 or number > have:
+            wired = f"only {have} {kind}(s) are wired into refs" if have else f"no {kind} is wired into refs"
+            raise InputError(PROMPT_NODE, "prompt", f"<<<{kind}_{number}>>>",
+                             f"this token points at nothing: {wired}")
+
+
+def check_refs(refs: Refs, duration: int) -> None:
+    images, elements, videos = refs.images, refs.elements, refs.videos
+    if len(videos) > MAX_VIDEOS:
+        raise InputError(PROMPT_NODE, "refs", f"{len(videos)} videos", "Kling O1 takes at most 1 video reference")
+    limit = MAX_REFS_WITH_VIDEO if videos else MAX_REFS
+    count = len(images) + len(elements)
+    if count > limit:
+        why = "with a video reference" if videos else "in total"
+        raise InputError(PROMPT_NODE, "refs", f"{len(images)} images + {len(elements)} elements",
+                         f"at most {limit} images and elements {why}")
+    roles = [r.role for r in images]
+    for role in ("first_frame", "end_frame"):
+        if roles.count(role) > 1:
+            raise InputError(PROMPT_NODE, "refs", f"{roles.count(role)} images with role {role}",
+                             f"only one {role} image is allowed")
+    first, end = refs.first_frame(), refs.end_frame()
+    if end is not None and first is None:
+        raise InputError(PROMPT_NODE, "refs", "an end_frame without a first_frame",
+                         "an end frame needs a first frame; add a CometOmniImageRef with role first_frame")
+    if end is not None and len(images) > 2:
+        raise InputError(PROMPT_NODE, "refs", f"first + end frame + {len(images) - 2} more images",
+                         "an end frame cannot be combined with other reference images")
+    base = refs.base_video()
+    if base is not None and first is not None:
+        raise InputError(PROMPT_NODE, "refs", "a first_frame with a base video",
+                         "a video edit (refer_type base) cannot take a first or end frame")
+    if not MIN_DURATION <= duration <= MAX_DURATION:
+        raise InputError(PROMPT_NODE, "duration", duration, f"{MIN_DURATION} to {MAX_DURATION} seconds")
+    if base is None and duration not in (5, 10):
+        if not refs.items:
+            raise InputError(PROMPT_NODE, "duration", duration, "text-to-video takes 5 or 10 seconds")
+        if first is not None and end is None and len(refs.items) == 1:
+            raise InputError(PROMPT_NODE, "duration", duration,
+                             "a first frame alone takes 5 or 10 seconds (3 to 10 with an end frame or other references)")
+
+
+def check_choice(node: str, input: str, value: str, choices: tuple) -> None:
+    if value not in choices:
+        raise InputError(node, input, value, "one of " + ", ".join(choices))
+
+
+def build_request(prompt: str, mode: str, aspect_ratio: str, duration: int, refs: Refs | None) -> OmniRequest:
+    """Validate the Prompt node's inputs and return the request it outputs."""
+    refs = refs or Refs()
+    check_choice(PROMPT_NODE, "mode", mode, MODES)
+    check_choice(PROMPT_NODE, "aspect_ratio", aspect_ratio, ASPECT_RATIOS)
+    text = normalize_prompt(prompt)
+    check_prompt(text)
+    check_refs(refs, int(duration))
+    check_tokens(text, refs)
+    return OmniRequest(prompt=text, mode=mode, aspect_ratio=aspect_ratio, duration=int(duration), refs=refs)
+
+
+def validate_request(request: OmniRequest) -> None:
+    """Re-check a request (Submit does, in case it was built by hand)."""
+    build_request(request.prompt, request.mode, request.aspect_ratio, request.duration, request.refs)
+
+
+def parse_element_id(text: object, node: str = "CometOmniElementRef") -> int:
+    raw = str(text).strip()
+    if not raw.isdigit():
+        raise InputError(node, "element_id", text, "an element id is a whole number from Kling's element library, e.g. 829836802793406551")
+    value = int(raw)
+    if not 0 < value <= INT64_MAX:
+        raise InputError(node, "element_id", text, "an element id is a positive 64-bit integer")
+    return value
+
+
+def check_video_url(url: str, node: str = "CometOmniVideoRef") -> str:
+    url = url.strip()
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise InputError(node, "video_url", url,
+                         "a public http(s) URL of an MP4/MOV (3-10 s, 720-2160 px); local files cannot be sent")
+    return url
+
+
+def check_role(role: str, node: str = "CometOmniImageRef") -> None:
+    check_choice(node, "role", role, IMAGE_ROLES)
+
+
+def check_refer_type(refer_type: str, node: str = "CometOmniVideoRef") -> None:
+    check_choice(node, "refer_type", refer_type, REFER_TYPES)

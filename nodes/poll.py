@@ -1,0 +1,142 @@
+"""CometOmniPoll: wait for a task, keep its MP4, and bring frames, audio and video back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import torch
+
+from ..kling_omni.collect import collect_video
+from ..kling_omni.errors import InputError, WaitCancelled, WaitStopped
+from ..kling_omni.task import OmniTask
+from ..kling_omni.video import FrameSelection, decode_video
+from . import bridge
+from .runtime import CATEGORY, journal, make_client, poll_interval
+
+log = logging.getLogger("cometapi_omni")
+NODE = "CometOmniPoll"
+FRAMES, AUDIO = 0, 1  # output indexes
+
+
+def linked_outputs(prompt: dict | None, node_id) -> set | None:
+    """Indexes of this node's outputs that some node consumes; None when unknown."""
+    if not prompt or node_id is None:
+        return None
+    linked = set()
+    for node in prompt.values():
+        for value in (node.get("inputs") or {}).values():
+            if isinstance(value, list) and len(value) == 2 and str(value[0]) == str(node_id):
+                linked.add(int(value[1]))
+    return linked
+
+
+class Status:
+    """Status text on the node and ComfyUI's progress bar, at most a few times a second."""
+
+    def __init__(self, node_id, task_id: str):
+        self.node_id = node_id
+        self.task_id = task_id
+        self.bar = None
+        self._last = 0.0
+
+    def say(self, text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last >= 0.25:
+            self._last = now
+            bridge.progress_text(self.node_id, f"{text}\ntask {self.task_id}")
+
+    def waiting(self, state, elapsed: float) -> None:
+        extra = f" {state.progress:.0f}%" if state.progress is not None else ""
+        self.say(f"{state.status}{extra} · {elapsed:.0f} s")
+
+    def _progress(self, verb: str, done: int, total: int, unit: str) -> None:
+        if self.bar is None:
+            self.bar = bridge.progress_bar(self.node_id, max(total, 1))
+        if self.bar is not None:
+            self.bar.update(done, max(total, 1))
+        share = f"{100 * done / total:.0f}%" if total else f"{done} {unit}"
+        self.say(f"{verb} {share}")
+
+    def downloading(self, done: int, total: int) -> None:
+        self._progress("downloading", done, total, "bytes")
+
+    def decoding(self, done: int, total: int) -> None:
+        self._progress("decoding", done, total, "frames")
+
+
+class CometOmniPoll:
+    DESCRIPTION = ("Waits for a task (from Submit, or any task id of your account), saves the MP4 in "
+                   "ComfyUI's output folder and returns its frames, audio and video. Cancel stops the wait, "
+                   "not the task: collect it later by id. Outputs nobody uses are not decoded.")
+    CATEGORY = CATEGORY
+    OUTPUT_NODE = True  # it keeps the paid video on disk, so it always runs
+    RETURN_TYPES = ("IMAGE", "AUDIO", "VIDEO", "FLOAT", "STRING", "STRING")
+    RETURN_NAMES = ("frames", "audio", "video", "fps", "task_id", "video_url")
+    FUNCTION = "poll"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {},
+            "optional": {
+                "task": ("OMNI_TASK", {"tooltip": "From CometOmniSubmit."}),
+                "task_id": ("STRING", {"default": "", "tooltip": "Or collect any existing task by its id."}),
+                "timeout_minutes": ("INT", {"default": 30, "min": 1, "max": 24 * 60,
+                                            "tooltip": "Stop waiting after this long; the task keeps running and "
+                                                       "can be collected later by id."}),
+                "max_frames": ("INT", {"default": 0, "min": 0, "max": 100000,
+                                       "tooltip": "0 = all frames. Decoding stops early."}),
+                "every_nth": ("INT", {"default": 1, "min": 1, "max": 1000,
+                                      "tooltip": "Keep one frame in N; fps is divided accordingly."}),
+                "start_seconds": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 3600.0, "step": 0.01,
+                                            "tooltip": "Skip the start of the clip (audio is cut to match)."}),
+                "max_side": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 8,
+                                     "tooltip": "0 = original size. Otherwise frames are resized while "
+                                                "decoding so the longer side is at most this."}),
+            },
+            "hidden": {"unique_id": "UNIQUE_ID", "prompt": "PROMPT"},
+        }
+
+    @classmethod
+    def IS_CHANGED(cls, unique_id=None, prompt=None, **_):
+        # Linking the frames or audio output later must re-run this node (it skipped them);
+        # IS_CHANGED gets no PROMPT, so the bridge reads the running one.
+        linked = linked_outputs(prompt or bridge.running_prompt(), unique_id)
+        return "all" if linked is None else ",".join(str(i) for i in sorted(linked))
+
+    async def poll(self, task=None, task_id="", timeout_minutes=30, max_frames=0, every_nth=1,
+                   start_seconds=0.0, max_side=0, unique_id=None, prompt=None):
+        tid = task.task_id if isinstance(task, OmniTask) else str(task_id or "").strip()
+        if not tid:
+            raise InputError(NODE, "task / task_id", "nothing",
+                             "connect the task output of a CometOmniSubmit node, or type an existing task id")
+        selection = FrameSelection(max_frames=max_frames, every_nth=every_nth,
+                                   start_seconds=start_seconds, max_side=max_side)
+        selection.validate()
+        linked = linked_outputs(prompt, unique_id)
+        status = Status(unique_id, tid)
+        status.say("checking", force=True)
+        try:
+            collected = await collect_video(
+                tid, journal(), make_client, bridge.output_dir(), timeout=timeout_minutes * 60.0,
+                interval=poll_interval(), on_update=status.waiting, on_download=status.downloading,
+                should_stop=bridge.interrupted)
+        except WaitStopped as exc:
+            status.say(str(exc), force=True)
+            log.warning("%s", exc)
+            if isinstance(exc, WaitCancelled):
+                raise bridge.interrupt_error(exc) from exc
+            raise
+        decoded = await asyncio.to_thread(
+            decode_video, collected.path, selection,
+            want_frames=linked is None or FRAMES in linked, want_audio=linked is None or AUDIO in linked,
+            on_progress=status.decoding, should_stop=bridge.interrupted)
+        status.say("done" + (" (from disk, nothing paid or downloaded)" if collected.from_disk else ""), force=True)
+        frames = decoded.frames if decoded.frames is not None else torch.zeros((1, 1, 1, 3))
+        audio = decoded.audio if decoded.audio is not None else {"waveform": torch.zeros((1, 1, 1)), "sample_rate": 44100}
+        ui = {"images": [{"filename": collected.path.name, "subfolder": bridge.SUBFOLDER, "type": "output"}],
+              "animated": [True], "task_id": [tid]}
+        result = (frames, audio, bridge.video_output(collected.path), float(decoded.fps), tid, collected.video_url)
+        return {"ui": ui, "result": result}

@@ -1,0 +1,53 @@
+"""What every node shares: the journal and a client, both found through the bridge."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from ..kling_omni.client import OmniClient, base_url_from_env
+from ..kling_omni.credentials import resolve_key
+from ..kling_omni.journal import Journal
+from . import bridge
+
+CATEGORY = "CometAPI/Kling Omni"
+
+
+@lru_cache(maxsize=None)
+def _journal_at(path: Path) -> Journal:
+    return Journal(path)
+
+
+def journal() -> Journal:
+    return _journal_at(bridge.data_dir() / "journal.sqlite3")
+
+
+def make_client() -> OmniClient:
+    """Called only when a request must be sent, so journalled work needs no key."""
+    return OmniClient(resolve_key(bridge.data_dir()), base_url_from_env())
+
+
+def poll_interval() -> float:
+    # Not a widget: a sensible constant for users, shortened by tests and the demo.
+    return float(os.environ.get("COMETAPI_OMNI_POLL_SECONDS", "5"))
+
+
+def label(node_class: str, unique_id) -> str:
+    return f"{node_class} #{unique_id}" if unique_id not in (None, "") else node_class
+
+
+def test_key(key: str) -> tuple:
+    """The settings panel's "Test key": one cheap authenticated request.
+
+    Asking for a task that cannot exist costs nothing; "not found" means the key was accepted.
+    """
+    from ..kling_omni.errors import NotFound, OmniError
+    with OmniClient(key, base_url_from_env()) as client:
+        try:
+            client.get_task("0")
+        except NotFound:
+            pass
+        except OmniError as exc:
+            return False, str(exc)
+    return True, f"CometAPI accepted the key ({client.base_url})."
