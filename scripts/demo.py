@@ -73,7 +73,7 @@ def main() -> int:
         os.environ.setdefault("COMETAPI_OMNI_HOME", str(OUT / "home-real"))
     else:
         from fake_cometapi.server import FakeCometAPI
-        server = FakeCometAPI(processing_seconds=2.0, video_seconds=3.0).start()
+        server = FakeCometAPI(processing_seconds=2.0, video_seconds=3.0, video_fps=24, video_size=(640, 360)).start()
         os.environ.update(COMETAPI_KEY=server.key, COMETAPI_BASE_URL=server.base_url,
                           COMETAPI_OMNI_HOME=str(OUT / "home-fake"), COMETAPI_OMNI_POLL_SECONDS="0.5")
         print(f"fake CometAPI on {server.base_url} (set COMETAPI_KEY to use the real one)")
@@ -86,14 +86,17 @@ def main() -> int:
     finally:
         if server is not None:
             server.stop()
-            os.environ.pop("COMETAPI_KEY", None)
+    if server is not None:
+        sent = len(server.requests) + len(server.file_requests)
+        print(f"fake server: {server.created_count} task(s) created, {sent} request(s) received"
+              + (" (served from the journal and disk)" if sent == 0 else ""))
     frames, audio = result["frames"], result["audio"]
     sheet = contact_sheet(frames, OUT / f"contact_sheet_{result['task_id']}.png")
     print(f"video:   {result['video'].get_stream_source()}")
     print(f"frames:  {tuple(frames.shape)} float32 at {result['fps']:.2f} fps")
     print(f"audio:   {tuple(audio['waveform'].shape)} at {audio['sample_rate']} Hz")
     print(f"sheet:   {sheet}")
-    print(f"done in {elapsed:.1f} s. Run it again: the journal serves the same request and seed from disk.")
+    print(f"done in {elapsed:.1f} s. Run it again: the same request and seed are served from disk, unpaid.")
     print(f"Everything is in {OUT}")
     return 0
 
