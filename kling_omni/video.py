@@ -18,7 +18,8 @@ Audio rule: the waveform starts at the time of the first returned frame (`start_
 rounded up to the next frame) and lasts `len(frames) / fps` seconds at the returned fps,
 i.e. exactly as long as the frames play, so CreateVideo(frames, audio, fps) stays in
 sync. Where the track is shorter it is padded with silence; a clip without audio gets a
-silent track of that length (48 kHz stereo, the video-standard rate).
+silent track of that length (48 kHz stereo, the video-standard rate). With
+want_frames=False the number of frames is taken from the container's frame count.
 """
 
 from __future__ import annotations

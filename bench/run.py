@@ -1,0 +1,233 @@
+"""`make bench`: the pack's decoder and image encoder against the plain ways, measured now, here.
+
+Inputs are generated once into bench/.work/ (see bench/inputs.py). Each decode runs in
+its own fresh subprocess so its peak RSS (VmHWM) is its own; every method runs
+`--repeat` times (rounds interleaved, so no method profits from running last) and the
+fastest run is reported. Exit status 1 if a target misses.
+
+Methods:
+  pack   kling_omni.video.decode_video (one preallocated tensor, selection while decoding)
+  naive  what ComfyUI's own video components do: frame.to_ndarray("rgb24") -> own float
+         tensor / 255 per frame, then torch.stack
+  floor  threaded PyAV decode to rgb24 uint8 with one cached swscale context, nothing kept,
+         no float conversion: the least work any decoder must do
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+import inputs  # noqa: E402
+
+MODES = {"full": {}, "selective": {"max_frames": 48, "max_side": 960}}
+METHODS = ("pack", "naive", "floor")
+GB = 1e9
+
+
+# --- worker: one decode in this process -----------------------------------------------------
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def worker(method: str, mode: str, clip: str) -> dict:
+    import av
+    import torch
+    from av.video.reformatter import VideoReformatter
+
+    from scripts.load_pack import load_pack
+    load_pack()
+    from kling_omni.video import FrameSelection, decode_video
+
+    opts = MODES[mode]
+    max_frames = opts.get("max_frames", 0)
+    max_side = opts.get("max_side", 0)
+    with av.open(clip) as c:  # output size, as the pack computes it
+        s = c.streams.video[0]
+        width, height = FrameSelection(max_side=max_side).output_size(s.codec_context.width, s.codec_context.height)
+    resize = {} if not max_side else {"width": width, "height": height}
+
+    before = _status_kb("VmRSS")
+    start = time.perf_counter()
+    out_bytes = 0
+    frames = 0
+    if method == "pack":
+        result = decode_video(clip, FrameSelection(**opts), want_audio=False)
+        out_bytes, frames = result.frames.numel() * 4, result.frames.shape[0]
+    elif method == "naive":
+        images = []
+        with av.open(clip) as container:
+            for frame in container.decode(video=0):
+                img = frame.to_ndarray(format="rgb24", **resize)
+                images.append(torch.from_numpy(img) / 255.0)
+                if max_frames and len(images) >= max_frames:
+                    break
+        result = torch.stack(images)
+        del images
+        out_bytes, frames = result.numel() * 4, result.shape[0]
+    elif method == "floor":
+        reformatter = VideoReformatter()
+        with av.open(clip) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                reformatter.reformat(frame, format="rgb24", interpolation="AREA" if resize else None,
+                                     **resize).to_ndarray()
+                frames += 1
+                if max_frames and frames >= max_frames:
+                    break
+    wall = time.perf_counter() - start
+    return {"method": method, "mode": mode, "wall": wall, "rss_before": before * 1024,
+            "peak": _status_kb("VmHWM") * 1024, "out_bytes": out_bytes, "frames": frames}
+
+
+# --- driver ------------------------------------------------------------------------------------
+
+def run_worker(method: str, mode: str, clip: Path) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", method, mode, str(clip)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{method}/{mode} worker failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_decode(clip: Path, repeat: int) -> dict:
+    best: dict[tuple[str, str], dict] = {}
+    for round_no in range(repeat):
+        for mode in MODES:
+            for method in METHODS:
+                r = run_worker(method, mode, clip)
+                print(f"  round {round_no + 1}: {mode:9} {method:5} {r['wall']:6.2f} s  peak {r['peak'] / GB:5.2f} GB",
+                      flush=True)
+                key = (method, mode)
+                if key not in best or r["wall"] < best[key]["wall"]:
+                    best[key] = r
+    return best
+
+
+def bench_images() -> list[dict]:
+    import numpy as np
+    from PIL import Image
+
+    from scripts.load_pack import load_pack
+    load_pack()
+    from kling_omni.images import MAX_IMAGE_BYTES, encode_image
+
+    rows = []
+    for width, height in inputs.IMAGE_SIZES:
+        pixels = np.load(inputs.image_path(width, height))
+        encode_image(pixels[:512, :512])  # warm the codecs once
+        start = time.perf_counter()
+        enc = encode_image(pixels)
+        pack_s = time.perf_counter() - start
+        start = time.perf_counter()
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG")
+        png_s = time.perf_counter() - start
+        rows.append({"size": f"{width}x{height}", "pack_s": pack_s, "pack_bytes": enc.nbytes,
+                     "b64_bytes": len(enc.b64), "format": enc.format, "sent": f"{enc.width}x{enc.height}",
+                     "passes": enc.passes, "png_s": png_s, "png_bytes": len(buffer.getvalue()),
+                     "ok": enc.nbytes <= MAX_IMAGE_BYTES and enc.passes <= 2})
+    return rows
+
+
+def report(best: dict, image_rows: list[dict], repeat: int) -> bool:
+    import av
+    import torch
+    print()
+    print(f"Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
+          f"torch {torch.__version__}, PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info}); "
+          f"best of {repeat} runs, each in a fresh process")
+    print()
+    print("| decode (10 s 1920x1080 24 fps H.264) | method | frames | wall s | peak RSS GB | RSS before GB "
+          "| output GB | peak-before / output |")
+    print("|---|---|---|---|---|---|---|---|")
+    for mode in MODES:
+        label = "all frames" if mode == "full" else "max_frames=48, max_side=960"
+        for method in METHODS:
+            r = best[(method, mode)]
+            out = r["out_bytes"]
+            growth = f"{(r['peak'] - r['rss_before']) / out:.3f}x" if out else "-"
+            print(f"| {label} | {method} | {r['frames']} | {r['wall']:.2f} | {r['peak'] / GB:.2f} | "
+                  f"{r['rss_before'] / GB:.2f} | {out / GB:.2f} | {growth} |")
+    print()
+    print("| ratio | all frames | max_frames=48, max_side=960 |")
+    print("|---|---|---|")
+    for name, metric in (("wall", "wall"), ("peak RSS", "peak")):
+        for other in ("naive", "floor"):
+            cells = [f"{best[('pack', m)][metric] / best[(other, m)][metric]:.2f}x" for m in MODES]
+            print(f"| pack/{other} {name} | {cells[0]} | {cells[1]} |")
+    print()
+
+    full, sel, naive = best[("pack", "full")], best[("pack", "selective")], best[("naive", "full")]
+    targets = [
+        ("full decode wall <= 0.4x naive", full["wall"] / naive["wall"], 0.4),
+        ("full decode peak RSS <= 0.6x naive", full["peak"] / naive["peak"], 0.6),
+        ("full decode peak above pre-decode RSS <= 1.15x output bytes",
+         (full["peak"] - full["rss_before"]) / full["out_bytes"], 1.15),
+        ("selective wall <= 0.3x pack full", sel["wall"] / full["wall"], 0.3),
+        ("selective peak RSS <= 0.2x pack full", sel["peak"] / full["peak"], 0.2),
+    ]
+
+    print("| image | pack format | sent as | passes | pack s | pack bytes | Base64 bytes | plain PNG s | "
+          "plain PNG bytes | pack/PNG bytes |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in image_rows:
+        print(f"| {row['size']} | {row['format']} | {row['sent']} | {row['passes']} | {row['pack_s']:.3f} | "
+              f"{row['pack_bytes']:,} | {row['b64_bytes']:,} | {row['png_s']:.3f} | {row['png_bytes']:,} | "
+              f"{row['pack_bytes'] / row['png_bytes']:.2f}x |")
+    print()
+    ok = True
+    print("| target | measured | holds |")
+    print("|---|---|---|")
+    for name, value, limit in targets:
+        holds = value <= limit
+        ok &= holds
+        print(f"| {name} | {value:.3f} | {'yes' if holds else 'NO'} |")
+    images_ok = all(row["ok"] for row in image_rows)
+    ok &= images_ok
+    print(f"| every image under 10 MB within 2 encodes | "
+          f"{max(r['passes'] for r in image_rows)} pass(es), max {max(r['pack_bytes'] for r in image_rows):,} B "
+          f"| {'yes' if images_ok else 'NO'} |")
+    return ok
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=2, help="runs per method; the fastest is reported")
+    parser.add_argument("--worker", nargs=3, metavar=("METHOD", "MODE", "CLIP"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(*args.worker)))
+        return 0
+    print("Preparing inputs in bench/.work/ (first run only: ~30 s) ...", flush=True)
+    clip = inputs.clip_path()
+    for width, height in inputs.IMAGE_SIZES:
+        inputs.image_path(width, height)
+    print("Decoding ...", flush=True)
+    best = bench_decode(clip, max(1, args.repeat))
+    print("Encoding images ...", flush=True)
+    image_rows = bench_images()
+    return 0 if report(best, image_rows, max(1, args.repeat)) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
