@@ -103,13 +103,14 @@ class _Watch:
 async def wait_for_task(client, task_id: str, *, timeout: float = 1800.0, interval: float = 5.0,
                         on_update: Optional[Callable[[TaskState, float], None]] = None,
                         should_stop: Optional[Callable[[], bool]] = None,
-                        backoff: Backoff = DEFAULT_BACKOFF) -> TaskState:
+                        backoff: Optional[Backoff] = None) -> TaskState:
     """Poll until the task ends; return its succeeded TaskState (with a video URL).
 
     Raises TaskFailed, WaitCancelled, WaitTimeout, UnexpectedResponse (success without a
     video), or the first non-retryable ApiError. Retryable errors (429, 5xx, network)
     back off and keep polling until the timeout.
     """
+    backoff = backoff or DEFAULT_BACKOFF  # read now, so a process-wide setting applies
     watch = _Watch(task_id, on_update=on_update, should_stop=should_stop, timeout=timeout)
     failures = 0
     last_error = None

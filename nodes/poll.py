@@ -9,7 +9,7 @@ import time
 import torch
 
 from ..kling_omni.collect import collect_video
-from ..kling_omni.errors import InputError, WaitCancelled, WaitStopped
+from ..kling_omni.errors import DecodeCancelled, DownloadCancelled, InputError, WaitCancelled, WaitStopped
 from ..kling_omni.task import OmniTask
 from ..kling_omni.video import FrameSelection, decode_video
 from . import bridge
@@ -123,16 +123,22 @@ class CometOmniPoll:
                 tid, journal(), make_client, bridge.output_dir(), timeout=timeout_minutes * 60.0,
                 interval=poll_interval(), on_update=status.waiting, on_download=status.downloading,
                 should_stop=bridge.interrupted)
+            decoded = await asyncio.to_thread(
+                decode_video, collected.path, selection,
+                want_frames=linked is None or FRAMES in linked, want_audio=linked is None or AUDIO in linked,
+                on_progress=status.decoding, should_stop=bridge.interrupted)
         except WaitStopped as exc:
             status.say(str(exc), force=True)
             log.warning("%s", exc)
             if isinstance(exc, WaitCancelled):
                 raise bridge.interrupt_error(exc) from exc
             raise
-        decoded = await asyncio.to_thread(
-            decode_video, collected.path, selection,
-            want_frames=linked is None or FRAMES in linked, want_audio=linked is None or AUDIO in linked,
-            on_progress=status.decoding, should_stop=bridge.interrupted)
+        except (DownloadCancelled, DecodeCancelled) as exc:
+            # Cancel after the task finished: the video is paid for and not lost.
+            message = f"{exc} Task {tid} is finished and paid: queue again, or put {tid} in a Poll task_id, to get it."
+            status.say(message, force=True)
+            log.warning("%s", message)
+            raise bridge.interrupt_error(type(exc)(message)) from exc
         status.say("done" + (" (from disk, nothing paid or downloaded)" if collected.from_disk else ""), force=True)
         frames = decoded.frames if decoded.frames is not None else torch.zeros((1, 1, 1, 3))
         audio = decoded.audio if decoded.audio is not None else {"waveform": torch.zeros((1, 1, 1)), "sample_rate": 44100}
