@@ -46,13 +46,25 @@ def check_prompt(prompt: str) -> None:
 
 
 def check_tokens(prompt: str, refs: Refs) -> None:
-    available = {"image": len(refs.images), "element": len(refs.elements), "video": len(refs.videos)}
+    check_token_counts(prompt, images=len(refs.images), elements=len(refs.elements), videos=len(refs.videos))
+
+
+def check_token_syntax(prompt: str) -> None:
     for m in ODD_TOKEN.finditer(prompt):
         if not TOKEN.fullmatch(m.group(0)):
             raise InputError(PROMPT_NODE, "prompt", m.group(0),
                              "not a reference token; write <<<image_N>>>, <<<element_N>>> or <<<video_1>>> (or @imageN)")
+
+
+def check_token_counts(prompt: str, *, images: int, elements: int, videos: int, images_exact: bool = True) -> None:
+    """Every token must point at a wired reference. With `images_exact` False the image count
+    is only a minimum (a batch of unknown size), so image tokens are checked only against none."""
+    check_token_syntax(prompt)
+    available = {"image": images, "element": elements, "video": videos}
     for kind, number in tokens(prompt):
         have = available[kind]
+        if kind == "image" and not images_exact and have > 0:
+            continue
         if number < 1 or number > have:
             wired = f"only {have} {kind}(s) are wired into refs" if have else f"no {kind} is wired into refs"
             raise InputError(PROMPT_NODE, "prompt", f"<<<{kind}_{number}>>>",

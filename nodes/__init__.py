@@ -28,3 +28,4 @@ NODE_DISPLAY_NAME_MAPPINGS = {
 _routes = bridge.route_table()
 if _routes is not None:
     routes.register(_routes, bridge.data_dir, runtime.test_key)
+bridge.watch_queued_prompts()  # lets CometOmniPrompt check its tokens at queue time

@@ -6,6 +6,7 @@ run unchanged in tests, in `make demo` and in a real ComfyUI.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 from functools import lru_cache
@@ -169,3 +170,30 @@ def route_table():
     """PromptServer's aiohttp route table, or None outside a running ComfyUI server."""
     server = _server()
     return getattr(server, "routes", None)
+
+
+# --- the prompt being queued -------------------------------------------------------------
+
+_queued_prompt = contextvars.ContextVar("cometapi_omni_queued_prompt", default=None)
+
+
+def watch_queued_prompts() -> None:
+    """Let VALIDATE_INPUTS see the graph being queued (ComfyUI does not pass it).
+
+    ComfyUI calls on-prompt handlers in the same task that then validates the prompt, so a
+    context variable carries the graph there, and concurrent requests never see each other's.
+    """
+    server = _server()
+    if server is not None and hasattr(server, "add_on_prompt_handler"):
+        server.add_on_prompt_handler(_remember_prompt)
+
+
+def _remember_prompt(json_data):
+    prompt = json_data.get("prompt") if isinstance(json_data, dict) else None
+    _queued_prompt.set(prompt if isinstance(prompt, dict) else None)
+    return json_data
+
+
+def queued_prompt() -> dict | None:
+    """The API-format graph being queued right now, or None outside that moment."""
+    return _queued_prompt.get()

@@ -2,9 +2,38 @@
 
 from __future__ import annotations
 
+from ..kling_omni.errors import InputError
 from ..kling_omni.request import ASPECT_RATIOS, MAX_DURATION, MIN_DURATION, MODES
-from ..kling_omni.rules import build_request
+from ..kling_omni.rules import (build_request, check_prompt, check_token_counts, check_token_syntax,
+                                normalize_prompt)
+from . import bridge
 from .runtime import CATEGORY
+
+REF_KINDS = {"CometOmniImageRef": "image", "CometOmniElementRef": "element", "CometOmniVideoRef": "video"}
+ONE_IMAGE_SOURCES = {"LoadImage"}  # a batch of one, known before running
+
+
+def wired_counts(graph: dict, node_id) -> dict | None:
+    """Count the references wired into a Prompt node of an API-format graph, walking its refs
+    chain upstream. None when the chain passes through a node we cannot count."""
+    counts = {"images": 0, "elements": 0, "videos": 0, "images_exact": True}
+    link, seen = graph[node_id].get("inputs", {}).get("refs"), set()
+    while isinstance(link, list) and len(link) == 2:
+        source_id = str(link[0])
+        node = graph.get(source_id)
+        kind = REF_KINDS.get(node.get("class_type")) if node and source_id not in seen else None
+        if kind is None:
+            return None
+        seen.add(source_id)
+        inputs = node.get("inputs", {})
+        if kind == "image" and inputs.get("role") == "reference":
+            image = inputs.get("image")
+            source = graph.get(str(image[0])) if isinstance(image, list) else None
+            if not (source and source.get("class_type") in ONE_IMAGE_SOURCES):
+                counts["images_exact"] = False  # a batch adds as many images as it holds
+        counts[kind + "s"] += 1
+        link = inputs.get("refs")
+    return counts
 
 
 class CometOmniPrompt:
@@ -31,6 +60,37 @@ class CometOmniPrompt:
             },
             "optional": {"refs": ("OMNI_REFS", {"tooltip": "The end of a chain of reference nodes."})},
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, prompt):
+        """At queue time, before any node runs or anything is paid: length, token syntax, and
+        tokens that point at nothing in the wired chain."""
+        if prompt is None:  # the text comes from a link: checked when the node runs
+            return True
+        text = normalize_prompt(prompt)
+        try:
+            check_prompt(text)
+            check_token_syntax(text)
+            graph = bridge.queued_prompt()
+            if not graph:
+                return True
+            ours = [node_id for node_id, node in graph.items()
+                    if node.get("class_type") == "CometOmniPrompt" and node.get("inputs", {}).get("prompt") == prompt]
+            problems = []
+            for node_id in ours:
+                counts = wired_counts(graph, node_id)
+                if counts is None:
+                    return True
+                try:
+                    check_token_counts(text, **counts)
+                except InputError as exc:
+                    problems.append(exc)
+            # The same text on several nodes: flag it only if it is wrong on each of them.
+            if ours and len(problems) == len(ours):
+                raise problems[0]
+        except InputError as exc:
+            return str(exc)
+        return True
 
     async def build(self, prompt, mode, aspect_ratio, duration, refs=None):
         return (build_request(prompt, mode, aspect_ratio, duration, refs),)
