@@ -37,12 +37,12 @@ async def collect_video(task_id: str, journal: Journal, client_factory: Callable
         return Collected(task_id, job.video_on_disk, job.video_url, from_disk=True)
 
     client = client_factory()
-    journal.adopt(task_id, base_url=client.base_url)
     last = {"status": None}
 
     def update(state: TaskState, elapsed: float) -> None:
-        if state.status != last["status"]:
+        if state.raw_status and state.status != last["status"]:  # a real answer, not the stand-in
             last["status"] = state.status
+            journal.adopt(task_id, base_url=client.base_url)  # so a mistyped id leaves no row
             journal.update_task(task_id, state=state.status)
         if on_update is not None:
             on_update(state, elapsed)
@@ -51,8 +51,10 @@ async def collect_video(task_id: str, journal: Journal, client_factory: Callable
         state = await wait_for_task(client, task_id, timeout=timeout, interval=interval,
                                     on_update=update, should_stop=should_stop)
     except TaskFailed as exc:
+        journal.adopt(task_id, base_url=client.base_url)
         journal.update_task(task_id, state=FAILED, message=exc.reason)
         raise
+    journal.adopt(task_id, base_url=client.base_url)
     journal.update_task(task_id, state=SUCCEEDED, video_url=state.video.url,
                         unit_deduction=state.unit_deduction or "")
     path = await fetch_video(client, state, video_path(out_dir, task_id),

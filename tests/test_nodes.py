@@ -242,3 +242,11 @@ def test_key_never_leaves_a_trace(pack_env, tmp_path):
         if path.is_file() and path.name != "key":
             assert key not in path.read_bytes(), path
     assert all("authorization" not in {k.lower() for k in r.headers} for r in pack_env.file_requests)
+
+
+def test_collect_of_a_mistyped_id_leaves_no_journal_row(pack_env):
+    from kling_omni.errors import NotFound
+    with pytest.raises(NotFound) as err:
+        poll(task_id="12345")
+    assert "12345" in str(err.value)
+    assert runtime.journal().jobs() == []
