@@ -15,14 +15,18 @@ REFS_IN = ("OMNI_REFS", {"tooltip": "References from the node before this one. N
 HIDDEN = {"unique_id": "UNIQUE_ID"}
 
 
-class CometOmniImageRef:
-    DESCRIPTION = ("Adds images to the references. Role 'reference': every image of the batch becomes "
-                   "<<<image_N>>> in order. 'first_frame' / 'end_frame': one image that starts / ends the video.")
+class _RefNode:
+    """What every reference node shares: it takes the chain and returns it one longer."""
+
     CATEGORY = CATEGORY
     RETURN_TYPES = ("OMNI_REFS",)
     RETURN_NAMES = ("refs",)
     FUNCTION = "add"
 
+
+class CometOmniImageRef(_RefNode):
+    DESCRIPTION = ("Adds images to the references. Role 'reference': every image of the batch becomes "
+                   "<<<image_N>>> in order. 'first_frame' / 'end_frame': one image that starts / ends the video.")
     @classmethod
     def INPUT_TYPES(cls):
         return {
@@ -52,13 +56,8 @@ class CometOmniImageRef:
         return ((refs or Refs()).plus(*new),)
 
 
-class CometOmniElementRef:
+class CometOmniElementRef(_RefNode):
     DESCRIPTION = "Adds an element from Kling's element library (custom or preset) as <<<element_N>>>."
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("OMNI_REFS",)
-    RETURN_NAMES = ("refs",)
-    FUNCTION = "add"
-
     @classmethod
     def INPUT_TYPES(cls):
         return {
@@ -74,14 +73,9 @@ class CometOmniElementRef:
         return ((refs or Refs()).plus(ref),)
 
 
-class CometOmniVideoRef:
+class CometOmniVideoRef(_RefNode):
     DESCRIPTION = ("Adds a video by public URL as <<<video_1>>>. refer_type 'feature': a reference "
                    "(e.g. the next shot). 'base': the video to edit; the result keeps its length and frame.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("OMNI_REFS",)
-    RETURN_NAMES = ("refs",)
-    FUNCTION = "add"
-
     @classmethod
     def INPUT_TYPES(cls):
         return {

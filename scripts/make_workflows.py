@@ -97,15 +97,35 @@ def tail(wf: Workflow, prompt_node: int, x: int, seed: int = 0, poll=None) -> tu
     return submit, polled
 
 
+def prompt_and_tail(wf: Workflow, refs_node, widgets: list, x: int, poll=None) -> int:
+    """Prompt (fed by refs_node, if any), then Submit and Poll; returns the Poll id."""
+    prompt = wf.add("CometOmniPrompt", widgets, (x, 0), (380, 260))
+    if refs_node is not None:
+        wf.link(refs_node, "refs", prompt, "refs")
+    return tail(wf, prompt, x + 420, poll=poll)[1]
+
+
+def image_chain(wf: Workflow, images: list, refs=None) -> int:
+    """Load Image → CometOmniImageRef for each (role, title), chained in order; returns the last ref."""
+    for row, (role, title) in enumerate(images):
+        y = 360 * row
+        loaded = wf.add("LoadImage", ["example.png", "image"], (-420, y), (300, 320), title=title)
+        ref = wf.add("CometOmniImageRef", [role], (-80, y), (280, 90))
+        wf.link(loaded, "IMAGE", ref, "image")
+        if refs is not None:
+            wf.link(refs, "refs", ref, "refs")
+        refs = ref
+    return refs
+
+
 def text_to_video(defs):
     wf = Workflow(defs)
     wf.note("Text to video with Kling O1 through CometAPI.\n\n1. Write the prompt (5 or 10 s for text only).\n"
             "2. Queue. Submit creates one paid task; Poll waits, saves the MP4 in output/cometapi_omni "
             "and returns frames, audio and video.\n3. Queue again: nothing is paid twice. Change the seed "
             f"on Submit for a new generation.\n\n{KEY_NOTE}", (-420, 0))
-    prompt = wf.add("CometOmniPrompt", ["A paper boat drifts down a rain-soaked street at dusk, neon reflections",
-                                        "pro", "16:9", 5], (0, 0), (380, 260))
-    tail(wf, prompt, 420)
+    prompt_and_tail(wf, None, ["A paper boat drifts down a rain-soaked street at dusk, neon reflections",
+                               "pro", "16:9", 5], 0)
     return wf
 
 
@@ -116,17 +136,9 @@ def image_references(defs):
             "You may write @image1 instead. The Prompt node shows which token is which.\n\n"
             "Up to 7 images and elements (4 with a video). Each side >= 300 px, aspect 1:2.5 to 2.5:1.\n\n"
             + KEY_NOTE, (-420, -320))
-    a = wf.add("LoadImage", ["example.png", "image"], (-420, 0), (300, 320), title="Character")
-    b = wf.add("LoadImage", ["example.png", "image"], (-420, 360), (300, 320), title="Style")
-    ra = wf.add("CometOmniImageRef", ["reference"], (-80, 0), (280, 90))
-    wf.link(a, "IMAGE", ra, "image")
-    rb = wf.add("CometOmniImageRef", ["reference"], (-80, 360), (280, 90))
-    wf.link(b, "IMAGE", rb, "image")
-    wf.link(ra, "refs", rb, "refs")
-    prompt = wf.add("CometOmniPrompt", ["<<<image_1>>> walks through Tokyo at night in the style of <<<image_2>>>",
-                                        "pro", "16:9", 5], (240, 0), (380, 260))
-    wf.link(rb, "refs", prompt, "refs")
-    tail(wf, prompt, 660)
+    refs = image_chain(wf, [("reference", "Character"), ("reference", "Style")])
+    prompt_and_tail(wf, refs, ["<<<image_1>>> walks through Tokyo at night in the style of <<<image_2>>>",
+                               "pro", "16:9", 5], 240)
     return wf
 
 
@@ -136,17 +148,8 @@ def first_end_frame(defs):
             "No aspect ratio is sent (the first frame fixes it). An end frame needs a first frame and "
             "cannot be mixed with other reference images. 3 to 10 s with an end frame; 5 or 10 with a "
             "first frame alone.\n\n" + KEY_NOTE, (-420, -320))
-    a = wf.add("LoadImage", ["example.png", "image"], (-420, 0), (300, 320), title="First frame")
-    b = wf.add("LoadImage", ["example.png", "image"], (-420, 360), (300, 320), title="End frame")
-    ra = wf.add("CometOmniImageRef", ["first_frame"], (-80, 0), (280, 90))
-    wf.link(a, "IMAGE", ra, "image")
-    rb = wf.add("CometOmniImageRef", ["end_frame"], (-80, 360), (280, 90))
-    wf.link(b, "IMAGE", rb, "image")
-    wf.link(ra, "refs", rb, "refs")
-    prompt = wf.add("CometOmniPrompt", ["the camera slowly pushes in as day turns to night", "pro", "16:9", 5],
-                    (240, 0), (380, 260))
-    wf.link(rb, "refs", prompt, "refs")
-    tail(wf, prompt, 660)
+    refs = image_chain(wf, [("first_frame", "First frame"), ("end_frame", "End frame")])
+    prompt_and_tail(wf, refs, ["the camera slowly pushes in as day turns to night", "pro", "16:9", 5], 240)
     return wf
 
 
@@ -158,10 +161,8 @@ def elements(defs):
     e1 = wf.add("CometOmniElementRef", ["829836802793406551"], (-80, 0), (300, 90))
     e2 = wf.add("CometOmniElementRef", ["829836802793406552"], (-80, 140), (300, 90))
     wf.link(e1, "refs", e2, "refs")
-    prompt = wf.add("CometOmniPrompt", ["<<<element_1>>> hands a red umbrella to <<<element_2>>> in the rain",
-                                        "std", "9:16", 6], (260, 0), (380, 260))
-    wf.link(e2, "refs", prompt, "refs")
-    tail(wf, prompt, 680)
+    prompt_and_tail(wf, e2, ["<<<element_1>>> hands a red umbrella to <<<element_2>>> in the rain",
+                             "std", "9:16", 6], 260)
     return wf
 
 
@@ -171,15 +172,11 @@ def video_edit(defs):
             "so duration and aspect ratio are not sent. keep_original_sound keeps its audio, which comes "
             "back on Poll's audio output. The video must be a public http(s) URL (MP4/MOV, 3-10 s, "
             "720-2160 px). Up to 4 images and elements alongside.\n\n" + KEY_NOTE, (-420, -320))
-    img = wf.add("LoadImage", ["example.png", "image"], (-420, 0), (300, 320), title="Crown")
-    ri = wf.add("CometOmniImageRef", ["reference"], (-80, 0), (280, 90))
-    wf.link(img, "IMAGE", ri, "image")
-    rv = wf.add("CometOmniVideoRef", ["https://example.com/your-clip.mp4", "base", True], (-80, 140), (300, 130))
-    wf.link(ri, "refs", rv, "refs")
-    prompt = wf.add("CometOmniPrompt", ["Put the crown from <<<image_1>>> on the girl in blue in <<<video_1>>>",
-                                        "pro", "16:9", 5], (260, 0), (380, 260))
-    wf.link(rv, "refs", prompt, "refs")
-    tail(wf, prompt, 680)
+    refs = image_chain(wf, [("reference", "Crown")])
+    video = wf.add("CometOmniVideoRef", ["https://example.com/your-clip.mp4", "base", True], (-80, 140), (300, 130))
+    wf.link(refs, "refs", video, "refs")
+    prompt_and_tail(wf, video, ["Put the crown from <<<image_1>>> on the girl in blue in <<<video_1>>>",
+                                "pro", "16:9", 5], 260)
     return wf
 
 
@@ -188,11 +185,9 @@ def video_reference(defs):
     wf.note("Video reference (refer_type feature): use a clip as a reference, e.g. to generate the next "
             "shot. Aspect ratio and duration (3-10 s) apply. The video must be a public http(s) URL.\n\n"
             + KEY_NOTE, (-420, -300))
-    rv = wf.add("CometOmniVideoRef", ["https://example.com/your-clip.mp4", "feature", False], (-80, 0), (300, 130))
-    prompt = wf.add("CometOmniPrompt", ["Based on <<<video_1>>>, generate the next shot: the door opens",
-                                        "pro", "16:9", 5], (260, 0), (380, 260))
-    wf.link(rv, "refs", prompt, "refs")
-    tail(wf, prompt, 680)
+    video = wf.add("CometOmniVideoRef", ["https://example.com/your-clip.mp4", "feature", False], (-80, 0), (300, 130))
+    prompt_and_tail(wf, video, ["Based on <<<video_1>>>, generate the next shot: the door opens",
+                                "pro", "16:9", 5], 260)
     return wf
 
 
@@ -215,12 +210,10 @@ def local_pipeline(defs):
     img = wf.add("LoadImage", ["example.png", "image"], (-760, 0), (300, 320))
     scale = wf.add("ImageScale", ["lanczos", 1280, 720, "center"], (-420, 0), (300, 140))
     wf.link(img, "IMAGE", scale, "image")
-    ri = wf.add("CometOmniImageRef", ["first_frame"], (-80, 0), (280, 90))
-    wf.link(scale, "IMAGE", ri, "image")
-    prompt = wf.add("CometOmniPrompt", ["the scene comes alive, leaves drifting in the wind", "std", "16:9", 5],
-                    (240, 0), (380, 260))
-    wf.link(ri, "refs", prompt, "refs")
-    _, polled = tail(wf, prompt, 660, poll=["", 30, 48, 2, 0.0, 960])
+    ref = wf.add("CometOmniImageRef", ["first_frame"], (-80, 0), (280, 90))
+    wf.link(scale, "IMAGE", ref, "image")
+    polled = prompt_and_tail(wf, ref, ["the scene comes alive, leaves drifting in the wind", "std", "16:9", 5],
+                             240, poll=["", 30, 48, 2, 0.0, 960])
     create = wf.add("CreateVideo", [12.0], (1400, 0), (280, 100))
     wf.link(polled, "frames", create, "images")
     wf.link(polled, "audio", create, "audio")
