@@ -22,12 +22,13 @@ class InputError(OmniError, ValueError):
     The message names the node, the input, the value and the limit.
     """
 
-    def __init__(self, node: str, input: str, value: object, problem: str):
+    def __init__(self, node: str, input: str, value: object, problem: str, *, before_sending: bool = True):
         self.node = node
         self.input = input
         self.value = value
         self.problem = problem
-        super().__init__(f"{node} › {input}: {problem} (got {_short(value)}). Nothing was sent to CometAPI.")
+        tail = " Nothing was sent to CometAPI." if before_sending else ""
+        super().__init__(f"{node} › {input}: {problem} (got {_short(value)}).{tail}")
 
 
 class KeyMissing(OmniError):

@@ -169,7 +169,8 @@ def decode_video(path, selection: FrameSelection = FrameSelection(), *, want_fra
         info = _info(container, path)
         if info.frame_count and selection.first_index(info.fps) >= info.frame_count:
             raise InputError(NODE, "start_seconds", selection.start_seconds,
-                             f"is past the end of the {info.duration:.2f} s video")
+                             f"is past the end of the {info.duration:.2f} s video; the video itself is "
+                             "kept, lower start_seconds and queue again", before_sending=False)
         video_start = _video_start_seconds(container)
         frames = None
         n_out = selection.count(info.frame_count, info.fps)
