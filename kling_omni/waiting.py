@@ -1,17 +1,20 @@
 """Wait for a task and fetch its video: the one loop every node and the CLI use.
 
-Like ComfyUI's poll_op: blocking HTTP runs in a thread (`asyncio.to_thread`) so many
-waits share one event loop; the loop wakes at least every SLICE seconds to report
-progress and to notice a cancel, even while a request is still in flight (the thread is
-then abandoned: its answer no longer matters, and its own timeout ends it).
+Like ComfyUI's poll_op: blocking HTTP runs in a thread so many waits share one event
+loop; the loop wakes at least every SLICE seconds to report progress and to notice a
+cancel, even while a request is still in flight (the thread is then abandoned: its
+answer no longer matters, and its own timeout ends it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -22,6 +25,17 @@ from .task import FAILED, QUEUED, SUCCEEDED, TaskState
 
 SLICE = 0.25  # seconds between cancel checks; on_update runs at most every UPDATE_EVERY
 UPDATE_EVERY = 0.5
+
+# Not the event loop's default executor: asyncio.run() joins that one on exit, and ComfyUI
+# runs each prompt in asyncio.run(), so an abandoned request would hold up the end of a
+# cancelled prompt until its own timeout.
+_POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="kling-omni-wait")
+
+
+def _in_thread(fn, *args, **kwargs) -> asyncio.Future:
+    """Like asyncio.to_thread (context included), on the pack's own pool."""
+    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    return asyncio.get_running_loop().run_in_executor(_POOL, call)
 
 
 @dataclass(frozen=True)
@@ -87,7 +101,7 @@ class _Watch:
 
     async def run(self, fn, *args):
         """fn(*args) in a thread, raced against cancel and the deadline."""
-        job = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        job = _in_thread(fn, *args)
         try:
             while True:
                 done, _ = await asyncio.wait({job}, timeout=SLICE)
@@ -182,8 +196,7 @@ async def _download(url: str, dest: Path, on_progress, should_stop, session) -> 
     def stop() -> bool:
         return abandoned.is_set() or (should_stop is not None and should_stop())
 
-    job = asyncio.ensure_future(asyncio.to_thread(download_file, url, dest, on_progress=on_progress,
-                                                  should_stop=stop, session=session))
+    job = _in_thread(download_file, url, dest, on_progress=on_progress, should_stop=stop, session=session)
     try:
         while True:
             done, _ = await asyncio.wait({job}, timeout=SLICE)

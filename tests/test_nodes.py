@@ -250,3 +250,20 @@ def test_collect_of_a_mistyped_id_leaves_no_journal_row(pack_env):
         poll(task_id="12345")
     assert "12345" in str(err.value)
     assert runtime.journal().jobs() == []
+
+
+def test_cancel_while_a_query_hangs_ends_the_prompt_at_once(pack_env, monkeypatch):
+    """ComfyUI runs each prompt in asyncio.run(), whose end joins the loop's default executor:
+    an abandoned status query must not keep a cancelled prompt running until it times out."""
+    import time
+    pack_env.processing_seconds = 3600
+    task, _ = submit(build())
+    pack_env.status_delay = 30  # every status answer hangs for 30 s
+    monkeypatch.setattr(bridge, "interrupted", lambda: pack_env.queries_of(task.task_id) >= 1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(WaitCancelled):
+            poll(task=task)  # asyncio.run(...), as ComfyUI runs a prompt
+        assert time.monotonic() - started < 10  # far below the 30 s the query hangs
+    finally:
+        pack_env.release_delays()
