@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Callable
 
 from . import journal as J
-from .errors import CreationUncertain, NotFound, OmniError
+from .errors import BadRequest, CreationUncertain, NotFound, OmniError
 from .journal import Journal
 from .request import OmniRequest
 from .task import FAILED, OmniTask, TaskState
@@ -82,12 +82,26 @@ def _create(request: OmniRequest, fingerprint: str, attempt: int, journal: Journ
             raise CreationUncertain(_uncertain_message(
                 journal.latest(fingerprint), f"Resending it under the same external id was refused: {exc}"),
                 external_task_id=ext) from exc
+        if isinstance(exc, BadRequest):
+            # Kling refuses an external id it already has: the same intent was created before,
+            # under a journal we no longer have (reinstall, another machine). That task is ours.
+            found = _find_by_external_id(client, ext)
+            if found is not None:
+                journal.settle(fingerprint, attempt, found.status, task_id=found.task_id)
+                return OmniTask(found.task_id, request.prompt, fingerprint)
         # A definite refusal: nothing was created, so a re-run may try again.
         journal.settle(fingerprint, attempt, J.REJECTED, message=str(exc))
         raise
     journal.settle(fingerprint, attempt, state.status, task_id=state.task_id)
     journal.learn_echo(client.base_url, state.external_task_id == ext)
     return OmniTask(state.task_id, request.prompt, fingerprint)
+
+
+def _find_by_external_id(client, ext: str):
+    try:
+        return client.get_task(ext)
+    except OmniError:
+        return None
 
 
 def _resolve_uncertain(job: J.Job, request: OmniRequest, journal: Journal, client):

@@ -92,6 +92,16 @@ def test_server_refusal_is_recorded_and_retryable(fake_server, journal_path, fac
     assert fake_server.created_count == 0
 
 
+def test_intent_made_under_a_lost_journal_is_adopted_not_refused(fake_server, tmp_path, factory):
+    # Same request and seed after the journal was lost (reinstall, another ComfyUI on the account):
+    # the server refuses the repeated external id; the pack finds that task instead of failing.
+    first = submit(request(), 1, Journal(tmp_path / "old.sqlite3"), factory)
+    journal = Journal(tmp_path / "new.sqlite3")
+    again = submit(request(), 1, journal, factory)
+    assert again.task_id == first.task_id and fake_server.created_count == 1
+    assert journal.latest(intent_fingerprint(request(), 1)).task_id == first.task_id
+
+
 def crash_after_sending(journal, fake_server, client):
     """What a crash between sending and recording leaves: a 'sending' row; the task may exist."""
     req = request()
