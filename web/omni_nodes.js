@@ -22,12 +22,16 @@ function addTextWidget(node, name) {
     color: "var(--input-text, #ddd)", background: "var(--comfy-input-bg, #222)",
   });
   let lines = 1;
+  // The frontend draws a DOM widget `margin` inside its height on each side: the heights
+  // below include it, or a crowded node (e.g. once the video preview is added) squashes the box.
+  const margin = 4;
   const widget = node.addDOMWidget(name, "cometapi_omni_text", box, {
     serialize: false, // kept out of the API prompt...
     getValue: () => "",
     setValue: () => {},
-    getMinHeight: () => Math.max(lines * 15 + 8, 28), // 28: room for the Copy button
-    getMaxHeight: () => 12 * 15 + 8,
+    margin,
+    getMinHeight: () => Math.max(lines * 15 + 8, 28) + 2 * margin, // 28: room for the Copy button
+    getMaxHeight: () => 12 * 15 + 8 + 2 * margin,
   });
   widget.serialize = false; // ...and out of the saved workflow's widgets_values
   const render = (items) => {
