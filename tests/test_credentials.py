@@ -8,8 +8,8 @@ import pytest
 from kling_omni import credentials
 from kling_omni.errors import KeyMissing, KeyRejected
 
-KEY = "sk-test0123456789abcdefghijKLMN7f3a"
-OTHER = "sk-fromenv9876543210zyxwvutsQRSTe9b1"
+KEY = "sk-test-0123456789-abcdefghij-KLMN7f3a"
+OTHER = "sk-fromenv-9876543210-zyxwvuts-QRSTe9b1"
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
 

@@ -13,8 +13,8 @@ from kling_omni import credentials
 
 routes_module = importlib.import_module("cometapi_kling_omni.nodes.routes")
 
-KEY = "sk-route0123456789abcdefghijklmn7f3a"
-ENV_KEY = "sk-environment0123456789abcdefgh9e9e"
+KEY = "sk-route-0123456789-abcdefghij-klmn7f3a"
+ENV_KEY = "sk-environment-0123456789-abcdefgh9e9e"
 PREFIX = routes_module.PREFIX
 
 
