@@ -267,3 +267,17 @@ def test_cancel_while_a_query_hangs_ends_the_prompt_at_once(pack_env, monkeypatc
         assert time.monotonic() - started < 10  # far below the 30 s the query hangs
     finally:
         pack_env.release_delays()
+
+
+def test_rerun_after_a_failed_task_submits_a_new_attempt(pack_env):
+    """ComfyUI would hand out the cached failed task forever; Submit's IS_CHANGED moves on."""
+    submit_node = NODES["CometOmniSubmit"]
+    request = build("a cat [moderation]")
+    assert submit_node.IS_CHANGED(unique_id="20", seed=0) == 0
+    task, _ = submit(request)
+    with pytest.raises(TaskFailed):
+        poll(task=task)
+    assert submit_node.IS_CHANGED(unique_id="20", seed=0) == 1  # ComfyUI re-runs Submit
+    retry, _ = submit(request)
+    assert retry.task_id != task.task_id and pack_env.created_count == 2
+    assert submit_node.IS_CHANGED(unique_id="20", seed=0) == 1  # stable until another failure
