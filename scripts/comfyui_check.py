@@ -1,0 +1,996 @@
+"""End-to-end check of the pack in a real ComfyUI, against the bundled fake CometAPI.
+
+    .venv/bin/python scripts/comfyui_check.py --comfyui /path/to/ComfyUI \
+        --python /path/to/comfy/venv/bin/python [--browser] [--keep]
+
+What it does (every wait is bounded; every process it starts is stopped on exit):
+1. starts `python -m fake_cometapi` on a free loopback port with a throwaway key;
+2. env-key run: a temp base directory (--base-directory) with a COPY of the pack in its
+   custom_nodes (a copy, not a symlink: ComfyUI 0.3.x has no system-user directory, so the
+   pack keeps its key file and job journal in <pack>/data, which must not be the developer's
+   clone) and a test PNG `input/example.png`; ComfyUI runs with COMETAPI_KEY and
+   COMETAPI_BASE_URL. Checks the log, /object_info, every template in example_workflows/
+   (converted to API format from /object_info, queued on /prompt, followed on the websocket),
+   the Poll preview entry, the MP4s on disk, the core nodes downstream, two Polls waiting
+   at the same time;
+3. stored-key run: a fresh base directory, no COMETAPI_KEY; the key is POSTed to the pack's
+   route /cometapi_omni/key, tested, and a template runs with it;
+4. --browser: a fresh base directory and headless Chromium driven over the DevTools protocol:
+   the key is typed into Settings › CometAPI, a template is opened from Browse Templates,
+   queued, the Poll node's status text and video preview are watched, the workflow is saved
+   from the UI. Screenshots go to <work dir>/screenshots;
+5. after each run: the key string must appear nowhere (history, every file under the base
+   directory including MP4/PNG metadata, the ComfyUI log) except the pack's key file.
+
+Prints PASS/FAIL per check and a summary; exit status 0 only when everything passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parent.parent
+PACK_DIR_NAME = "cometapi-kling-omni"
+NODE_IDS = ("CometOmniImageRef", "CometOmniElementRef", "CometOmniVideoRef",
+            "CometOmniPrompt", "CometOmniSubmit", "CometOmniPoll")
+POLL_OUTPUTS = (["IMAGE", "AUDIO", "VIDEO", "FLOAT", "STRING", "STRING"],
+                ["frames", "audio", "video", "fps", "task_id", "video_url"])
+# issue 2's fixed sockets: (section, name, type); a list type is a COMBO with these options.
+REQUIRED_INPUTS = {
+    "CometOmniImageRef": [("required", "image", "IMAGE"),
+                          ("required", "role", ["reference", "first_frame", "end_frame"]),
+                          ("optional", "refs", "OMNI_REFS")],
+    "CometOmniElementRef": [("required", "element_id", "STRING"), ("optional", "refs", "OMNI_REFS")],
+    "CometOmniVideoRef": [("required", "video_url", "STRING"), ("required", "refer_type", ["base", "feature"]),
+                          ("required", "keep_original_sound", "BOOLEAN"), ("optional", "refs", "OMNI_REFS")],
+    "CometOmniPrompt": [("required", "prompt", "STRING"), ("required", "mode", ["pro", "std"]),
+                        ("required", "aspect_ratio", ["16:9", "9:16", "1:1"]), ("required", "duration", "INT"),
+                        ("optional", "refs", "OMNI_REFS")],
+    "CometOmniSubmit": [("required", "request", "OMNI_REQUEST"), ("required", "seed", "INT")],
+    "CometOmniPoll": [("optional", "task", "OMNI_TASK"), ("optional", "task_id", "STRING")],
+}
+NODE_OUTPUTS = {"CometOmniImageRef": ["OMNI_REFS"], "CometOmniElementRef": ["OMNI_REFS"],
+                "CometOmniVideoRef": ["OMNI_REFS"], "CometOmniPrompt": ["OMNI_REQUEST"],
+                "CometOmniSubmit": ["OMNI_TASK", "STRING"], "CometOmniPoll": POLL_OUTPUTS[0]}
+VIRTUAL_NODES = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
+WIDGET_KINDS = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+UPLOAD_OPTIONS = ("image_upload", "video_upload", "audio_upload", "animated_image_upload")
+PROMPT_TIMEOUT = 120.0
+START_TIMEOUT = 180.0
+
+
+# --- reporting ---------------------------------------------------------------------------
+
+class Report:
+    def __init__(self):
+        self.results: list[tuple[bool, str, str]] = []
+
+    def check(self, ok, name: str, detail: str = "") -> bool:
+        ok = bool(ok)
+        self.results.append((ok, name, detail))
+        print(f"[{'PASS' if ok else 'FAIL'}] {name}" + (f": {detail}" if detail else ""), flush=True)
+        return ok
+
+    def note(self, text: str) -> None:
+        print(f"       {text}", flush=True)
+
+    @property
+    def failed(self):
+        return [r for r in self.results if not r[0]]
+
+    def summary(self) -> int:
+        passed = len(self.results) - len(self.failed)
+        print("\n" + "=" * 72)
+        for ok, name, detail in self.failed:
+            print(f"FAIL {name}: {detail}")
+        verdict = "PASS" if not self.failed and self.results else "FAIL"
+        print(f"{verdict}: {passed} of {len(self.results)} checks passed")
+        return 0 if verdict == "PASS" else 1
+
+
+class CheckFailed(Exception):
+    """A failure after which the current run cannot go on."""
+
+
+# --- processes ---------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Service:
+    """A child process in its own session, its output in a log file; stop() ends that group."""
+
+    running: list["Service"] = []
+
+    def __init__(self, name: str, argv: list, log_path: Path, cwd=None, env=None):
+        self.name, self.log_path = name, log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        Service.running.append(self)
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+                try:
+                    os.killpg(self.proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    self.proc.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        self._log.close()
+        if self in Service.running:
+            Service.running.remove(self)
+
+    @classmethod
+    def stop_all(cls) -> None:
+        for service in list(cls.running):
+            service.stop()
+
+
+def start_fake_server(work: Path, key: str, processing_seconds: float = 3,
+                      name: str = "fake_cometapi") -> tuple[Service, str]:
+    argv = [sys.executable, "-m", "fake_cometapi", "--port", "0", "--key", key,
+            "--submitted-seconds", "1", "--processing-seconds", str(processing_seconds),
+            "--video-seconds", "3", "--fps", "24", "--size", "640x360"]
+    service = Service("fake CometAPI", argv, work / f"{name}.log", cwd=REPO)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        match = re.search(r" at (http://\S+)", service.log())
+        if match:
+            return service, match.group(1)
+        if not service.alive():
+            break
+        time.sleep(0.1)
+    raise CheckFailed(f"the fake server did not start: {service.log()[-2000:]}")
+
+
+def make_base_dir(work: Path, name: str) -> Path:
+    """A ComfyUI base directory with a copy of the pack and input/example.png."""
+    from PIL import Image, ImageDraw
+
+    base = work / name
+    ignore = shutil.ignore_patterns(".git", ".venv", "node_modules", "data", "__pycache__", "*.pyc",
+                                    ".pytest_cache", "demo_output", ".work")
+    shutil.copytree(REPO, base / "custom_nodes" / PACK_DIR_NAME, ignore=ignore, symlinks=True)
+    (base / "input").mkdir(parents=True)
+    image = Image.new("RGB", (640, 480), (40, 90, 160))
+    draw = ImageDraw.Draw(image)
+    for i in range(0, 640, 40):
+        draw.rectangle([i, 0, i + 19, 479], fill=(200, 120 + i // 8, 60))
+    draw.ellipse([220, 140, 420, 340], fill=(250, 240, 200))
+    image.save(base / "input" / "example.png")
+    return base
+
+
+def start_comfyui(args, base: Path, port: int, fake_url: str, key: str | None) -> Service:
+    env = dict(os.environ)
+    env.pop("COMETAPI_KEY", None)
+    env.update(COMETAPI_BASE_URL=fake_url, COMETAPI_OMNI_POLL_SECONDS="0.5", PYTHONUNBUFFERED="1")
+    if key is not None:
+        env["COMETAPI_KEY"] = key
+    argv = [args.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+            "--disable-auto-launch", "--base-directory", str(base)]
+    return Service("ComfyUI", argv, base.parent / f"{base.name}.comfyui.log", cwd=args.comfyui, env=env)
+
+
+async def wait_until_up(http: aiohttp.ClientSession, comfy: Service, url: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if not comfy.alive():
+            raise CheckFailed(f"ComfyUI exited during start-up; log tail:\n{comfy.log()[-3000:]}")
+        try:
+            async with http.get(url + "/system_stats", timeout=aiohttp.ClientTimeout(total=3)) as r:
+                if r.status == 200:
+                    return
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            pass
+        await asyncio.sleep(0.5)
+    raise CheckFailed(f"ComfyUI did not answer within {START_TIMEOUT:.0f} s")
+
+
+# --- checks on the log and /object_info --------------------------------------------------
+
+def check_log(report: Report, log: str, label: str, expected: tuple = ()) -> None:
+    """The pack imported, and no traceback in the log runs through the pack's files.
+
+    `expected`: error class names of failures the check provoked on purpose (ComfyUI logs
+    every node error with its traceback).
+    """
+    pack_failed = [line for line in log.splitlines()
+                   if "IMPORT FAILED" in line and PACK_DIR_NAME in line]
+    report.check(not pack_failed and re.search(r"seconds: \S*" + re.escape(PACK_DIR_NAME), log),
+                 f"{label}: the pack imported", "; ".join(pack_failed) or "listed in 'Import times'")
+    pack_tracebacks = [tb for tb in re.split(r"(?=Traceback \(most recent call last\))", log)
+                       if tb.startswith("Traceback") and PACK_DIR_NAME in tb.split("\n\n")[0]
+                       and not any(f".errors.{name}: " in tb for name in expected)]
+    report.check(not pack_tracebacks, f"{label}: no traceback from the pack in the ComfyUI log",
+                 pack_tracebacks[0][:1500] if pack_tracebacks else "")
+    others = sorted({line.split(":", 1)[1].strip() for line in log.splitlines()
+                     if line.startswith("IMPORT FAILED:")})
+    if others:
+        report.note(f"(core modules that failed to import in this ComfyUI, not the pack: {', '.join(others)})")
+
+
+def check_object_info(report: Report, info: dict) -> None:
+    missing = [n for n in NODE_IDS if n not in info]
+    report.check(not missing, "/object_info has the six node ids", f"missing {missing}" if missing else "")
+    for node_id in NODE_IDS:
+        if node_id not in info:
+            continue
+        spec, problems = info[node_id], []
+        for section, name, kind in REQUIRED_INPUTS[node_id]:
+            got = (spec["input"].get(section) or {}).get(name)
+            if got is None:
+                problems.append(f"no {section} input {name}")
+                continue
+            got_kind = got[0]
+            if isinstance(kind, list):
+                options = got_kind if isinstance(got_kind, list) else (got[1] or {}).get("options")
+                if options != kind:
+                    problems.append(f"{name} options {options} != {kind}")
+            elif got_kind != kind:
+                problems.append(f"{name} is {got_kind}, not {kind}")
+        if spec["output"] != NODE_OUTPUTS[node_id]:
+            problems.append(f"outputs {spec['output']} != {NODE_OUTPUTS[node_id]}")
+        if node_id == "CometOmniPoll" and spec["output_name"] != POLL_OUTPUTS[1]:
+            problems.append(f"output names {spec['output_name']}")
+        if node_id == "CometOmniPrompt":
+            duration = spec["input"]["required"].get("duration", [None, {}])[1] or {}
+            if (duration.get("min"), duration.get("max"), duration.get("default")) != (3, 10, 5):
+                problems.append(f"duration {duration}")
+        report.check(not problems, f"{node_id} sockets as fixed in issue 2", "; ".join(problems))
+
+
+# --- UI workflow -> API prompt -----------------------------------------------------------
+
+def _is_widget(spec) -> bool:
+    kind = spec[0]
+    return isinstance(kind, list) or kind in WIDGET_KINDS
+
+
+def _extra_widget_values(name: str, spec) -> int:
+    """Values the frontend keeps in widgets_values after this input's own value."""
+    options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    extra = 1 if any(options.get(o) for o in UPLOAD_OPTIONS) else 0  # the upload button widget
+    control = options.get("control_after_generate")
+    if control or (control is None and spec[0] == "INT" and name in ("seed", "noise_seed")):
+        extra += 1  # "fixed / increment / randomize"
+    return extra
+
+
+def to_api_prompt(workflow: dict, info: dict) -> dict:
+    """What the frontend's graphToPrompt makes of a UI-format workflow (no subgraphs)."""
+    links = {link[0]: (str(link[1]), link[2]) for link in workflow.get("links", [])}
+    prompt = {}
+    for node in workflow["nodes"]:
+        if node["type"] in VIRTUAL_NODES or node.get("mode", 0) == 2:
+            continue
+        if node.get("mode", 0) == 4:
+            raise ValueError(f"node {node['id']} is bypassed; this converter does not follow bypasses")
+        spec = info[node["type"]]
+        linked = {i["name"]: links[i["link"]] for i in node.get("inputs", []) if i.get("link") is not None}
+        values = list(node.get("widgets_values") or [])
+        order = spec.get("input_order") or {s: list((spec["input"].get(s) or {}).keys())
+                                             for s in ("required", "optional")}
+        inputs = {}
+        for section in ("required", "optional"):
+            for name in order.get(section, []):
+                input_spec = spec["input"][section][name]
+                if _is_widget(input_spec):
+                    if not values:
+                        raise ValueError(f"node {node['id']} ({node['type']}) has no widget value for {name}")
+                    inputs[name] = values.pop(0)
+                    del values[:_extra_widget_values(name, input_spec)]
+                if name in linked:
+                    inputs[name] = list(linked[name])
+        if values:
+            raise ValueError(f"node {node['id']} ({node['type']}) has unused widget values {values}")
+        prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs,
+                                   "_meta": {"title": node.get("title") or node["type"]}}
+    return prompt
+
+
+# --- running prompts ---------------------------------------------------------------------
+
+class Comfy:
+    """A running ComfyUI: HTTP calls and one websocket that records every event."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str):
+        self.http, self.url = http, url
+        self.client_id = uuid.uuid4().hex
+        self.events: list[tuple[float, str, object]] = []  # (monotonic, type, data)
+        self._changed = asyncio.Condition()
+        self._reader = None
+
+    async def connect(self) -> None:
+        self.ws = await self.http.ws_connect(f"{self.url}/ws?clientId={self.client_id}", max_msg_size=0)
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for msg in self.ws:
+            now = time.monotonic()
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                data = json.loads(msg.data)
+                event = (now, data.get("type"), data.get("data"))
+            elif msg.type == aiohttp.WSMsgType.BINARY and len(msg.data) >= 8:
+                kind = struct.unpack(">I", msg.data[:4])[0]
+                if kind != 3:  # previews
+                    continue
+                size = struct.unpack(">I", msg.data[4:8])[0]
+                node = msg.data[8:8 + size].decode()
+                event = (now, "progress_text", {"node": node, "text": msg.data[8 + size:].decode()})
+            else:
+                continue
+            async with self._changed:
+                self.events.append(event)
+                self._changed.notify_all()
+
+    async def close(self) -> None:
+        if self._reader:
+            await self.ws.close()
+            self._reader.cancel()
+
+    async def get_json(self, path: str):
+        async with self.http.get(self.url + path) as r:
+            r.raise_for_status()
+            return await r.json()
+
+    async def text(self, method: str, path: str, **kw) -> tuple[int, str]:
+        async with self.http.request(method, self.url + path, **kw) as r:
+            return r.status, await r.text()
+
+    async def run(self, prompt: dict, workflow: dict | None = None, timeout: float = PROMPT_TIMEOUT) -> dict:
+        """Queue a prompt and wait for its end; returns {prompt_id, outcome, error, history, seconds, start}."""
+        body = {"prompt": prompt, "client_id": self.client_id}
+        if workflow is not None:  # as the frontend does: it ends up in saved files' metadata
+            body["extra_data"] = {"extra_pnginfo": {"workflow": workflow}}
+        start = time.monotonic()
+        async with self.http.post(self.url + "/prompt", json=body) as r:
+            answer = await r.json()
+            if r.status != 200:
+                return {"outcome": "rejected", "error": answer, "history": {}, "seconds": 0.0, "start": start}
+        prompt_id = answer["prompt_id"]
+        ends = {"execution_success": "success", "execution_error": "error", "execution_interrupted": "interrupted"}
+
+        def finished():
+            for _, kind, data in self.events:
+                if kind in ends and isinstance(data, dict) and data.get("prompt_id") == prompt_id:
+                    return ends[kind], data
+            return None
+
+        async with self._changed:
+            try:
+                end = await asyncio.wait_for(self._changed.wait_for(finished), timeout)
+            except asyncio.TimeoutError:
+                end = ("timeout", None)
+        seconds = time.monotonic() - start
+        history = {}
+        for _ in range(100):  # ComfyUI stores the history entry just after the end event
+            history = (await self.get_json(f"/history/{prompt_id}")).get(prompt_id, {})
+            if history.get("status", {}).get("completed") is not None or end[0] == "timeout":
+                break
+            await asyncio.sleep(0.1)
+        return {"prompt_id": prompt_id, "outcome": end[0], "error": end[1], "history": history,
+                "seconds": seconds, "start": start}
+
+    def texts(self, node_id: str, since: float) -> list[tuple[float, str]]:
+        return [(t, d["text"]) for t, kind, d in self.events
+                if kind == "progress_text" and t >= since and d["node"] == str(node_id)]
+
+
+def outcome_text(run: dict) -> str:
+    if run["outcome"] == "success":
+        return f"{run['seconds']:.1f} s"
+    error = run["error"] or {}
+    where = f"{error.get('node_type')} #{error.get('node_id')}: " if error.get("node_type") else ""
+    return f"{run['outcome']}: {where}{error.get('exception_message') or json.dumps(error)[:1500]}"
+
+
+def poll_nodes(prompt: dict) -> list[str]:
+    return [nid for nid, node in prompt.items() if node["class_type"] == "CometOmniPoll"]
+
+
+def check_poll_output(report: Report, label: str, run: dict, node_id: str, base: Path,
+                      expect_task: str | None = None) -> str | None:
+    """The Poll's history entry has the video preview and the task id; the MP4 exists. Returns the task id."""
+    out = run["history"].get("outputs", {}).get(node_id, {})
+    images = out.get("images") or []
+    task_ids = out.get("task_id") or []
+    entry = images[0] if images else {}
+    path = base / "output" / entry.get("subfolder", "") / entry.get("filename", "")
+    ok = (entry.get("filename", "").endswith(".mp4") and entry.get("type") == "output"
+          and out.get("animated") == [True] and len(task_ids) == 1 and task_ids[0]
+          and (expect_task is None or task_ids[0] == expect_task))
+    report.check(ok, f"{label}: Poll #{node_id} history has the video preview entry and the task id",
+                 json.dumps(out)[:400])
+    size = path.stat().st_size if entry and path.is_file() else 0
+    report.check(size > 0 and video_info(path)["frames"] > 0,
+                 f"{label}: the MP4 is in the output folder", f"{path.relative_to(base)} ({size} bytes)")
+    return task_ids[0] if task_ids else None
+
+
+def video_info(path: Path) -> dict:
+    import av
+    try:
+        with av.open(str(path)) as container:
+            video = container.streams.video[0]
+            frames = sum(1 for _ in container.decode(video=0))
+            return {"frames": frames, "fps": float(video.average_rate or 0),
+                    "audio": len(container.streams.audio) > 0, "metadata": dict(container.metadata)}
+    except Exception:
+        return {"frames": 0, "fps": 0.0, "audio": False, "metadata": {}}
+
+
+def check_status_texts(report: Report, label: str, comfy: Comfy, run: dict, node_id: str) -> None:
+    texts = [text for _, text in comfy.texts(node_id, run["start"])]
+    first_lines = list(dict.fromkeys(t.split("\n")[0] for t in texts))
+    waiting = [t for t in first_lines if re.search(r"\d+ s$", t)]
+    report.check(len(first_lines) >= 3 and waiting and first_lines[-1].startswith("done"),
+                 f"{label}: Poll #{node_id} sent changing status text", " | ".join(first_lines)[:300])
+
+
+async def create_task_directly(http: aiohttp.ClientSession, fake_url: str, key: str) -> str:
+    """A task made outside ComfyUI, for the collect-by-id template."""
+    body = {"model_name": "kling-video-o1", "prompt": "a task created outside ComfyUI", "mode": "std",
+            "aspect_ratio": "16:9", "duration": "5"}
+    async with http.post(f"{fake_url}/kling/v1/videos/omni-video", json=body,
+                         headers={"Authorization": f"Bearer {key}"}) as r:
+        data = await r.json()
+    task_id = (data.get("data") or {}).get("task_id") or data.get("task_id") or data.get("id")
+    if not task_id:
+        raise CheckFailed(f"the fake server made no task: {data}")
+    return str(task_id)
+
+
+async def run_templates(report: Report, comfy: Comfy, info: dict, base: Path, fake_url: str, key: str) -> None:
+    templates = sorted((REPO / "example_workflows").glob("*.json"))
+    report.check(len(templates) >= 2, "example_workflows has templates", f"{len(templates)} found")
+    for path in templates:
+        label = path.stem
+        workflow = json.loads(path.read_text())
+        external_task = None
+        for node in workflow["nodes"]:
+            poll_without_task = node["type"] == "CometOmniPoll" and not any(
+                i.get("link") is not None for i in node.get("inputs", []) if i["name"] == "task")
+            if poll_without_task:
+                external_task = await create_task_directly(comfy.http, fake_url, key)
+                node["widgets_values"][0] = external_task
+        try:
+            prompt = to_api_prompt(workflow, info)
+        except (KeyError, ValueError) as exc:
+            report.check(False, f"{label}: converts to API format", repr(exc))
+            continue
+        run = await comfy.run(prompt, workflow)
+        report.check(run["outcome"] == "success", f"{label}: runs to success", outcome_text(run))
+        if run["outcome"] != "success":
+            continue
+        for node_id in poll_nodes(prompt):
+            check_poll_output(report, label, run, node_id, base, expect_task=external_task)
+            check_status_texts(report, label, comfy, run, node_id)
+        for node_id, node in prompt.items():
+            if node["class_type"] == "SaveVideo":
+                check_saved_video(report, label, run, node_id, base)
+
+
+def check_saved_video(report: Report, label: str, run: dict, node_id: str, base: Path) -> None:
+    """Core nodes downstream of Poll ran: SaveVideo wrote a playable file with sound."""
+    out = run["history"].get("outputs", {}).get(node_id, {})
+    entries = out.get("images") or []
+    entry = entries[0] if entries else {}
+    path = base / "output" / entry.get("subfolder", "") / entry.get("filename", "")
+    info = video_info(path) if entry and path.is_file() else {"frames": 0, "fps": 0, "audio": False, "metadata": {}}
+    report.check(info["frames"] > 0 and info["audio"],
+                 f"{label}: CreateVideo → SaveVideo #{node_id} ran on Poll's frames and audio",
+                 f"{entry.get('filename')}: {info['frames']} frames at {info['fps']:.1f} fps, "
+                 f"audio={info['audio']}, metadata keys {sorted(info['metadata'])}")
+
+
+async def check_concurrent_polls(report: Report, comfy: Comfy, info: dict) -> None:
+    """Two Submit → Poll chains in one prompt: the second Poll must start before the first ends."""
+    workflow = json.loads((REPO / "example_workflows" / "kling_omni_text_to_video.json").read_text())
+    one = to_api_prompt(workflow, info)
+    prompt = {}
+    for copy, words in ((0, "a red kite over the dunes"), (100, "a blue kite over the sea")):
+        for nid, node in one.items():
+            node = json.loads(json.dumps(node))
+            for name, value in node["inputs"].items():
+                if isinstance(value, list):
+                    node["inputs"][name] = [str(int(value[0]) + copy), value[1]]
+            if node["class_type"] == "CometOmniPrompt":
+                node["inputs"]["prompt"] = words
+            prompt[str(int(nid) + copy)] = node
+    run = await comfy.run(prompt)
+    if not report.check(run["outcome"] == "success", "two Polls in one prompt: runs to success",
+                        outcome_text(run)):
+        return
+    spans = []
+    for node_id in poll_nodes(prompt):
+        times = comfy.texts(node_id, run["start"])
+        done = [t for t, text in times if text.startswith("done")]
+        spans.append((times[0][0] - run["start"], done[-1] - run["start"]) if times and done else None)
+    overlap = None not in spans and spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1]
+    report.check(overlap, "two Polls in one prompt wait at the same time",
+                 ", ".join(f"#{n} waited {s[0]:.1f}–{s[1]:.1f} s" if s else f"#{n} no status"
+                           for n, s in zip(poll_nodes(prompt), spans)) + f"; prompt {run['seconds']:.1f} s")
+
+
+# --- the key must leave no trace ---------------------------------------------------------
+
+def media_metadata(path: Path) -> str:
+    """Metadata text of PNG/MP4 files, in case it is stored compressed."""
+    try:
+        if path.suffix.lower() == ".png":
+            from PIL import Image
+            with Image.open(path) as image:
+                return json.dumps({k: str(v) for k, v in image.info.items()})
+        if path.suffix.lower() in (".mp4", ".webm", ".mov"):
+            import av
+            with av.open(str(path)) as container:
+                return json.dumps(dict(container.metadata))
+    except Exception:
+        pass
+    return ""
+
+
+def check_no_key(report: Report, label: str, key: str, base: Path, texts: dict, allowed: set) -> None:
+    """The key is nowhere under `base` (except `allowed` files) nor in any of `texts`."""
+    needles = [key.encode(), key[len("sk-"):].encode()]  # also without its prefix
+    leaks, scanned, with_metadata = [], 0, 0
+    for path in sorted(base.rglob("*")):
+        if not path.is_file() or path in allowed or ".git" in path.parts:
+            continue
+        scanned += 1
+        data = path.read_bytes()
+        meta = media_metadata(path)
+        with_metadata += bool(meta and meta != "{}")
+        if any(n in data or n.decode() in meta for n in needles):
+            leaks.append(str(path.relative_to(base)))
+    for name, text in texts.items():
+        if any(n.decode() in text for n in needles):
+            leaks.append(name)
+    report.check(not leaks, f"{label}: the key appears in no file, history or log",
+                 f"found in {leaks}" if leaks else
+                 f"{scanned} files scanned ({with_metadata} with media metadata) + {', '.join(texts)}")
+
+
+def pack_key_file(base: Path) -> Path:
+    return base / "custom_nodes" / PACK_DIR_NAME / "data" / "key"
+
+
+# --- the runs ----------------------------------------------------------------------------
+
+async def env_key_run(args, report: Report, work: Path, fake_url: str, key: str) -> None:
+    base = make_base_dir(work, "env_key")
+    history = ""
+    port = free_port()
+    comfy_proc = start_comfyui(args, base, port, fake_url, key)
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+        try:
+            await wait_until_up(http, comfy_proc, url)
+            report.note(f"env-key run: ComfyUI at {url}, base directory {base}")
+            comfy = Comfy(http, url)
+            await comfy.connect()
+            info = await comfy.get_json("/object_info")
+            check_object_info(report, info)
+            status, body = await comfy.text("GET", "/cometapi_omni/key")
+            report.check(status == 200 and json.loads(body).get("source") == "env" and key not in body,
+                         "env-key run: GET /cometapi_omni/key answers a masked status (source env)", body)
+            await run_templates(report, comfy, info, base, fake_url, key)
+            await check_concurrent_polls(report, comfy, info)
+            history = (await comfy.text("GET", "/history?max_items=1000"))[1]
+            (work / "env_key.history.json").write_text(history)
+            await comfy.close()
+        finally:
+            comfy_proc.stop()
+    log = comfy_proc.log()
+    check_log(report, log, "env-key run")
+    check_no_key(report, "env-key run", key, base, {"history": history, "ComfyUI log": log},
+                 allowed=set())
+
+
+async def stored_key_run(args, report: Report, work: Path, fake_url: str, key: str) -> None:
+    base = make_base_dir(work, "stored_key")
+    port = free_port()
+    comfy_proc = start_comfyui(args, base, port, fake_url, None)
+    url = f"http://127.0.0.1:{port}"
+    history = ""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+        try:
+            await wait_until_up(http, comfy_proc, url)
+            report.note(f"stored-key run: ComfyUI at {url}, no COMETAPI_KEY in its environment")
+            comfy = Comfy(http, url)
+            await comfy.connect()
+            info = await comfy.get_json("/object_info")
+            workflow = json.loads((REPO / "example_workflows" / "kling_omni_text_to_video.json").read_text())
+            prompt = to_api_prompt(workflow, info)
+
+            status, body = await comfy.text("GET", "/cometapi_omni/key")
+            report.check(status == 200 and json.loads(body).get("set") is False,
+                         "stored-key run: no key at first", body)
+            run = await comfy.run(prompt, workflow)
+            message = json.dumps(run["error"] or {})
+            report.check(run["outcome"] == "error" and "COMETAPI_KEY" in message and "Settings" in message,
+                         "stored-key run: without a key the prompt fails saying how to set one",
+                         (run["error"] or {}).get("exception_message", run["outcome"])[:300])
+
+            status, body = await comfy.text("POST", "/cometapi_omni/key", json={"key": key})
+            answer = json.loads(body) if status == 200 else {}
+            report.check(status == 200 and answer.get("source") == "store" and answer.get("ends_with") == key[-4:]
+                         and key not in body, "stored-key run: POST /cometapi_omni/key stores it, answers masked",
+                         body)
+            status, body = await comfy.text("POST", "/cometapi_omni/key/test")
+            report.check(status == 200 and json.loads(body).get("ok") is True and key not in body,
+                         "stored-key run: POST /cometapi_omni/key/test accepts it", body)
+            key_file = pack_key_file(base)
+            mode = key_file.stat().st_mode & 0o777 if key_file.exists() else None
+            report.check(key_file.exists() and key_file.read_text().strip() == key and mode == 0o600,
+                         "stored-key run: key file is owner-only", f"{key_file} mode {oct(mode or 0)}")
+
+            run = await comfy.run(prompt, workflow)
+            report.check(run["outcome"] == "success", "stored-key run: text-to-video runs with the stored key",
+                         outcome_text(run))
+            if run["outcome"] == "success":
+                for node_id in poll_nodes(prompt):
+                    check_poll_output(report, "stored-key run", run, node_id, base)
+            history = (await comfy.text("GET", "/history?max_items=1000"))[1]
+            await comfy.close()
+        finally:
+            comfy_proc.stop()
+    log = comfy_proc.log()
+    check_log(report, log, "stored-key run", expected=("KeyMissing",))
+    check_no_key(report, "stored-key run", key, base, {"history": history, "ComfyUI log": log},
+                 allowed={pack_key_file(base)})
+
+
+# --- the real frontend in headless Chromium (--browser) ----------------------------------
+
+class Page:
+    """One Chromium tab over the DevTools protocol: run JS, click, type, take screenshots."""
+
+    def __init__(self, ws):
+        self.ws, self.next_id, self.pending, self.errors = ws, 0, {}, []
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for msg in self.ws:
+            data = json.loads(msg.data)
+            if "id" in data and data["id"] in self.pending:
+                self.pending.pop(data["id"]).set_result(data)
+            elif data.get("method") == "Runtime.exceptionThrown":
+                details = data["params"]["exceptionDetails"]
+                self.errors.append(f"{details.get('url', '')}: "
+                                   f"{details.get('exception', {}).get('description', details.get('text'))}")
+
+    async def send(self, method: str, **params):
+        self.next_id += 1
+        future = asyncio.get_running_loop().create_future()
+        self.pending[self.next_id] = future
+        await self.ws.send_json({"id": self.next_id, "method": method, "params": params})
+        answer = await asyncio.wait_for(future, 30)
+        if "error" in answer:
+            raise CheckFailed(f"DevTools {method}: {answer['error']}")
+        return answer["result"]
+
+    async def js(self, expression: str):
+        result = await self.send("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True)
+        if "exceptionDetails" in result:
+            details = result["exceptionDetails"]
+            raise CheckFailed(f"page script failed: {details.get('exception', {}).get('description', details)}")
+        return result["result"].get("value")
+
+    async def wait_for(self, expression: str, timeout: float, what: str):
+        deadline, error = time.monotonic() + timeout, ""
+        while time.monotonic() < deadline:
+            try:
+                value = await self.js(expression)
+            except CheckFailed as exc:  # e.g. the app is not there yet
+                value, error = None, str(exc)
+            if value:
+                return value
+            await asyncio.sleep(0.2)
+        raise CheckFailed(f"the page did not show {what} within {timeout:.0f} s {error}")
+
+    async def click(self, element_expression: str) -> bool:
+        """A real mouse click in the middle of the element (False when there is none)."""
+        point = await self.js(f"""(() => {{ const e = {element_expression}; if (!e) return null;
+            e.scrollIntoView({{block: "nearest"}}); const r = e.getBoundingClientRect();
+            return [r.x + r.width / 2, r.y + r.height / 2]; }})()""")
+        if not point:
+            return False
+        for kind in ("mousePressed", "mouseReleased"):
+            await self.send("Input.dispatchMouseEvent", type=kind, x=point[0], y=point[1], button="left", clickCount=1)
+        return True
+
+    async def click_when(self, element_expression: str, timeout: float, what: str) -> None:
+        await self.wait_for(f"!!({element_expression})", timeout, what)
+        await self.click(element_expression)
+
+    async def type_text(self, text: str) -> None:
+        await self.send("Input.insertText", text=text)
+
+    async def press(self, key: str, code: int) -> None:
+        for kind in ("keyDown", "keyUp"):
+            await self.send("Input.dispatchKeyEvent", type=kind, key=key, code=key, windowsVirtualKeyCode=code)
+
+    async def shot(self, path: Path) -> None:
+        import base64
+        data = await self.send("Page.captureScreenshot", format="png")
+        path.write_bytes(base64.b64decode(data["data"]))
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self._reader.cancel()
+
+
+async def open_page(http: aiohttp.ClientSession, devtools: str, url: str) -> Page:
+    async with http.put(f"{devtools}/json/new?{url}") as r:
+        target = await r.json()
+    page = Page(await http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0))
+    await page.send("Runtime.enable")
+    await page.send("Page.enable")
+    await page.send("Emulation.setDeviceMetricsOverride", width=1400, height=900, deviceScaleFactor=1, mobile=False)
+    return page
+
+
+async def start_chromium(args, http: aiohttp.ClientSession, work: Path) -> str:
+    port = free_port()
+    argv = [args.chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--no-default-browser-check", "--disable-extensions", f"--remote-debugging-port={port}",
+            f"--user-data-dir={work / 'chromium-profile'}", "--window-size=1400,900", "about:blank"]
+    chromium = Service("Chromium", argv, work / "chromium.log")
+    devtools = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if not chromium.alive():
+            break
+        try:
+            async with http.get(devtools + "/json/version") as r:
+                if r.status == 200:
+                    return devtools
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.2)
+    raise CheckFailed(f"Chromium did not start: {chromium.log()[-1500:]}")
+
+
+APP = "window.comfyAPI.app.app"
+KEY_INPUT = 'document.querySelector(\'input[aria-label="CometAPI key"]\')'
+KEY_PANEL = KEY_INPUT + ".closest('div').parentElement"
+POLL = APP + ".graph.nodes.find(n => n.type === 'CometOmniPoll')"
+BROWSER_TEMPLATE = "kling_omni_local_pipeline"
+
+
+async def browser_run(args, report: Report, work: Path, key: str) -> None:
+    """A new user in the real frontend: key from Settings, a template from Browse Templates, Run."""
+    shots = work / "screenshots"
+    shots.mkdir(exist_ok=True)
+    # Its own fake server, with time to watch the status change; a fresh account, so a new task.
+    _, fake_url = start_fake_server(work, key, processing_seconds=6, name="fake_cometapi_browser")
+    base = make_base_dir(work, "browser")
+    port = free_port()
+    comfy_proc = start_comfyui(args, base, port, fake_url, None)
+    url = f"http://127.0.0.1:{port}"
+    storage, history, saved_name, page = "", "", "my_kling_video", None
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+        try:
+            devtools = await start_chromium(args, http, work)
+            await wait_until_up(http, comfy_proc, url)
+            report.note(f"browser run: ComfyUI at {url}, no COMETAPI_KEY, Chromium {devtools}")
+            page = await open_page(http, devtools, url + "/")
+            await page.wait_for(f"!!({APP}?.graph && {APP}.extensionManager)", 90, "the ComfyUI app")
+            names = await page.wait_for(f"""(() => {{ const n = {APP}.extensions.map(e => e.name)
+                .filter(n => n.startsWith('CometAPI')); return n.length === 2 && n; }})()""", 30, "the pack's extensions")
+            report.check(names, "browser: the frontend loaded the pack's extensions", ", ".join(names))
+            await asyncio.sleep(2)  # first-run dialogs settle
+            await page.shot(shots / "01_first_start.png")
+
+            # 1. Settings › CometAPI: type the key, Save, Test key.
+            await page.press("Escape", 27)
+            await page.js(f"{APP}.extensionManager.command.execute('Comfy.ShowSettingsDialog')")
+            await page.click_when("[...document.querySelectorAll('[role=dialog] [role=option]')]"
+                                  ".find(e => e.textContent.trim() === 'CometAPI')", 15, "Settings › CometAPI")
+            before = await page.wait_for(f"{KEY_INPUT} && !{KEY_PANEL}.innerText.startsWith('Checking') "
+                                         f"&& {KEY_PANEL}.innerText", 15, "the CometAPI key panel")
+            await page.shot(shots / "02_settings_no_key.png")
+            report.check("No key set" in before, "browser: Settings › CometAPI says no key is set",
+                         before.split("\n")[0])
+            await page.click(KEY_INPUT)
+            await page.type_text(key)
+            await page.click(f"[...{KEY_PANEL}.querySelectorAll('button')].find(b => b.textContent === 'Save')")
+            saved = await page.wait_for(f"{KEY_PANEL}.innerText.includes('{key[-4:]}') && {KEY_PANEL}.innerText",
+                                        15, "the saved key's masked status")
+            input_value = await page.js(f"{KEY_INPUT}.value")
+            status = json.loads((await Comfy(http, url).text("GET", "/cometapi_omni/key"))[1])
+            report.check(key not in saved and input_value == "" and status.get("source") == "store",
+                         "browser: the key typed in Settings is stored on the server, shown masked",
+                         f"{saved.splitlines()[0]} (input cleared: {input_value == ''}; server: {status})")
+            await page.click(f"[...{KEY_PANEL}.querySelectorAll('button')].find(b => b.textContent === 'Test key')")
+            tested = await page.wait_for(f"(() => {{ const t = {KEY_PANEL}.innerText; "
+                                         "return !t.includes('Testing') && /accepted|✓|✗|fail/i.test(t) && t; })()",
+                                         20, "the key test's answer")
+            await page.shot(shots / "03_settings_key_saved_and_tested.png")
+            report.check("accepted" in tested and key not in tested, "browser: Test key reports success",
+                         tested.splitlines()[-1])
+            settings_text = (await Comfy(http, url).text("GET", "/settings"))[1]
+            report.check(key not in settings_text, "browser: the key is no ComfyUI setting (GET /settings)")
+            await page.press("Escape", 27)
+
+            # 2. Browse Templates › cometapi-kling-omni › a template.
+            await page.wait_for("!document.querySelector('[role=dialog]')", 10, "the settings closing")
+            await page.js(f"{APP}.extensionManager.command.execute('Comfy.BrowseTemplates')")
+            await page.click_when("[...document.querySelectorAll('[role=dialog] [role=option]')]"
+                                  f".find(e => e.textContent.trim() === '{PACK_DIR_NAME}')", 20,
+                                  "the pack in Browse Templates")
+            card = f"document.querySelector('[role=dialog] [data-testid=\"template-workflow-{BROWSER_TEMPLATE}\"]')"
+            await page.wait_for(f"!!{card}", 15, "the pack's template cards")
+            cards = await page.js("[...document.querySelectorAll('[role=dialog] [data-testid^=\"template-workflow-\"]')]"
+                                  ".map(e => e.dataset.testid.replace('template-workflow-', ''))")
+            await page.shot(shots / "04_browse_templates.png")
+            await page.click(card)
+            loaded = await page.wait_for(f"!!{POLL} && !document.querySelector('[role=dialog]')", 20,
+                                         "the template on the canvas")
+            expected = sorted(p.stem for p in (REPO / "example_workflows").glob("*.json"))
+            report.check(loaded and sorted(cards) == expected,
+                         "browser: Browse Templates lists the pack's templates and opens one",
+                         f"{len(cards)} cards; opened {BROWSER_TEMPLATE}")
+            await page.js(f"{APP}.extensionManager.command.execute('Comfy.Canvas.FitView')")
+            await asyncio.sleep(1)
+            await page.shot(shots / "05_template_loaded.png")
+
+            # 3. Run, and watch the Poll node.
+            await page.js(f"""(() => {{ const poll = {POLL}, c = {APP}.canvas; c.ds.scale = 0.9;
+                c.ds.offset = [-(poll.pos[0] - 420), -(poll.pos[1] - 120)]; c.setDirty(true, true); return 1; }})()""")
+            await page.click("[...document.querySelectorAll('button')].find(b => b.textContent.trim() === 'Run')")
+            texts, shot_at = [], {"queued": "06_status_queued.png", "processing": "07_status_processing.png",
+                                  "downloading": "08_status_downloading.png"}
+            deadline = time.monotonic() + PROMPT_TIMEOUT
+            while time.monotonic() < deadline:
+                text = await page.js(f"(() => {{ const w = ({POLL}.widgets || [])"
+                                     ".find(w => w.name === '$$node-text-preview'); return w ? String(w.value) : null; })()")
+                if text and (not texts or texts[-1] != text):
+                    texts.append(text)
+                    word = text.split(" ")[0].split("\n")[0]
+                    if word in shot_at:
+                        await page.shot(shots / shot_at.pop(word))
+                if text and text.startswith("done"):
+                    break
+                await asyncio.sleep(0.15)
+            firsts = [t.split("\n")[0] for t in texts]
+            report.check(len(firsts) >= 3 and any(re.search(r"processing.* \d+ s$", t) for t in firsts)
+                         and firsts[-1].startswith("done"),
+                         "browser: the status text on the Poll node changes while it runs",
+                         " | ".join(firsts)[:400])
+            preview = await page.wait_for(f"""(() => {{ const poll = {POLL};
+                const v = [...document.querySelectorAll('video')].find(v => v.src.includes('subfolder=cometapi_omni'));
+                if (!v || v.readyState < 2 || !v.videoWidth) return null;
+                const r = v.getBoundingClientRect();
+                const id = (poll.widgets.find(w => w.name === 'cometapi_task_id') || {{}}).element;
+                return {{src: v.src, width: v.videoWidth, shown: [Math.round(r.width), Math.round(r.height)],
+                         media: poll.previewMediaType, idText: id && id.innerText,
+                         idHeight: id && Math.round(id.getBoundingClientRect().height)}}; }})()""",
+                                          20, "the video preview on the Poll node")
+            await asyncio.sleep(1)
+            await page.shot(shots / "09_preview.png")
+            report.check(preview["media"] == "video" and preview["shown"][0] > 50 and preview["shown"][1] > 50,
+                         "browser: the Poll node shows the video preview",
+                         f"{preview['src'].split('?')[1].split('&rand')[0]}, {preview['width']} px wide, "
+                         f"drawn {preview['shown'][0]}x{preview['shown'][1]}")
+            task_id = texts[-1].split("task ")[-1] if texts else "?"
+            report.check(preview["idText"] and task_id in preview["idText"] and preview["idHeight"] >= 15,
+                         "browser: the task id stays visible on the Poll node",
+                         f"{preview['idText']!r}, {preview['idHeight']} px high")
+
+            # 4. Save the workflow from the UI; gather what the browser keeps.
+            await page.js(f"{APP}.extensionManager.command.execute('Comfy.SaveWorkflow'); 1")
+            await page.wait_for("!!document.querySelector('[role=dialog] input')", 10, "the save prompt")
+            await page.js("(() => { const i = document.querySelector('[role=dialog] input'); i.focus(); i.select(); })()")
+            await page.type_text(saved_name)
+            await page.press("Enter", 13)
+            saved_file = base / "user" / "default" / "workflows" / f"{saved_name}.json"
+            deadline = time.monotonic() + 15
+            while not saved_file.exists() and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            saved_text = saved_file.read_text() if saved_file.exists() else ""
+            report.check("CometOmniPoll" in saved_text and key not in saved_text,
+                         "browser: a workflow saved from the UI has no trace of the key",
+                         f"{saved_file.relative_to(base)} ({len(saved_text)} bytes)")
+            storage = await page.js("JSON.stringify({local: {...localStorage}, session: {...sessionStorage}})")
+            history = (await Comfy(http, url).text("GET", "/history?max_items=100"))[1]
+            ours = [e for e in page.errors if f"/extensions/{PACK_DIR_NAME}/" in e]
+            report.check(not ours, "browser: no uncaught error from the pack's scripts", "; ".join(ours)[:800])
+            if page.errors and not ours:
+                report.note(f"(uncaught errors from the frontend itself: {'; '.join(page.errors)[:400]})")
+            await page.close()
+        except CheckFailed:
+            if page is not None:
+                await page.shot(shots / "99_failure.png")
+            raise
+        finally:
+            for service in list(Service.running):
+                if service.name in ("Chromium", "ComfyUI"):
+                    service.stop()
+    log = comfy_proc.log()
+    check_log(report, log, "browser run")
+    check_no_key(report, "browser run", key, base,
+                 {"history": history, "ComfyUI log": log, "browser localStorage/sessionStorage": storage},
+                 allowed={pack_key_file(base)})
+    check_no_key(report, "browser run: Chromium profile", key, work / "chromium-profile", {}, allowed=set())
+
+
+async def main_async(args) -> int:
+    report = Report()
+    work = Path(tempfile.mkdtemp(prefix="comfyui-check-"))
+    print(f"work directory: {work}", flush=True)
+    key = "sk-check" + secrets.token_hex(16)
+    try:
+        fake, fake_url = start_fake_server(work, key)
+        report.note(f"fake CometAPI at {fake_url}")
+        if not args.browser_only:
+            await env_key_run(args, report, work, fake_url, key)
+            await stored_key_run(args, report, work, fake_url, key)
+        if args.browser or args.browser_only:
+            await browser_run(args, report, work, key)
+    except CheckFailed as exc:
+        report.check(False, "the check could go on", str(exc))
+    finally:
+        Service.stop_all()
+    code = report.summary()
+    if args.keep or args.browser or args.browser_only:
+        shots = work / "screenshots"
+        print(f"kept: {work}" + (f" (screenshots in {shots})" if shots.exists() else ""))
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    return code
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--comfyui", required=True, type=Path, help="the ComfyUI folder (main.py)")
+    parser.add_argument("--python", required=True, help="the Python of ComfyUI's environment")
+    parser.add_argument("--browser", action="store_true",
+                        help="also drive the real frontend in headless Chromium (keeps the work directory)")
+    parser.add_argument("--browser-only", action="store_true", help="only the browser part")
+    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, outputs)")
+    args = parser.parse_args(argv)
+    if not (args.comfyui / "main.py").is_file():
+        parser.error(f"{args.comfyui} has no main.py")
+    try:
+        return asyncio.run(main_async(args))
+    finally:
+        Service.stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
