@@ -83,6 +83,7 @@ class Workflow:
                 "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}}, "version": 0.4}
 
 
+POLL_SIZE = (380, 720)  # room for the widgets, the status text and the video preview
 POLL_DEFAULTS = ["", 30, 0, 1, 0.0, 0]  # task_id, timeout_minutes, max_frames, every_nth, start_seconds, max_side
 KEY_NOTE = ("Set your key once: environment variable COMETAPI_KEY, or Settings › CometAPI. "
             "It is stored on the server, never in this workflow.")
@@ -92,7 +93,7 @@ def tail(wf: Workflow, prompt_node: int, x: int, seed: int = 0, poll=None) -> tu
     """Submit and Poll after a Prompt node; returns (submit, poll) ids."""
     submit = wf.add("CometOmniSubmit", [seed], (x, 0), (300, 110))
     wf.link(prompt_node, "request", submit, "request")
-    polled = wf.add("CometOmniPoll", poll or list(POLL_DEFAULTS), (x + 340, 0), (360, 420))
+    polled = wf.add("CometOmniPoll", poll or list(POLL_DEFAULTS), (x + 340, 0), POLL_SIZE)
     wf.link(submit, "task", polled, "task")
     return submit, polled
 
@@ -197,7 +198,7 @@ def collect_by_id(defs):
             "one from another machine or the command line) into task_id and queue. A task already "
             "downloaded by this ComfyUI is served from disk: no request, no download, nothing paid.\n\n"
             "From a terminal: python -m kling_omni tasks / collect TASK_ID\n\n" + KEY_NOTE, (-420, 0))
-    wf.add("CometOmniPoll", ["paste-a-task-id-here", 30, 0, 1, 0.0, 0], (0, 0), (360, 420))
+    wf.add("CometOmniPoll", ["paste-a-task-id-here", 30, 0, 1, 0.0, 0], (0, 0), POLL_SIZE)
     return wf
 
 
@@ -222,24 +223,49 @@ def local_pipeline(defs):
     return wf
 
 
-TEMPLATES = {
-    "kling_omni_text_to_video": text_to_video,
-    "kling_omni_image_references": image_references,
-    "kling_omni_first_end_frame": first_end_frame,
-    "kling_omni_elements": elements,
-    "kling_omni_video_edit": video_edit,
-    "kling_omni_video_reference": video_reference,
-    "kling_omni_collect_by_id": collect_by_id,
-    "kling_omni_local_pipeline": local_pipeline,
+TEMPLATES = {  # file name: (build, card title, the chain drawn on the card)
+    "kling_omni_text_to_video": (text_to_video, "Text to video", ["Prompt", "Submit", "Poll"]),
+    "kling_omni_image_references": (image_references, "Image references", ["Images", "Prompt", "Submit", "Poll"]),
+    "kling_omni_first_end_frame": (first_end_frame, "First + end frame", ["First", "End", "Prompt", "Poll"]),
+    "kling_omni_elements": (elements, "Elements", ["Elements", "Prompt", "Submit", "Poll"]),
+    "kling_omni_video_edit": (video_edit, "Video edit (base)", ["Image", "Video", "Prompt", "Poll"]),
+    "kling_omni_video_reference": (video_reference, "Video reference (next shot)", ["Video", "Prompt", "Submit", "Poll"]),
+    "kling_omni_collect_by_id": (collect_by_id, "Collect a task by id", ["task id", "Poll"]),
+    "kling_omni_local_pipeline": (local_pipeline, "Chain with local pipelines", ["Load", "Resize", "Kling", "Frames", "Save"]),
 }
+
+
+def thumbnail(title: str, chain: list, path: Path) -> None:
+    """The card Browse Templates shows: the title and the chain of nodes."""
+    from PIL import Image, ImageDraw, ImageFont
+    size = 512
+    card = Image.new("RGB", (size, size))
+    draw = ImageDraw.Draw(card)
+    for y in range(size):  # a dusk gradient
+        t = y / size
+        draw.line([(0, y), (size, y)], fill=(int(20 + 40 * t), int(24 + 20 * t), int(48 + 60 * t)))
+    small = ImageFont.load_default(size=22)
+    big = next(f for f in (ImageFont.load_default(size=n) for n in range(40, 12, -2))
+               if draw.textlength(title, font=f) <= size - 64)
+    draw.text((32, 40), "Kling Omni · CometAPI", font=small, fill=(170, 180, 230))
+    draw.text((32, 80), title, font=big, fill=(255, 255, 255))
+    box_w = (size - 64 - 14 * (len(chain) - 1)) // len(chain)
+    for i, name in enumerate(chain):
+        x = 32 + i * (box_w + 14)
+        draw.rounded_rectangle([x, 300, x + box_w, 380], radius=10, fill=(51, 51, 85), outline=(120, 130, 210), width=2)
+        draw.text((x + box_w / 2, 340), name, font=small, fill=(230, 230, 255), anchor="mm")
+        if i:
+            draw.line([(x - 14, 340), (x, 340)], fill=(160, 200, 120), width=3)
+    card.save(path, quality=88)
 
 
 def main() -> None:
     defs = load_pack().NODE_CLASS_MAPPINGS
     out = ROOT / "example_workflows"
     out.mkdir(exist_ok=True)
-    for name, build in TEMPLATES.items():
+    for name, (build, title, chain) in TEMPLATES.items():
         (out / f"{name}.json").write_text(json.dumps(build(defs).json(), indent=2) + "\n")
+        thumbnail(title, chain, out / f"{name}.jpg")
         print(out / f"{name}.json")
 
 

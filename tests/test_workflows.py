@@ -67,6 +67,8 @@ def test_there_are_templates_for_every_scenario():
     for scenario in ("text_to_video", "image_references", "first_end_frame", "elements", "video_edit",
                      "video_reference", "collect_by_id", "local_pipeline"):
         assert f"kling_omni_{scenario}" in names
+    for path in WORKFLOWS:  # Browse Templates shows <name>.jpg as the card
+        assert path.with_suffix(".jpg").is_file()
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
