@@ -515,6 +515,28 @@ def check_saved_video(report: Report, label: str, run: dict, node_id: str, base:
                  f"audio={info['audio']}, metadata keys {sorted(info['metadata'])}")
 
 
+async def check_linking_frames_later(report: Report, comfy: "Comfy", info: dict) -> None:
+    """Unlinked frames are not decoded; linking them later re-runs Poll, from disk and unpaid."""
+    workflow = json.loads((REPO / "example_workflows" / "kling_omni_text_to_video.json").read_text())
+    prompt = to_api_prompt(workflow, info)
+    poll_id = poll_nodes(prompt)[0]
+    submit_id = next(n for n, node in prompt.items() if node["class_type"] == "CometOmniSubmit")
+    prompt[submit_id]["inputs"]["seed"] = 4242  # an intent of its own
+    first = await comfy.run(prompt)
+    linked = json.loads(json.dumps(prompt))
+    linked["9001"] = {"class_type": "PreviewImage", "inputs": {"images": [poll_id, 0]}}
+    second = await comfy.run(linked)
+    cached = {str(n) for _, kind, data in comfy.events if kind == "execution_cached"
+              and isinstance(data, dict) and data.get("prompt_id") == second.get("prompt_id")
+              for n in data.get("nodes", [])}
+    previews = second["history"].get("outputs", {}).get("9001", {}).get("images") or []
+    texts = [text for _, text in comfy.texts(poll_id, second["start"])]
+    report.check(first["outcome"] == second["outcome"] == "success" and poll_id not in cached
+                 and submit_id in cached and len(previews) > 1 and any("from disk" in t for t in texts),
+                 "linking Poll's frames after a run re-runs Poll from disk (Submit cached, nothing paid)",
+                 f"cached {sorted(cached)}, {len(previews)} frame previews, status {texts[-1:]}")
+
+
 async def check_concurrent_polls(report: Report, comfy: Comfy, info: dict) -> None:
     """Two Submit → Poll chains in one prompt: the second Poll must start before the first ends."""
     workflow = json.loads((REPO / "example_workflows" / "kling_omni_text_to_video.json").read_text())
@@ -608,6 +630,7 @@ async def env_key_run(args, report: Report, work: Path, fake_url: str, key: str)
                          "env-key run: GET /cometapi_omni/key answers a masked status (source env)", body)
             await run_templates(report, comfy, info, base, fake_url, key)
             await check_concurrent_polls(report, comfy, info)
+            await check_linking_frames_later(report, comfy, info)
             history = (await comfy.text("GET", "/history?max_items=1000"))[1]
             (work / "env_key.history.json").write_text(history)
             await comfy.close()
