@@ -73,7 +73,10 @@ def _create(request: OmniRequest, fingerprint: str, attempt: int, journal: Journ
         state: TaskState = client.create_task(request.payload(external_task_id=ext))
     except CreationUncertain as exc:
         journal.settle(fingerprint, attempt, J.UNCERTAIN, message=str(exc))
-        raise
+        raise CreationUncertain(
+            f"{exc} Queueing again is safe: the pack then looks the task up by its external id "
+            "and collects it, and never creates a second one unless it can prove none exists.",
+            external_task_id=exc.external_task_id, status=exc.status) from exc
     except OmniError as exc:
         if resend:
             # Refusing a resend may mean "this external id exists": the first request did make
