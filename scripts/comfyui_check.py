@@ -525,12 +525,18 @@ async def check_linking_frames_later(report: Report, comfy: "Comfy", info: dict)
     first = await comfy.run(prompt)
     linked = json.loads(json.dumps(prompt))
     linked["9001"] = {"class_type": "PreviewImage", "inputs": {"images": [poll_id, 0]}}
+    # Poll's VIDEO is ComfyUI's own type: the core Save Video node takes it as it is.
+    linked["9002"] = {"class_type": "SaveVideo", "inputs": {"video": [poll_id, 2], "filename_prefix": "video/from_poll",
+                                                            "format": "auto", "codec": "auto"}}
     second = await comfy.run(linked)
     cached = {str(n) for _, kind, data in comfy.events if kind == "execution_cached"
               and isinstance(data, dict) and data.get("prompt_id") == second.get("prompt_id")
               for n in data.get("nodes", [])}
     previews = second["history"].get("outputs", {}).get("9001", {}).get("images") or []
     texts = [text for _, text in comfy.texts(poll_id, second["start"])]
+    saved = second["history"].get("outputs", {}).get("9002", {}).get("images") or []
+    report.check(len(saved) == 1 and saved[0].get("filename", "").endswith(".mp4"),
+                 "Poll's video output feeds the core Save Video node", json.dumps(saved)[:300])
     report.check(first["outcome"] == second["outcome"] == "success" and poll_id not in cached
                  and submit_id in cached and len(previews) > 1 and any("from disk" in t for t in texts),
                  "linking Poll's frames after a run re-runs Poll from disk (Submit cached, nothing paid)",

@@ -218,6 +218,11 @@ def test_unlinked_frames_and_audio_are_not_decoded(pack_env):
 def test_rerun_after_restart_costs_no_request_and_no_download(pack_env):
     task, _ = submit(build(), seed=7)
     poll(task=task)
+    job = runtime.journal().by_task(task.task_id)  # what the journal keeps of a paid intent
+    assert job.fingerprint == task.fingerprint and job.state == "succeeded" and job.attempt == 1
+    assert job.video_on_disk is not None and job.video_url.startswith(pack_env.files_base_url)
+    assert float(job.unit_deduction) > 0  # Kling's final_unit_deduction, as reported
+    assert job.created_at <= job.updated_at and job.external_task_id.startswith("comfy-")
     runtime._journal_at.cache_clear()  # as after a restart: a fresh journal object on the same file
     pack_env.clear_records()
     task_again, _ = submit(build(), seed=7)
