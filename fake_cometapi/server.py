@@ -120,7 +120,8 @@ class FakeCometAPI:
                  strict_durations: bool = True, reject_v3_fields: bool = True,
                  check_image_pixels: bool = True,
                  video_seconds: float = 1.0, video_fps: int = 12, video_size: tuple = (160, 120),
-                 video_audio: bool = True, query_by_external_id: bool = True, host: str = "127.0.0.1", port: int = 0, files_port: int = 0):
+                 video_audio: bool = True, query_by_external_id: bool = True,
+                 drops_external_id: bool = False, host: str = "127.0.0.1", port: int = 0, files_port: int = 0):
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}")
         self.key = key
@@ -140,6 +141,7 @@ class FakeCometAPI:
         self.video_size = tuple(video_size)
         self.video_audio = video_audio
         self.query_by_external_id = query_by_external_id
+        self.drops_external_id = drops_external_id
         self._host = host
         self._ports = (port, files_port)
 
@@ -360,6 +362,9 @@ class FakeCometAPI:
                 return fault[1], _kling_error(fault[2], _KLING_MESSAGES.get(fault[2], "rejected"))
             account = self.key
             external = body.get("external_task_id")
+            if self.drops_external_id:  # a gateway that never passes it on: no echo, no uniqueness
+                body = {k: v for k, v in body.items() if k != "external_task_id"}
+                external = None
             if external is not None:
                 if (account, external) in self._external_ids:
                     return 400, _kling_error(1201, f"external_task_id {external} already exists")

@@ -104,14 +104,19 @@ class OmniClient:
             raise self._error(response)  # HTML or garbage: not the API, so no task was made
         failure = business_error(body, status, secrets=self._secrets)
         if failure is not None:
+            if failure.retryable:  # e.g. HTTP 200 with Kling code 5000: the task may exist
+                raise self._uncertain(f"CometAPI answered with an error ({failure.detail})", external, status)
             raise failure
         task_id = parse_created(body)
         if not task_id:
             raise self._uncertain("the answer carried no task id", external, status)
         data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        info = data.get("task_info") if isinstance(data.get("task_info"), dict) else {}
         created = data.get("created_at")
+        # The external id as the server echoes it (not as we sent it): proof that it reached Kling.
+        echoed = info.get("external_task_id")
         return TaskState(task_id=task_id, status=QUEUED, raw_status=str(data.get("task_status") or ""),
-                         external_task_id=external,
+                         external_task_id=str(echoed) if echoed not in (None, "") else "",
                          created_at=created / 1000.0 if isinstance(created, int) and created > 1e11 else None)
 
     def get_task(self, task_id: str) -> TaskState:
@@ -166,7 +171,8 @@ class OmniClient:
                    f"Look in your CometAPI task log before running again; if a task is there, collect it "
                    f"by its task id instead of submitting a new one.")
         return errors.CreationUncertain(errors.redact(message, *self._secrets),
-                                        external_task_id=external, status=status)
+                                        external_task_id=external, status=status,
+                                        reason=errors.redact(what, *self._secrets))
 
 
 def _never_connected(exc: requests.ConnectionError) -> bool:

@@ -122,9 +122,11 @@ class CreationUncertain(OmniError):
     A task may exist and be billed. The pack does not resubmit on its own.
     """
 
-    def __init__(self, message: str, *, external_task_id: str = "", status: int | None = None):
+    def __init__(self, message: str, *, external_task_id: str = "", status: int | None = None,
+                 reason: str = ""):
         self.external_task_id = external_task_id  # how to find the task if it exists
         self.status = status
+        self.reason = reason  # what happened to the request, in a few words
         super().__init__(message)
 
 

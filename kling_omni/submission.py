@@ -74,30 +74,34 @@ def _create(request: OmniRequest, fingerprint: str, attempt: int, journal: Journ
     except CreationUncertain as exc:
         journal.settle(fingerprint, attempt, J.UNCERTAIN, message=str(exc))
         raise CreationUncertain(
-            f"{exc} Queueing again is safe: the pack then looks the task up by its external id "
-            "and collects it, and never creates a second one unless it can prove none exists.",
-            external_task_id=exc.external_task_id, status=exc.status) from exc
+            f"The creation request was sent but {exc.reason or 'its answer was lost'}, so a task may exist "
+            f"and may be billed. It was not resent. Queue again: the pack then looks the task up by its "
+            f"external id ({ext}) and collects it, and creates none unless it can prove none exists.",
+            external_task_id=ext, status=exc.status, reason=exc.reason) from exc
     except OmniError as exc:
-        if resend:
-            # Refusing a resend may mean "this external id exists": the first request did make
-            # a task after all. That is no proof of absence, so the intent stays uncertain.
-            journal.settle(fingerprint, attempt, J.UNCERTAIN, message=str(exc))
-            raise CreationUncertain(_uncertain_message(
-                journal.latest(fingerprint), f"Resending it under the same external id was refused: {exc}"),
-                external_task_id=ext) from exc
-        if isinstance(exc, BadRequest):
-            # Kling refuses an external id it already has: the same intent was created before,
-            # under a journal we no longer have (reinstall, another machine). That task is ours.
+        if resend or _names_external_id(exc, ext):
+            # A refusal of our external id means a task with it exists: the lost answer of a
+            # resend, or the same intent made under a journal we no longer have (reinstall,
+            # another machine). Collect that task; never pay for a second one.
             found = _find_by_external_id(client, ext)
             if found is not None:
                 journal.settle(fingerprint, attempt, found.status, task_id=found.task_id)
                 return OmniTask(found.task_id, request.prompt, fingerprint)
+            journal.settle(fingerprint, attempt, J.UNCERTAIN, message=str(exc))
+            raise CreationUncertain(_uncertain_message(
+                journal.latest(fingerprint), f"CometAPI refused it under the same external id: {exc}"),
+                external_task_id=ext) from exc
         # A definite refusal: nothing was created, so a re-run may try again.
         journal.settle(fingerprint, attempt, J.REJECTED, message=str(exc))
         raise
     journal.settle(fingerprint, attempt, state.status, task_id=state.task_id)
     journal.learn_echo(client.base_url, state.external_task_id == ext)
     return OmniTask(state.task_id, request.prompt, fingerprint)
+
+
+def _names_external_id(exc: Exception, ext: str) -> bool:
+    detail = str(getattr(exc, "detail", "") or exc)
+    return isinstance(exc, BadRequest) and (ext in detail or "external_task_id" in detail.lower())
 
 
 def _find_by_external_id(client, ext: str):

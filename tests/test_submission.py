@@ -154,3 +154,53 @@ def test_refused_resend_keeps_the_intent_uncertain_and_never_pays_twice(fake_ser
         assert "refused" in str(err.value)
     assert fake_server.created_count == 1
     assert journal.latest(intent_fingerprint(req, 1)).state == J.UNCERTAIN
+
+
+def test_a_host_that_drops_external_ids_is_never_trusted_with_a_resend(fake_server, journal_path, factory):
+    """The echo must come from the server's answer: a gateway that drops external_task_id
+    creates a duplicate on a resend, so an uncertain creation there must never be resent."""
+    fake_server.drops_external_id = True
+    journal = Journal(journal_path)
+    submit(request("first clip"), 1, journal, factory)  # a successful creation, echo absent
+    assert not journal.echoes_external_id(fake_server.base_url)
+    req, _ = crash_after_sending(journal, fake_server, factory())
+    factory().create_task(req.payload())  # the lost request did create a task
+    for _ in range(2):
+        with pytest.raises(CreationUncertain):
+            submit(req, 1, journal, factory)
+    assert fake_server.created_count == 2  # the first clip and the lost one: nothing paid twice
+
+
+def test_same_intent_under_a_lost_journal_never_pays_twice_even_without_lookup(fake_server, tmp_path, factory):
+    """The server refuses our repeated external id but cannot look it up: the intent stays
+    uncertain (not 'rejected', which would let the next run pay for attempt 2)."""
+    fake_server.query_by_external_id = False
+    submit(request(), 1, Journal(tmp_path / "old.sqlite3"), factory)
+    journal = Journal(tmp_path / "new.sqlite3")  # the old journal is gone
+    for _ in range(3):
+        with pytest.raises(CreationUncertain) as err:
+            submit(request(), 1, journal, factory)
+        assert "external id" in str(err.value)
+    assert fake_server.created_count == 1
+    assert journal.latest(intent_fingerprint(request(), 1)).state == J.UNCERTAIN
+
+
+def test_http_200_with_a_kling_server_error_is_uncertain_not_rejected(fake_server, journal_path, factory,
+                                                                      monkeypatch):
+    import requests
+
+    real_request = requests.Session.request
+
+    def answer_5000(self, method, url, **kwargs):
+        response = real_request(self, method, url, **kwargs)  # the task is created...
+        if method == "POST":
+            response._content = b'{"code": 5000, "message": "server internal error", "request_id": "r"}'
+        return response  # ...but the answer says "internal error" with HTTP 200
+    monkeypatch.setattr(requests.Session, "request", answer_5000)
+    journal = Journal(journal_path)
+    with pytest.raises(CreationUncertain) as err:
+        submit(request(), 1, journal, factory)
+    assert "Queue again" in str(err.value)
+    monkeypatch.setattr(requests.Session, "request", real_request)
+    task = submit(request(), 1, journal, factory)  # found by its external id, not created again
+    assert fake_server.created_count == 1 and task.task_id in fake_server.tasks
