@@ -5,6 +5,8 @@ The one path the Poll node and `python -m kling_omni collect` share.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -28,15 +30,34 @@ def video_path(out_dir: Path, task_id: str) -> Path:
     return Path(out_dir) / f"kling_{safe}.mp4"
 
 
+_collecting: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
+
+
+def _lock(task_id: str) -> asyncio.Lock:
+    # One collection of a task at a time in this event loop (ComfyUI makes one per prompt):
+    # a second Poll of the same task waits, then finds the video on disk.
+    key = (id(asyncio.get_running_loop()), task_id)
+    lock = _collecting.get(key)
+    if lock is None:
+        lock = _collecting[key] = asyncio.Lock()
+    return lock
+
+
 async def collect_video(task_id: str, journal: Journal, client_factory: Callable, out_dir: Path, *,
                         timeout: float = 1800.0, interval: float = 5.0,
                         on_update: Optional[Callable] = None, on_download: Optional[Callable] = None,
                         should_stop: Optional[Callable] = None) -> Collected:
-    job = journal.by_task(task_id)
-    if job is not None and job.state == SUCCEEDED and job.video_on_disk is not None:
-        return Collected(task_id, job.video_on_disk, job.video_url, from_disk=True)
+    async with _lock(task_id):
+        job = journal.by_task(task_id)
+        if job is not None and job.state == SUCCEEDED and job.video_on_disk is not None:
+            return Collected(task_id, job.video_on_disk, job.video_url, from_disk=True)
+        with client_factory() as client:
+            return await _wait_and_fetch(task_id, journal, client, out_dir, timeout=timeout, interval=interval,
+                                         on_update=on_update, on_download=on_download, should_stop=should_stop)
 
-    client = client_factory()
+
+async def _wait_and_fetch(task_id, journal, client, out_dir, *, timeout, interval, on_update, on_download,
+                          should_stop) -> Collected:
     last = {"status": None}
 
     def update(state: TaskState, elapsed: float) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -34,14 +35,17 @@ def download_file(url: str, dest, *, on_progress: Optional[Callable[[int, Option
     403/404/410, DownloadCancelled when should_stop() turns true, DownloadError otherwise.
     """
     dest = Path(dest)
-    part = dest.with_suffix(dest.suffix + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    # A temporary file of this download's own: two downloads of one video (two Poll nodes, a
+    # cancelled one still unwinding) never write into, or delete, each other's bytes.
+    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
+    os.close(fd)
+    part = Path(name)
     own_session = session is None
     session = session or requests.Session()
     where = _describe(url)
     try:
         done, total = 0, None
-        part.write_bytes(b"")  # a leftover .part may belong to another URL: start clean
         problem = ""
         for attempt in range(max(1, attempts)):
             if attempt and done == before:  # nothing arrived last time: give the host a moment

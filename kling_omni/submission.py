@@ -53,17 +53,16 @@ def submit(request: OmniRequest, seed: int, journal: Journal, client_factory: Ca
         job = journal.latest(fingerprint)
         if job is not None and job.state in REUSABLE and job.task_id:
             return OmniTask(job.task_id, request.prompt, fingerprint)
-        client = client_factory()
-        if job is not None and job.state in (J.SENDING, J.UNCERTAIN):
-            task = _resolve_uncertain(job, request, journal, client)
-            if task is not None:
-                return task
-            return _create(request, fingerprint, job.attempt, journal, client, resend=True)
-        else:
+        with client_factory() as client:
+            if job is not None and job.state in (J.SENDING, J.UNCERTAIN):
+                task = _resolve_uncertain(job, request, journal, client)
+                if task is not None:
+                    return task
+                return _create(request, fingerprint, job.attempt, journal, client, resend=True)
             attempt = job.attempt + 1 if job is not None else 1
             journal.begin(fingerprint, attempt, external_id(fingerprint, attempt),
                           prompt=request.summary(), base_url=client.base_url, node_id=str(node_id))
-        return _create(request, fingerprint, attempt, journal, client)
+            return _create(request, fingerprint, attempt, journal, client)
 
 
 def _create(request: OmniRequest, fingerprint: str, attempt: int, journal: Journal, client, *,

@@ -152,3 +152,39 @@ def test_killed_while_polling_then_restarted_costs_one_task(env, fake_server):
     assert_whole(result["path"], fake_server)
     posts = [r for r in fake_server.requests if r.method == "POST"]
     assert len(posts) == 1  # the restart sent no creation request at all
+
+
+def test_two_polls_of_one_task_share_one_download(env, fake_server):
+    """One Submit wired to two Polls (full frames and a preview): one download, one whole MP4."""
+    async def run():
+        (request,) = await NODES["CometOmniPrompt"]().build(prompt="twice", mode="pro", aspect_ratio="16:9", duration=5)
+        task, _ = (await NODES["CometOmniSubmit"]().submit(request=request, seed=0, unique_id="4"))["result"]
+        return await asyncio.gather(NODES["CometOmniPoll"]().poll(task=task, unique_id="5"),
+                                    NODES["CometOmniPoll"]().poll(task=task, unique_id="6", max_frames=3))
+
+    full, preview = asyncio.run(run())
+    assert full["result"][2].get_stream_source() == preview["result"][2].get_stream_source()
+    assert_whole(full["result"][2].get_stream_source(), fake_server)
+    assert preview["result"][0].shape[0] == 3
+    assert len(fake_server.file_requests) == 1 and fake_server.created_count == 1
+
+
+def test_requeue_right_after_cancelling_a_download_gets_a_whole_video(env, fake_server, monkeypatch):
+    """Cancel during a stalled download, queue again at once: the paid video arrives whole."""
+    fake_server.file_stall = 1.5  # every file answer stalls halfway
+    stop = {"now": False}
+    monkeypatch.setattr(bridge, "interrupted", lambda: stop["now"])
+
+    async def run():
+        (request,) = await NODES["CometOmniPrompt"]().build(prompt="again", mode="pro", aspect_ratio="16:9", duration=5)
+        task, _ = (await NODES["CometOmniSubmit"]().submit(request=request, seed=0, unique_id="4"))["result"]
+        first = asyncio.ensure_future(NODES["CometOmniPoll"]().poll(task=task, unique_id="5"))
+        await asyncio.to_thread(fake_server.wait_until, lambda: len(fake_server.file_requests) >= 1)
+        stop["now"] = True
+        with pytest.raises(Exception):
+            await first
+        stop["now"] = False
+        return await NODES["CometOmniPoll"]().poll(task=task, unique_id="5")
+
+    _, _, video, *_ = asyncio.run(run())["result"]
+    assert_whole(video.get_stream_source(), fake_server)
