@@ -21,7 +21,7 @@ import base64
 import hashlib
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
@@ -49,13 +49,17 @@ MAX_PASSES = 4
 
 @dataclass(frozen=True)
 class EncodedImage:
-    b64: str  # raw Base64, no data: prefix
-    format: str  # "png" or "jpeg"
-    width: int
-    height: int
-    nbytes: int  # encoded file bytes (before Base64)
-    sha256: str  # hex digest of the encoded bytes
-    passes: int  # how many encodes it took
+    # Not in repr: ComfyUI prints node inputs into error reports and the history.
+    b64: str = field(repr=False)  # raw Base64, no data: prefix
+    format: str = "png"  # "png" or "jpeg"
+    width: int = 0
+    height: int = 0
+    nbytes: int = 0  # encoded file bytes (before Base64)
+    sha256: str = ""  # hex digest of the encoded bytes
+    passes: int = 1  # how many encodes it took
+    # Of the source pixels: what the picture is, whatever the encoder (a Pillow upgrade
+    # must not turn the same request into a new paid intent).
+    source_sha256: str = ""
 
 
 def check_image_size(width: int, height: int, *, node: str, input: str, index: int | None = None) -> None:
@@ -99,7 +103,7 @@ def encode_image(pixels, *, max_bytes: int = ENCODE_BUDGET, max_side: int = MAX_
         data = _encode(candidate, "png" if use_png else "jpeg", quality)
         passes += 1
         if len(data) <= max_bytes:
-            return _result(data, "png" if use_png else "jpeg", size, passes)
+            return _result(data, "png" if use_png else "jpeg", size, passes, rgb)
         if use_png:
             use_png = False  # PNG was a bet on flat content; JPEG of the same pixels next
             continue
@@ -166,8 +170,10 @@ def _encode(image: Image.Image, fmt: str, quality: int) -> bytes:
     return buffer.getvalue()
 
 
-def _result(data: bytes, fmt: str, size: tuple[int, int], passes: int) -> EncodedImage:
+def _result(data: bytes, fmt: str, size: tuple[int, int], passes: int, source: np.ndarray) -> EncodedImage:
+    shape = "x".join(map(str, source.shape)).encode()
     return EncodedImage(
         b64=base64.b64encode(data).decode("ascii"), format=fmt, width=size[0], height=size[1],
         nbytes=len(data), sha256=hashlib.sha256(data).hexdigest(), passes=passes,
+        source_sha256=hashlib.sha256(shape + b":" + np.ascontiguousarray(source).tobytes()).hexdigest(),
     )

@@ -125,10 +125,10 @@ class OmniRequest:
         return body
 
     def fingerprint(self) -> str:
-        """A hash of what is sent, with each image replaced by its content hash."""
+        """A hash of what is sent, with each image replaced by the hash of its pixels."""
         body = self.payload()
         for entry, ref in zip(body.get("image_list", ()), self.refs.images):
-            entry["image_url"] = "sha256:" + ref.image.sha256
+            entry["image_url"] = "pixels-sha256:" + ref.image.source_sha256
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -13,7 +13,7 @@ from kling_omni.rules import (build_request, check_video_url, normalize_prompt, 
 
 def image(tag: str = "a", role: str = "reference") -> ImageRef:
     return ImageRef(EncodedImage(b64=f"QUJD{tag}", format="png", width=512, height=512, nbytes=3,
-                                 sha256=tag * 8, passes=1), role, origin=f"test {tag}")
+                                 sha256=tag * 8, passes=1, source_sha256=tag * 8), role, origin=f"test {tag}")
 
 
 def video(refer_type="feature", keep=True):
@@ -132,7 +132,8 @@ def test_video_url_scheme(url):
 def test_fingerprint_ignores_image_encoding_but_not_content():
     a = build_request("x <<<image_1>>>", "pro", "16:9", 5, refs(image("same")))
     same = OmniRequest(a.prompt, a.mode, a.aspect_ratio, a.duration,
-                       refs(ImageRef(EncodedImage("OTHERB64", "jpeg", 512, 512, 9, "same" * 8, 1))))
+                       refs(ImageRef(EncodedImage("OTHERB64", "jpeg", 512, 512, 9, "other-bytes", 1,
+                                                  source_sha256="same" * 8))))
     other = build_request("x <<<image_1>>>", "pro", "16:9", 5, refs(image("diff")))
     assert a.fingerprint() == same.fingerprint() != other.fingerprint()
     assert "QUJD" not in a.fingerprint()
@@ -141,3 +142,20 @@ def test_fingerprint_ignores_image_encoding_but_not_content():
 def test_validate_request_rechecks_hand_built_requests():
     with pytest.raises(InputError):
         validate_request(OmniRequest("see <<<image_1>>>"))
+
+
+def test_request_repr_never_carries_image_data():
+    """ComfyUI prints node inputs into error reports and the history: no Base64 there."""
+    req = build_request("x <<<image_1>>>", "pro", "16:9", 5, refs(image("secretpixels")))
+    assert "QUJDsecretpixels" not in repr(req) and "QUJDsecretpixels" not in str(req.refs)
+
+
+def test_fingerprint_follows_the_pixels_not_the_encoder():
+    import numpy as np
+    from kling_omni.images import encode_image
+    pixels = np.random.default_rng(0).random((400, 400, 3), dtype=np.float32)
+    a, b = encode_image(pixels), encode_image(pixels, max_bytes=60_000)  # two different encodings
+    assert a.sha256 != b.sha256 and a.source_sha256 == b.source_sha256
+    first = build_request("x <<<image_1>>>", "pro", "16:9", 5, refs(ImageRef(a)))
+    second = build_request("x <<<image_1>>>", "pro", "16:9", 5, refs(ImageRef(b)))
+    assert first.fingerprint() == second.fingerprint()
