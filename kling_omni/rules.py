@@ -29,8 +29,10 @@ ODD_TOKEN = re.compile(r"<<<[^<>]*>>>")
 
 
 def normalize_prompt(text: str) -> str:
-    """Rewrite the @ shorthands into the API's <<<kind_N>>> tokens."""
-    return SHORTHAND.sub(lambda m: f"<<<{m.group(1)}_{int(m.group(2) or 1)}>>>", text)
+    """The prompt as sent: @ shorthands become <<<kind_N>>>, and every token takes that exact
+    form (`<<< image_01 >>>` → `<<<image_1>>>`), the one Kling links to a reference."""
+    text = SHORTHAND.sub(lambda m: f"<<<{m.group(1)}_{int(m.group(2) or 1)}>>>", text)
+    return TOKEN.sub(lambda m: f"<<<{m.group(1)}_{int(m.group(2))}>>>", text)
 
 
 def tokens(prompt: str) -> list:

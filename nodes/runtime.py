@@ -40,13 +40,14 @@ def label(node_class: str, unique_id) -> str:
 def test_key(key: str) -> tuple:
     """The settings panel's "Test key": one cheap authenticated request.
 
-    Asking for a task that cannot exist costs nothing; "not found" means the key was accepted.
+    Asking for a task that cannot exist costs nothing. The contract leaves open how an unknown
+    id is answered (404, or a 400 such as code 1201): either means the key got past the door.
     """
-    from ..kling_omni.errors import NotFound, OmniError
+    from ..kling_omni.errors import BadRequest, NotFound, OmniError
     with OmniClient(key, base_url_from_env()) as client:
         try:
             client.get_task("0")
-        except NotFound:
+        except (NotFound, BadRequest):
             pass
         except OmniError as exc:
             return False, str(exc)

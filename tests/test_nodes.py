@@ -286,3 +286,12 @@ def test_rerun_after_a_failed_task_submits_a_new_attempt(pack_env):
     retry, _ = submit(request)
     assert retry.task_id != task.task_id and pack_env.created_count == 2
     assert submit_node.IS_CHANGED(unique_id="20", seed=0) == 1  # stable until another failure
+
+
+def test_the_settings_test_key_action(pack_env):
+    ok, message = runtime.test_key(pack_env.key)
+    assert ok and "accepted" in message
+    ok, message = runtime.test_key("sk-wrong-key-000000000000")
+    assert not ok and "sk-wrong-key" not in message and "401" in message
+    assert [r.method for r in pack_env.requests] == ["GET", "GET"]  # cheap: no task was created
+    assert pack_env.created_count == 0

@@ -56,6 +56,7 @@ def test_shorthands_are_rewritten():
     assert normalize_prompt("@image with @image2, @element1 in @video.") == \
         "<<<image_1>>> with <<<image_2>>>, <<<element_1>>> in <<<video_1>>>."
     assert normalize_prompt("mail me@images.com or x@image") == "mail me@images.com or x@image"
+    assert normalize_prompt("<<< image_01 >>> and <<<video_1 >>>") == "<<<image_1>>> and <<<video_1>>>"
 
 
 def test_first_frame_drops_aspect_ratio_and_keeps_type():

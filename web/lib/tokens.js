@@ -11,9 +11,11 @@ const SHORTHAND = /(?<![\p{L}\p{N}_@.])@(image|element|video)(\d*)(?![\p{L}\p{N}
 const ODD_TOKEN = /<<<[^<>]*>>>/g;
 const EXACT_TOKEN = /^<<<\s*(image|element|video)_(\d+)\s*>>>$/;
 
-/** The prompt as the server will send it: shorthands rewritten to <<<kind_N>>>. */
+/** The prompt as the server will send it: shorthands rewritten, every token in its exact <<<kind_N>>> form. */
 export function normalizePrompt(text) {
-  return String(text ?? "").replace(SHORTHAND, (_, kind, digits) => `<<<${kind}_${Number(digits || 1)}>>>`);
+  return String(text ?? "")
+    .replace(SHORTHAND, (_, kind, digits) => `<<<${kind}_${Number(digits || 1)}>>>`)
+    .replace(TOKEN, (_, kind, digits) => `<<<${kind}_${Number(digits)}>>>`);
 }
 
 /**

@@ -62,3 +62,7 @@ test("prompt length is measured after shorthands are expanded", () => {
   assert.equal(check.tooLong, true);
   assert.equal(checkTokens("a".repeat(2500), refs(0)).tooLong, false);
 });
+
+test("normalizePrompt gives every token its exact form", () => {
+  assert.equal(normalizePrompt("<<< image_01 >>> and <<<video_1 >>>"), "<<<image_1>>> and <<<video_1>>>");
+});
