@@ -10,6 +10,7 @@ otherwise reported with what to do.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from datetime import datetime
 from typing import Callable
@@ -20,6 +21,7 @@ from .journal import Journal
 from .request import OmniRequest
 from .task import FAILED, OmniTask, TaskState
 
+log = logging.getLogger("cometapi_omni")
 REUSABLE = {"queued", "processing", "succeeded"}
 RETRYABLE = {FAILED, J.REJECTED}
 
@@ -93,6 +95,8 @@ def _create(request: OmniRequest, fingerprint: str, attempt: int, journal: Journ
         # A definite refusal: nothing was created, so a re-run may try again.
         journal.settle(fingerprint, attempt, J.REJECTED, message=str(exc))
         raise
+    # Logged before it is journalled: if the journal cannot be written, the paid id is still known.
+    log.info("CometAPI created Kling task %s (external id %s)", state.task_id, ext)
     journal.settle(fingerprint, attempt, state.status, task_id=state.task_id)
     journal.learn_echo(client.base_url, state.external_task_id == ext)
     return OmniTask(state.task_id, request.prompt, fingerprint)
