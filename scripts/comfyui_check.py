@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -41,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 import uuid
 from pathlib import Path
 
@@ -216,6 +218,22 @@ async def wait_until_up(http: aiohttp.ClientSession, comfy: Service, url: str) -
             pass
         await asyncio.sleep(0.5)
     raise CheckFailed(f"ComfyUI did not answer within {START_TIMEOUT:.0f} s")
+
+
+@contextlib.asynccontextmanager
+async def comfyui(args, work: Path, name: str, fake_url: str, key: str | None):
+    """A ComfyUI of its own (a base directory with a copy of the pack), up and answering, with an
+    HTTP session; stopped on exit. Yields (http, url, base, proc); proc.log() stays readable after."""
+    base = make_base_dir(work, name)
+    port = free_port()
+    proc = start_comfyui(args, base, port, fake_url, key)
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+        try:
+            await wait_until_up(http, proc, url)
+            yield types.SimpleNamespace(http=http, url=url, base=base, proc=proc)
+        finally:
+            proc.stop()
 
 
 # --- checks on the log and /object_info --------------------------------------------------
@@ -618,88 +636,71 @@ def pack_key_file(base: Path) -> Path:
 # --- the runs ----------------------------------------------------------------------------
 
 async def env_key_run(args, report: Report, work: Path, fake_url: str, key: str) -> None:
-    base = make_base_dir(work, "env_key")
     history = ""
-    port = free_port()
-    comfy_proc = start_comfyui(args, base, port, fake_url, key)
-    url = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
-        try:
-            await wait_until_up(http, comfy_proc, url)
-            report.note(f"env-key run: ComfyUI at {url}, base directory {base}")
-            comfy = Comfy(http, url)
-            await comfy.connect()
-            info = await comfy.get_json("/object_info")
-            check_object_info(report, info)
-            status, body = await comfy.text("GET", "/cometapi_omni/key")
-            report.check(status == 200 and json.loads(body).get("source") == "env" and key not in body,
-                         "env-key run: GET /cometapi_omni/key answers a masked status (source env)", body)
-            await run_templates(report, comfy, info, base, fake_url, key)
-            await check_concurrent_polls(report, comfy, info)
-            await check_linking_frames_later(report, comfy, info)
-            history = (await comfy.text("GET", "/history?max_items=1000"))[1]
-            (work / "env_key.history.json").write_text(history)
-            await comfy.close()
-        finally:
-            comfy_proc.stop()
-    log = comfy_proc.log()
+    async with comfyui(args, work, "env_key", fake_url, key) as c:
+        report.note(f"env-key run: ComfyUI at {c.url}, base directory {c.base}")
+        comfy = Comfy(c.http, c.url)
+        await comfy.connect()
+        info = await comfy.get_json("/object_info")
+        check_object_info(report, info)
+        status, body = await comfy.text("GET", "/cometapi_omni/key")
+        report.check(status == 200 and json.loads(body).get("source") == "env" and key not in body,
+                     "env-key run: GET /cometapi_omni/key answers a masked status (source env)", body)
+        await run_templates(report, comfy, info, c.base, fake_url, key)
+        await check_concurrent_polls(report, comfy, info)
+        await check_linking_frames_later(report, comfy, info)
+        history = (await comfy.text("GET", "/history?max_items=1000"))[1]
+        (work / "env_key.history.json").write_text(history)
+        await comfy.close()
+    log = c.proc.log()
     check_log(report, log, "env-key run")
-    check_no_key(report, "env-key run", key, base, {"history": history, "ComfyUI log": log},
-                 allowed=set())
+    check_no_key(report, "env-key run", key, c.base, {"history": history, "ComfyUI log": log}, allowed=set())
 
 
 async def stored_key_run(args, report: Report, work: Path, fake_url: str, key: str) -> None:
-    base = make_base_dir(work, "stored_key")
-    port = free_port()
-    comfy_proc = start_comfyui(args, base, port, fake_url, None)
-    url = f"http://127.0.0.1:{port}"
     history = ""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
-        try:
-            await wait_until_up(http, comfy_proc, url)
-            report.note(f"stored-key run: ComfyUI at {url}, no COMETAPI_KEY in its environment")
-            comfy = Comfy(http, url)
-            await comfy.connect()
-            info = await comfy.get_json("/object_info")
-            workflow = json.loads((REPO / "example_workflows" / "kling_omni_text_to_video.json").read_text())
-            prompt = to_api_prompt(workflow, info)
+    async with comfyui(args, work, "stored_key", fake_url, None) as c:
+        report.note(f"stored-key run: ComfyUI at {c.url}, no COMETAPI_KEY in its environment")
+        comfy = Comfy(c.http, c.url)
+        await comfy.connect()
+        info = await comfy.get_json("/object_info")
+        workflow = json.loads((REPO / "example_workflows" / "kling_omni_text_to_video.json").read_text())
+        prompt = to_api_prompt(workflow, info)
 
-            status, body = await comfy.text("GET", "/cometapi_omni/key")
-            report.check(status == 200 and json.loads(body).get("set") is False,
-                         "stored-key run: no key at first", body)
-            run = await comfy.run(prompt, workflow)
-            message = json.dumps(run["error"] or {})
-            report.check(run["outcome"] == "error" and "COMETAPI_KEY" in message and "Settings" in message,
-                         "stored-key run: without a key the prompt fails saying how to set one",
-                         (run["error"] or {}).get("exception_message", run["outcome"])[:300])
+        status, body = await comfy.text("GET", "/cometapi_omni/key")
+        report.check(status == 200 and json.loads(body).get("set") is False,
+                     "stored-key run: no key at first", body)
+        run = await comfy.run(prompt, workflow)
+        message = json.dumps(run["error"] or {})
+        report.check(run["outcome"] == "error" and "COMETAPI_KEY" in message and "Settings" in message,
+                     "stored-key run: without a key the prompt fails saying how to set one",
+                     (run["error"] or {}).get("exception_message", run["outcome"])[:300])
 
-            status, body = await comfy.text("POST", "/cometapi_omni/key", json={"key": key})
-            answer = json.loads(body) if status == 200 else {}
-            report.check(status == 200 and answer.get("source") == "store" and answer.get("ends_with") == key[-4:]
-                         and key not in body, "stored-key run: POST /cometapi_omni/key stores it, answers masked",
-                         body)
-            status, body = await comfy.text("POST", "/cometapi_omni/key/test")
-            report.check(status == 200 and json.loads(body).get("ok") is True and key not in body,
-                         "stored-key run: POST /cometapi_omni/key/test accepts it", body)
-            key_file = pack_key_file(base)
-            mode = key_file.stat().st_mode & 0o777 if key_file.exists() else None
-            report.check(key_file.exists() and key_file.read_text().strip() == key and mode == 0o600,
-                         "stored-key run: key file is owner-only", f"{key_file} mode {oct(mode or 0)}")
+        status, body = await comfy.text("POST", "/cometapi_omni/key", json={"key": key})
+        answer = json.loads(body) if status == 200 else {}
+        report.check(status == 200 and answer.get("source") == "store" and answer.get("ends_with") == key[-4:]
+                     and key not in body, "stored-key run: POST /cometapi_omni/key stores it, answers masked",
+                     body)
+        status, body = await comfy.text("POST", "/cometapi_omni/key/test")
+        report.check(status == 200 and json.loads(body).get("ok") is True and key not in body,
+                     "stored-key run: POST /cometapi_omni/key/test accepts it", body)
+        key_file = pack_key_file(c.base)
+        mode = key_file.stat().st_mode & 0o777 if key_file.exists() else None
+        report.check(key_file.exists() and key_file.read_text().strip() == key and mode == 0o600,
+                     "stored-key run: key file is owner-only", f"{key_file} mode {oct(mode or 0)}")
 
-            run = await comfy.run(prompt, workflow)
-            report.check(run["outcome"] == "success", "stored-key run: text-to-video runs with the stored key",
-                         outcome_text(run))
-            if run["outcome"] == "success":
-                for node_id in poll_nodes(prompt):
-                    check_poll_output(report, "stored-key run", run, node_id, base)
-            history = (await comfy.text("GET", "/history?max_items=1000"))[1]
-            await comfy.close()
-        finally:
-            comfy_proc.stop()
-    log = comfy_proc.log()
+        run = await comfy.run(prompt, workflow)
+        report.check(run["outcome"] == "success", "stored-key run: text-to-video runs with the stored key",
+                     outcome_text(run))
+        if run["outcome"] == "success":
+            for node_id in poll_nodes(prompt):
+                check_poll_output(report, "stored-key run", run, node_id, c.base)
+        history = (await comfy.text("GET", "/history?max_items=1000"))[1]
+        await comfy.close()
+    log = c.proc.log()
     check_log(report, log, "stored-key run", expected=("KeyMissing",))
-    check_no_key(report, "stored-key run", key, base, {"history": history, "ComfyUI log": log},
-                 allowed={pack_key_file(base)})
+    check_no_key(report, "stored-key run", key, c.base, {"history": history, "ComfyUI log": log},
+                 allowed={pack_key_file(c.base)})
 
 
 # --- the real frontend in headless Chromium (--browser) ----------------------------------
@@ -826,15 +827,11 @@ async def browser_run(args, report: Report, work: Path, key: str) -> None:
     shots.mkdir(exist_ok=True)
     # Its own fake server, with time to watch the status change; a fresh account, so a new task.
     _, fake_url = start_fake_server(work, key, processing_seconds=6, name="fake_cometapi_browser")
-    base = make_base_dir(work, "browser")
-    port = free_port()
-    comfy_proc = start_comfyui(args, base, port, fake_url, None)
-    url = f"http://127.0.0.1:{port}"
     storage, history, saved_name, page = "", "", "my_kling_video", None
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+    async with comfyui(args, work, "browser", fake_url, None) as c:
+        http, url, base = c.http, c.url, c.base
         try:
             devtools = await start_chromium(args, http, work)
-            await wait_until_up(http, comfy_proc, url)
             report.note(f"browser run: ComfyUI at {url}, no COMETAPI_KEY, Chromium {devtools}")
             page = await open_page(http, devtools, url + "/")
             await page.wait_for(f"!!({APP}?.graph && {APP}.extensionManager)", 90, "the ComfyUI app")
@@ -967,9 +964,9 @@ async def browser_run(args, report: Report, work: Path, key: str) -> None:
             raise
         finally:
             for service in list(Service.running):
-                if service.name in ("Chromium", "ComfyUI"):
+                if service.name == "Chromium":
                     service.stop()
-    log = comfy_proc.log()
+    log = c.proc.log()
     check_log(report, log, "browser run")
     check_no_key(report, "browser run", key, base,
                  {"history": history, "ComfyUI log": log, "browser localStorage/sessionStorage": storage},
