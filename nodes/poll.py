@@ -11,7 +11,7 @@ import torch
 from ..kling_omni.collect import collect_video
 from ..kling_omni.errors import DecodeCancelled, DownloadCancelled, InputError, WaitCancelled, WaitStopped
 from ..kling_omni.task import OmniTask
-from ..kling_omni.video import FrameSelection, decode_video
+from ..kling_omni.video import SILENT_SAMPLE_RATE, FrameSelection, decode_video
 from . import bridge
 from .runtime import CATEGORY, journal, make_client, poll_interval
 
@@ -141,7 +141,8 @@ class CometOmniPoll:
             raise bridge.interrupt_error(type(exc)(message)) from exc
         status.say("done" + (" (from disk, nothing paid or downloaded)" if collected.from_disk else ""), force=True)
         frames = decoded.frames if decoded.frames is not None else torch.zeros((1, 1, 1, 3))
-        audio = decoded.audio if decoded.audio is not None else {"waveform": torch.zeros((1, 1, 1)), "sample_rate": 44100}
+        audio = decoded.audio if decoded.audio is not None else {"waveform": torch.zeros((1, 1, 1)),
+                                                                 "sample_rate": SILENT_SAMPLE_RATE}
         ui = {"images": [{"filename": collected.path.name, "subfolder": bridge.SUBFOLDER, "type": "output"}],
               "animated": [True], "task_id": [tid]}
         result = (frames, audio, bridge.video_output(collected.path), float(decoded.fps), tid, collected.video_url)

@@ -46,10 +46,11 @@ class CometOmniImageRef(_RefNode):
         if role != "reference" and batch != 1:
             raise InputError(node, "image", f"a batch of {batch} images",
                              f"{role} takes exactly one image; pick one with an 'Image From Batch' node")
-        for index in range(batch):
-            check_image_size(width, height, node=node, input="image", index=index if batch > 1 else None)
+        check_image_size(width, height, node=node, input="image")  # a batch shares one size
         # Encoding is CPU work: off the event loop so other nodes keep going.
-        encoded = await asyncio.to_thread(lambda: [encode_image(image[i]) for i in range(batch)])
+        encoded = await asyncio.to_thread(
+            lambda: [encode_image(image[i], node=node, input="image", index=i if batch > 1 else None)
+                     for i in range(batch)])
         origin = f"{role} from {node}"
         new = [ImageRef(e, role, origin if batch == 1 else f"{origin}, batch image {i + 1}")
                for i, e in enumerate(encoded)]

@@ -127,16 +127,22 @@ def test_non_retryable_error_stops_at_once(fake_server, omni_client, fast_backof
     assert fake_server.queries_of("4242") == 1
 
 
-def test_cancel_between_polls_within_a_second(slow_server, slow_client):
-    task_id = slow_client.create_task({"prompt": "x"}).task_id
+def cancel_after_first_query(server, task_id):
+    """Press Cancel once the server has seen a status query; returns (the flag, when it was set)."""
     stop = threading.Event()
     stopped_at = []
 
     def cancel():
-        slow_server.wait_until(lambda: slow_server.queries_of(task_id) >= 1)
+        server.wait_until(lambda: server.queries_of(task_id) >= 1)
         stopped_at.append(time.monotonic())
         stop.set()
     in_thread(cancel)
+    return stop, stopped_at
+
+
+def test_cancel_between_polls_within_a_second(slow_server, slow_client):
+    task_id = slow_client.create_task({"prompt": "x"}).task_id
+    stop, stopped_at = cancel_after_first_query(slow_server, task_id)
     with pytest.raises(errors.WaitCancelled) as info:
         asyncio.run(wait_for_task(slow_client, task_id, interval=30, timeout=60, should_stop=stop.is_set))
     assert time.monotonic() - stopped_at[0] < 1.0
@@ -150,20 +156,13 @@ async def _cancelled_during_query(server, client, task_id, stop):
     except errors.WaitCancelled as exc:
         return exc, time.monotonic()
     finally:
-        server.release_delays()  # let the abandoned thread finish so the loop can close
+        server.release_delays()  # let the abandoned query end now rather than in 30 s
 
 
 def test_cancel_while_a_query_is_in_flight(slow_server, slow_client):
     task_id = slow_client.create_task({"prompt": "x"}).task_id
     slow_server.status_delay = 30  # the query hangs
-    stop = threading.Event()
-    stopped_at = []
-
-    def cancel():
-        slow_server.wait_until(lambda: slow_server.queries_of(task_id) >= 1)
-        stopped_at.append(time.monotonic())
-        stop.set()
-    in_thread(cancel)
+    stop, stopped_at = cancel_after_first_query(slow_server, task_id)
     exc, raised_at = asyncio.run(_cancelled_during_query(slow_server, slow_client, task_id, stop))
     assert isinstance(exc, errors.WaitCancelled) and raised_at - stopped_at[0] < 1.0
 
