@@ -8,7 +8,6 @@ import os
 import sqlite3
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import av
@@ -20,6 +19,7 @@ from kling_omni.journal import SCHEMA
 
 from cometapi_kling_omni import NODE_CLASS_MAPPINGS as NODES
 from cometapi_kling_omni.nodes import runtime
+from tests.without_root_powers import python_command
 
 READ_ONLY_RUN = Path(__file__).resolve().parent / "run_readonly_journal.py"
 
@@ -115,7 +115,7 @@ def test_a_damaged_journal_is_set_aside_and_a_new_one_started(home, fake_server,
 @pytest.mark.parametrize("existing", [True, False], ids=["journal read-only", "no journal, folder read-only"])
 def test_a_read_only_journal_stops_submit_before_paying_but_poll_delivers(home, fake_server, omni_client,
                                                                           existing):
-    """Run in a child process that cannot override file modes (as root it drops that power)."""
+    """In a child process bound by file modes, as a user who does not own the journal is."""
     if existing:
         chain("first clip")  # a journal with rows, as a user has one
     else:
@@ -129,8 +129,8 @@ def test_a_read_only_journal_stops_submit_before_paying_but_poll_delivers(home, 
         journal.chmod(0o444)
     home.chmod(0o555)
     try:
-        child = subprocess.run([sys.executable, "-c", DROP_FILE_POWERS_AND_RUN, str(READ_ONLY_RUN), finished,
-                                str(journal)], env=dict(os.environ), capture_output=True, text=True, timeout=120)
+        child = subprocess.run(python_command(str(READ_ONLY_RUN), finished, str(journal)), env=dict(os.environ),
+                               capture_output=True, text=True, timeout=120)
     finally:
         home.chmod(0o755)
         if existing:
@@ -151,21 +151,6 @@ def test_a_read_only_journal_stops_submit_before_paying_but_poll_delivers(home, 
     assert str(journal) in child.stderr and child.stderr.count("could not be written") == 1
     if existing:
         assert "first clip" in journal.read_bytes().decode("utf-8", "replace")  # untouched
-
-
-# Root ignores file modes. Dropping CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the bounding
-# set (prctl PR_CAPBSET_DROP) before exec takes that power away from the child, as a read-only
-# file really is for a normal user. Without root the drop fails harmlessly: modes apply anyway.
-DROP_FILE_POWERS_AND_RUN = """
-import ctypes, os, sys
-try:
-    libc = ctypes.CDLL(None, use_errno=True)
-    for capability in (1, 2):
-        libc.prctl(24, capability, 0, 0, 0)
-except (OSError, AttributeError):
-    pass
-os.execv(sys.executable, [sys.executable] + sys.argv[1:])
-"""
 
 
 def test_the_journal_is_owner_only_whatever_the_umask(home, fake_server):
