@@ -61,7 +61,7 @@ CREATE TABLE IF NOT EXISTS hosts (
 );
 COMMIT;
 """
-DAMAGED = {"SQLITE_NOTADB", "SQLITE_CORRUPT"}  # not a database / "database disk image is malformed"
+DAMAGED = ("SQLITE_NOTADB", "SQLITE_CORRUPT")  # not a database / "database disk image is malformed"
 
 
 @dataclass(frozen=True)
@@ -218,7 +218,7 @@ class Journal:
                 with self._connect() as db:
                     return work(db)
             except sqlite3.DatabaseError as exc:
-                if last_try or _error_name(exc) not in DAMAGED:
+                if last_try or not _error_name(exc).startswith(DAMAGED):
                     raise
                 self._set_aside(found, exc)
 
