@@ -6,21 +6,27 @@
 Run from the pack's folder. The journal is in --home (default: $COMETAPI_OMNI_HOME or
 ~/.cometapi-omni); ComfyUI keeps its own in ComfyUI/user/__cometapi_omni/ (or the pack's
 data/ folder on ComfyUI older than 0.3.76): pass that folder as --home to see its tasks.
+
+Every failure is one line on stderr and a non-zero exit code; COMETAPI_OMNI_DEBUG=1 shows
+the traceback of an unexpected one, for a bug report.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from pathlib import Path
 
 from .client import OmniClient, base_url_from_env
 from .collect import collect_video
-from .credentials import default_store_dir, resolve_key
-from .errors import OmniError
+from .credentials import ENV_VAR, default_store_dir, resolve_key
+from .errors import OmniError, redact
 from .journal import Journal
+
+DEBUG_ENV = "COMETAPI_OMNI_DEBUG"
 
 
 def _age(seconds: float) -> str:
@@ -47,22 +53,36 @@ def collect(task_id: str, journal: Journal, home: Path, out_dir: Path, timeout_m
     def client():
         return OmniClient(resolve_key(home), base_url_from_env())
 
+    shown = []
+
+    def progress(text):
+        shown.append(True)
+        print(f"\r{text}", end="", flush=True)
+
     def status(state, elapsed):
-        print(f"\r{state.status:<11} {elapsed:5.0f} s", end="", flush=True)
+        progress(f"{state.status:<11} {elapsed:5.0f} s")
 
     def downloading(done, total):
         share = f"{100 * done / total:3.0f}%" if total else f"{done} bytes"
-        print(f"\rdownloading {share}   ", end="", flush=True)
+        progress(f"downloading {share}   ")
 
-    result = asyncio.run(collect_video(task_id, journal, client, out_dir, timeout=timeout_minutes * 60,
-                                       interval=interval, on_update=status, on_download=downloading))
-    print()
+    try:
+        result = asyncio.run(collect_video(task_id, journal, client, out_dir, timeout=timeout_minutes * 60,
+                                           interval=interval, on_update=status, on_download=downloading))
+    finally:
+        if shown:
+            print()  # ends the progress line
     return result.path
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not the usage block
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kling_omni", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="python -m kling_omni", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", type=Path, default=None, help="folder of the journal and key store")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("tasks", help="list journalled tasks")
@@ -74,21 +94,39 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     home = args.home or default_store_dir()
-    journal = Journal(home / "journal.sqlite3")
+    task_id = args.task_id.strip() if args.command == "collect" else ""
     try:
+        if home.exists() and not home.is_dir():
+            raise OmniError(f"--home {home} is a file; give the folder that holds journal.sqlite3.")
+        journal = Journal(home / "journal.sqlite3")
         if args.command == "tasks":
             list_tasks(journal)
         else:
-            path = collect(args.task_id.strip(), journal, home, args.out, args.timeout, args.interval)
-            print(path)
-    except OmniError as exc:
-        print(f"\nerror: {exc}", file=sys.stderr)
-        return 1
+            print(collect(task_id, journal, home, args.out, args.timeout, args.interval))
     except KeyboardInterrupt:
-        print(f"\nStopped waiting. The task keeps running: collect it later with "
-              f"`python -m kling_omni collect {args.task_id}`.", file=sys.stderr)
+        print(f"Stopped waiting. The task keeps running: collect it later with `python -m kling_omni collect "
+              f"{task_id}`." if task_id else "Stopped.", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
+        print(f"error: {_one_line(exc, home, task_id)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _one_line(exc: Exception, home: Path, task_id: str) -> str:
+    """The pack's own message as is; anything else named for what it is. Never a key."""
+    text = str(exc)
+    if not isinstance(exc, OmniError):
+        text = f"unexpected {type(exc).__name__}: {text}" + (
+            f" (task {task_id} is kept on CometAPI: collect it again once this is fixed)" if task_id else "")
+        text += f". Set {DEBUG_ENV}=1 to see the traceback."
+    try:
+        key = resolve_key(home)
+    except Exception:  # no key anywhere: nothing to hide but key-shaped text
+        key = None
+    return " ".join(redact(text, key, os.environ.get(ENV_VAR)).split())
 
 
 if __name__ == "__main__":

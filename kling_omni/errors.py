@@ -184,6 +184,19 @@ class DecodeCancelled(OmniError):
     """Decoding the video was stopped on request (ComfyUI's Cancel); the file is kept."""
 
 
+# --- the journal on disk -----------------------------------------------------------------
+
+class JournalError(OmniError):
+    """The job journal cannot be read or written (read-only, disk full, damaged beyond repair).
+
+    The message names the file; `path` is it.
+    """
+
+    def __init__(self, message: str, *, path):
+        self.path = path
+        super().__init__(message)
+
+
 # --- helpers ---------------------------------------------------------------------------
 
 _KEYLIKE = re.compile(r"(?i)(bearer\s+)?\bsk-[A-Za-z0-9_-]{8,}")

@@ -78,7 +78,7 @@ def check_image_size(width: int, height: int, *, node: str, input: str, index: i
 def encode_image(pixels, *, max_bytes: int = ENCODE_BUDGET, max_side: int = MAX_UPLOAD_SIDE,
                  node: str = "CometOmni", input: str = "image", index: int | None = None) -> EncodedImage:
     """Encode one picture (torch tensor or numpy array, HxWx3, float 0..1 or uint8) for image_list."""
-    rgb = to_uint8_rgb(pixels)
+    rgb = to_uint8_rgb(pixels, node=node, input=input if index is None else f"{input}[{index}]")
     height, width = rgb.shape[:2]
     check_image_size(width, height, node=node, input=input, index=index)
     image = Image.fromarray(rgb)
@@ -116,8 +116,11 @@ def encode_image(pixels, *, max_bytes: int = ENCODE_BUDGET, max_side: int = MAX_
                      f"could not be encoded under {max_bytes} bytes without shrinking a side below {MIN_SIDE} px")
 
 
-def to_uint8_rgb(pixels) -> np.ndarray:
-    """A ComfyUI IMAGE ([1,H,W,C] or [H,W,C], float 0..1) or uint8 array as HxWx3 uint8."""
+def to_uint8_rgb(pixels, *, node: str = "CometOmni", input: str = "image") -> np.ndarray:
+    """A ComfyUI IMAGE ([1,H,W,C] or [H,W,C], float 0..1) or uint8 array as HxWx3 uint8.
+
+    NaN or infinite pixels (an overflowed VAE decode, say) are refused: they would become
+    black or white pixels in a request that is paid for."""
     if hasattr(pixels, "detach"):  # torch.Tensor, without importing torch here
         pixels = pixels.detach().cpu().numpy()
     arr = np.asarray(pixels)
@@ -133,6 +136,13 @@ def to_uint8_rgb(pixels) -> np.ndarray:
     if arr.dtype == np.uint8:
         return np.ascontiguousarray(arr)
     if np.issubdtype(arr.dtype, np.floating):
+        finite = np.isfinite(arr)  # one pass: ~1/4 of the conversion below
+        if not finite.all():
+            bad = int(arr.size - np.count_nonzero(finite))
+            raise InputError(node, input, f"{bad} NaN or infinite values among {arr.size}",
+                             "every pixel must be a number from 0 to 1; NaN or infinite ones would be sent as "
+                             "black or white (often an overflowed VAE decode or upscale): fix the node that "
+                             "made this image")
         out = np.empty(arr.shape, dtype=np.uint8)
         np.clip(arr * np.float32(255.0) + np.float32(0.5), 0, 255, out=out, casting="unsafe")
         return out

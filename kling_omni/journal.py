@@ -4,16 +4,31 @@ SQLite from the standard library. One short connection per operation keeps it sa
 several threads and for ComfyUI and the command line at once. A row is written *before*
 the creation request ("sending") and updated after it, so a crash in between leaves a
 row that says "we may have paid and do not know for what".
+
+The disk is not trusted to stay as it was. A journal deleted while running is recreated
+by the next write (reads find nothing); a damaged one is moved aside, kept, and replaced.
+Writes come in two kinds: those that guard money (`begin`, `settle`) raise JournalError
+when the journal cannot take them, so nothing is paid unrecorded; the notes made while
+collecting a video (`adopt`, `update_task`, `learn_echo`) only warn, so a paid video still
+reaches the graph from a read-only journal. The file is owner-only: it holds prompts and
+signed result URLs.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
+
+from .errors import JournalError
+
+log = logging.getLogger("cometapi_omni")
 
 SENDING = "sending"  # creation request about to go out / in flight
 UNCERTAIN = "uncertain"  # sent, outcome unknown (timeout, 5xx): a task may exist
@@ -21,6 +36,7 @@ REJECTED = "rejected"  # the server refused it: no task exists
 # ...then the task statuses of kling_omni.task: queued, processing, succeeded, failed
 
 SCHEMA = """
+BEGIN;
 CREATE TABLE IF NOT EXISTS jobs (
     fingerprint TEXT NOT NULL,
     attempt INTEGER NOT NULL,
@@ -43,7 +59,9 @@ CREATE TABLE IF NOT EXISTS hosts (
     base_url TEXT PRIMARY KEY,
     echoes_external_id INTEGER NOT NULL
 );
+COMMIT;
 """
+DAMAGED = ("SQLITE_NOTADB", "SQLITE_CORRUPT")  # not a database / "database disk image is malformed"
 
 
 @dataclass(frozen=True)
@@ -72,13 +90,142 @@ class Job:
 class Journal:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._db() as db:
-            db.executescript(SCHEMA)
+        self._set_aside_lock = threading.Lock()
+        self._warned = False  # a note that could not be written was reported
+        _owner_only(self.path)  # an older version left it with the umask's mode
+
+    # --- submissions -------------------------------------------------------------------
+
+    def latest(self, fingerprint: str) -> Optional[Job]:
+        rows = self._read("SELECT * FROM jobs WHERE fingerprint=? ORDER BY attempt DESC LIMIT 1", (fingerprint,))
+        return Job(**rows[0]) if rows else None
+
+    def begin(self, fingerprint: str, attempt: int, external_task_id: str, *, prompt: str,
+              base_url: str, node_id: str = "") -> None:
+        """Record an intent before its creation request leaves. Raises JournalError (and then
+        the request must not be sent) when the journal cannot take it."""
+        now = time.time()
+        try:
+            self._write(
+                "INSERT INTO jobs (fingerprint, attempt, external_task_id, state, prompt, base_url,"
+                " node_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (fingerprint, attempt, external_task_id, SENDING, prompt, base_url, node_id, now, now))
+        except JournalError as exc:
+            raise JournalError(
+                f"{exc} Every paid request is recorded there before it is sent, so nothing was sent to "
+                f"CometAPI. Make that file and its folder writable (or free disk space), then queue again.",
+                path=self.path) from exc
+
+    def settle(self, fingerprint: str, attempt: int, state: str, *, task_id: str | None = None,
+               message: str = "") -> None:
+        """Record what the creation request came to: a task id, a rejection or uncertainty."""
+        try:
+            self._write("UPDATE jobs SET state=?, task_id=COALESCE(?, task_id), message=?, updated_at=?"
+                        " WHERE fingerprint=? AND attempt=?",
+                        (state, task_id, message, time.time(), fingerprint, attempt))
+        except JournalError as exc:
+            outcome = f"task {task_id} ({state})" if task_id else f"{state}: {message}" if message else state
+            raise JournalError(
+                f"{exc} It could not record what the creation request came to ({outcome}). Queue again "
+                f"once it is writable: the pack then looks the task up by its external id instead of "
+                f"paying again." + (f" Or collect task {task_id} by id with a CometOmniPoll node."
+                                    if task_id else ""), path=self.path) from exc
+
+    def failures_for_node(self, node_id: str) -> int:
+        """How many tasks this Submit node has seen fail (lets a re-run retry them)."""
+        rows = self._read("SELECT COUNT(*) FROM jobs WHERE node_id=? AND state IN ('failed', 'rejected')",
+                          (str(node_id),))
+        return int(rows[0][0]) if rows else 0
+
+    # --- tasks -------------------------------------------------------------------------
+
+    def by_task(self, task_id: str) -> Optional[Job]:
+        rows = self._read("SELECT * FROM jobs WHERE task_id=? ORDER BY updated_at DESC LIMIT 1", (task_id,))
+        return Job(**rows[0]) if rows else None
+
+    def adopt(self, task_id: str, *, base_url: str = "") -> None:
+        """Remember a task collected by id that no Submit of ours created (a note)."""
+        now = time.time()
+        self._note("INSERT OR IGNORE INTO jobs (fingerprint, attempt, task_id, state, base_url, created_at,"
+                   " updated_at) SELECT ?,?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE task_id=?)",
+                   (f"collected:{task_id}", 0, task_id, "queued", base_url, now, now, task_id))
+
+    def update_task(self, task_id: str, *, state: str | None = None, message: str | None = None,
+                    video_url: str | None = None, video_path: str | None = None,
+                    unit_deduction: str | None = None) -> None:
+        """Note what became of a task (a note: a journal that cannot take it only warns)."""
+        fields = {"state": state, "message": message, "video_url": video_url,
+                  "video_path": video_path, "unit_deduction": unit_deduction}
+        sets = {k: v for k, v in fields.items() if v is not None}
+        if not sets:
+            return
+        assignments = ", ".join(f"{k}=?" for k in sets) + ", updated_at=?"
+        self._note(f"UPDATE jobs SET {assignments} WHERE task_id=?", (*sets.values(), time.time(), task_id))
+
+    def jobs(self, limit: int = 50) -> list:
+        return [Job(**row) for row in self._read("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,))]
+
+    # --- what a host is known to do ----------------------------------------------------
+
+    def learn_echo(self, base_url: str, echoes: bool) -> None:
+        # A note: unrecorded, the pack only stays more careful (it never resends an uncertain creation).
+        self._note("INSERT OR REPLACE INTO hosts (base_url, echoes_external_id) VALUES (?,?)",
+                   (base_url, int(echoes)))
+
+    def echoes_external_id(self, base_url: str) -> bool:
+        """True if this host echoed our external_task_id before, i.e. passes it to Kling,
+        which refuses a second task with the same one."""
+        rows = self._read("SELECT echoes_external_id FROM hosts WHERE base_url=?", (base_url,))
+        return bool(rows and rows[0][0])
+
+    # --- the file ----------------------------------------------------------------------
+
+    def _read(self, sql: str, params: tuple) -> list:
+        try:
+            return self._use(lambda db: db.execute(sql, params).fetchall(), create=False) or []
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalError(f"The job journal {self.path} cannot be read ({_why(exc)}).", path=self.path) from exc
+
+    def _write(self, sql: str, params: tuple) -> None:
+        try:
+            self._use(lambda db: db.execute(sql, params), create=True)
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalError(f"The job journal {self.path} cannot be written ({_why(exc)}).",
+                               path=self.path) from exc
+
+    def _note(self, sql: str, params: tuple) -> None:
+        """A write that helps later runs but must never keep a paid video from the graph."""
+        try:
+            self._write(sql, params)
+        except JournalError as exc:
+            if not self._warned:  # once, not at every status change of every task
+                self._warned = True
+                log.warning("The job journal %s could not be written (%s). Videos are still delivered, but "
+                            "not recorded there until it is writable again.", self.path, _why(exc.__cause__))
+        else:
+            self._warned = False
+
+    def _use(self, work: Callable, *, create: bool):
+        """work(db) in one transaction. A missing or empty journal is created first when `create`,
+        else there is nothing to read (None). A damaged one is set aside once and replaced."""
+        for last_try in (False, True):
+            found = _stat(self.path)
+            try:
+                if found is None:
+                    if not create:
+                        return None
+                    self._create()
+                with self._connect() as db:
+                    return work(db)
+            except sqlite3.DatabaseError as exc:
+                if last_try or not _error_name(exc).startswith(DAMAGED):
+                    raise
+                self._set_aside(found, exc)
 
     @contextmanager
-    def _db(self):
-        db = sqlite3.connect(self.path, timeout=30)
+    def _connect(self):
+        # mode=rw: never let SQLite create the file (with the umask's mode) behind _create's back.
+        db = sqlite3.connect(self.path.absolute().as_uri() + "?mode=rw", uri=True, timeout=30)
         db.row_factory = sqlite3.Row
         try:
             with db:  # one transaction, committed (and on disk) when the block ends
@@ -86,84 +233,81 @@ class Journal:
         finally:
             db.close()
 
-    # --- submissions -------------------------------------------------------------------
+    def _create(self) -> None:
+        """A new journal: an owner-only file (in an owner-only folder, if the pack makes it)."""
+        folder = self.path.parent
+        if not folder.is_dir():
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _chmod(folder, 0o700)  # mkdir's mode is cut by the umask
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            _chmod(self.path, 0o600)
+        except FileExistsError:  # empty, e.g. another thread is creating it right now
+            _owner_only(self.path)
+        with self._connect() as db:
+            db.executescript(SCHEMA)
 
-    def latest(self, fingerprint: str) -> Optional[Job]:
-        with self._db() as db:
-            row = db.execute("SELECT * FROM jobs WHERE fingerprint=? ORDER BY attempt DESC LIMIT 1",
-                             (fingerprint,)).fetchone()
-        return Job(**row) if row else None
+    def _set_aside(self, found, exc: sqlite3.DatabaseError) -> None:
+        """Move a damaged journal (and its side files) aside, kept for the user, never deleted."""
+        with self._set_aside_lock:
+            if found is None or _stat(self.path) != found:
+                return  # already replaced (by another thread): use the new one
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+            n = 1
+            while aside.exists():
+                n += 1
+                aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
+            try:
+                # A leftover -journal would be "rolled back" into the new file: it goes too.
+                for side in ("-journal", "-wal", "-shm", ""):
+                    source = Path(f"{self.path}{side}")
+                    if source.exists():
+                        os.replace(source, f"{aside}{side}")
+            except OSError as move_failed:
+                raise JournalError(
+                    f"The job journal {self.path} is damaged ({_why(exc)}) and could not be moved aside "
+                    f"({_why(move_failed)}): move or delete it yourself, then run again.", path=self.path) from exc
+            log.warning("The job journal %s was damaged (%s). It was moved to %s (kept, not deleted) and a new "
+                        "journal was started: intents recorded only in the old one are forgotten (see the "
+                        "README, Billing safety).", self.path, _why(exc), aside)
 
-    def begin(self, fingerprint: str, attempt: int, external_task_id: str, *, prompt: str,
-              base_url: str, node_id: str = "") -> None:
-        now = time.time()
-        with self._db() as db:
-            db.execute(
-                "INSERT INTO jobs (fingerprint, attempt, external_task_id, state, prompt, base_url,"
-                " node_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (fingerprint, attempt, external_task_id, SENDING, prompt, base_url, node_id, now, now))
 
-    def settle(self, fingerprint: str, attempt: int, state: str, *, task_id: str | None = None,
-               message: str = "") -> None:
-        """Record what the creation request came to: a task id, a rejection or uncertainty."""
-        with self._db() as db:
-            db.execute("UPDATE jobs SET state=?, task_id=COALESCE(?, task_id), message=?, updated_at=?"
-                       " WHERE fingerprint=? AND attempt=?",
-                       (state, task_id, message, time.time(), fingerprint, attempt))
+def _stat(path: Path):
+    """(device, inode) of a journal worth opening; None when it is missing or empty."""
+    try:
+        found = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return (found.st_dev, found.st_ino) if found.st_size > 0 else None
 
-    def failures_for_node(self, node_id: str) -> int:
-        """How many tasks this Submit node has seen fail (lets a re-run retry them)."""
-        with self._db() as db:
-            row = db.execute("SELECT COUNT(*) FROM jobs WHERE node_id=? AND state IN ('failed', 'rejected')",
-                             (str(node_id),)).fetchone()
-        return int(row[0])
 
-    # --- tasks -------------------------------------------------------------------------
+def _error_name(exc: sqlite3.Error) -> str:
+    name = getattr(exc, "sqlite_errorname", None)  # Python 3.11+
+    if name:
+        return name
+    text = str(exc).lower()  # Python 3.10: the messages are SQLite's own, stable
+    return ("SQLITE_NOTADB" if "not a database" in text else "SQLITE_CORRUPT" if "malformed" in text else "")
 
-    def by_task(self, task_id: str) -> Optional[Job]:
-        with self._db() as db:
-            row = db.execute("SELECT * FROM jobs WHERE task_id=? ORDER BY updated_at DESC LIMIT 1",
-                             (task_id,)).fetchone()
-        return Job(**row) if row else None
 
-    def adopt(self, task_id: str, *, base_url: str = "") -> None:
-        """Remember a task collected by id that no Submit of ours created."""
-        if self.by_task(task_id) is not None:
-            return
-        now = time.time()
-        with self._db() as db:
-            db.execute("INSERT OR IGNORE INTO jobs (fingerprint, attempt, task_id, state, base_url,"
-                       " created_at, updated_at) VALUES (?,?,?,?,?,?,?)",
-                       (f"collected:{task_id}", 0, task_id, "queued", base_url, now, now))
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
 
-    def update_task(self, task_id: str, *, state: str | None = None, message: str | None = None,
-                    video_url: str | None = None, video_path: str | None = None,
-                    unit_deduction: str | None = None) -> None:
-        fields = {"state": state, "message": message, "video_url": video_url,
-                  "video_path": video_path, "unit_deduction": unit_deduction}
-        sets = {k: v for k, v in fields.items() if v is not None}
-        if not sets:
-            return
-        assignments = ", ".join(f"{k}=?" for k in sets) + ", updated_at=?"
-        with self._db() as db:
-            db.execute(f"UPDATE jobs SET {assignments} WHERE task_id=?",
-                       (*sets.values(), time.time(), task_id))
 
-    def jobs(self, limit: int = 50) -> list:
-        with self._db() as db:
-            rows = db.execute("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
-        return [Job(**row) for row in rows]
+def _owner_only(path: Path) -> None:
+    """Take group and world access away; never add any (a read-only file stays read-only)."""
+    try:
+        mode = path.stat().st_mode
+        if mode & 0o077:
+            os.chmod(path, mode & 0o700)
+    except OSError:  # missing, not ours, or a filesystem without modes
+        pass
 
-    # --- what a host is known to do ----------------------------------------------------
 
-    def learn_echo(self, base_url: str, echoes: bool) -> None:
-        with self._db() as db:
-            db.execute("INSERT OR REPLACE INTO hosts (base_url, echoes_external_id) VALUES (?,?)",
-                       (base_url, int(echoes)))
-
-    def echoes_external_id(self, base_url: str) -> bool:
-        """True if this host echoed our external_task_id before, i.e. passes it to Kling,
-        which refuses a second task with the same one."""
-        with self._db() as db:
-            row = db.execute("SELECT echoes_external_id FROM hosts WHERE base_url=?", (base_url,)).fetchone()
-        return bool(row and row[0])
+def _chmod(path: Path, mode: int) -> None:
+    try:
+        os.chmod(path, mode)
+    except OSError:
+        pass

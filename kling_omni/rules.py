@@ -7,7 +7,8 @@ Sources: ../shared/docs/cometapi-omni-api.md §4.1, §4.2 and the judgments of �
 from __future__ import annotations
 
 import re
-from urllib.parse import urlparse
+import unicodedata
+from urllib.parse import urlsplit
 
 from .errors import InputError
 from .request import (ASPECT_RATIOS, IMAGE_ROLES, MAX_DURATION, MIN_DURATION, MODES, REFER_TYPES,
@@ -26,6 +27,9 @@ TOKEN = re.compile(r"<<<\s*(image|element|video)_(\d+)\s*>>>")
 SHORTHAND = re.compile(r"(?<![\w@.])@(image|element|video)(\d*)(?![\w])")
 # Anything that looks like a token but is not one of the three kinds.
 ODD_TOKEN = re.compile(r"<<<[^<>]*>>>")
+# Characters that show nothing: control, format (zero-width, BOM, joiners) and separators.
+INVISIBLE = {"Cc", "Cf", "Zs", "Zl", "Zp"}
+VIDEO_URL_RULE = "a public http(s) URL of an MP4/MOV (3-10 s, 720-2160 px); local files cannot be sent"
 
 
 def normalize_prompt(text: str) -> str:
@@ -40,9 +44,22 @@ def tokens(prompt: str) -> list:
     return [(m.group(1), int(m.group(2))) for m in TOKEN.finditer(prompt)]
 
 
+def check_prompt_characters(prompt: str) -> None:
+    """The prompt as typed can be sent as UTF-8: no half of a surrogate pair (a broken paste)."""
+    for i, ch in enumerate(prompt):
+        if 0xD800 <= ord(ch) <= 0xDFFF:
+            raise InputError(PROMPT_NODE, "prompt", prompt[max(0, i - 20):i + 20],
+                             f"character {i + 1} is U+{ord(ch):04X}, half of a character that lost its other half "
+                             f"(often a badly copied emoji), which cannot be sent; delete or retype it")
+
+
 def check_prompt(prompt: str) -> None:
-    if not prompt.strip():
+    if not prompt:
         raise InputError(PROMPT_NODE, "prompt", prompt, "the prompt is empty; describe the video (1 to 2500 characters)")
+    if all(ch.isspace() or unicodedata.category(ch) in INVISIBLE for ch in prompt):
+        raise InputError(PROMPT_NODE, "prompt", prompt,
+                         "the prompt is empty: it holds only invisible characters (spaces, zero-width or control "
+                         "characters); describe the video (1 to 2500 characters)")
     if len(prompt) > MAX_PROMPT_CHARS:
         raise InputError(PROMPT_NODE, "prompt", f"{len(prompt)} characters", f"the limit is {MAX_PROMPT_CHARS} characters")
 
@@ -119,6 +136,7 @@ def build_request(prompt: str, mode: str, aspect_ratio: str, duration: int, refs
     refs = refs or Refs()
     check_choice(PROMPT_NODE, "mode", mode, MODES)
     check_choice(PROMPT_NODE, "aspect_ratio", aspect_ratio, ASPECT_RATIOS)
+    check_prompt_characters(prompt)
     text = normalize_prompt(prompt)
     check_prompt(text)
     check_refs(refs, int(duration))
@@ -133,8 +151,9 @@ def validate_request(request: OmniRequest) -> None:
 
 def parse_element_id(text: object, node: str = "CometOmniElementRef") -> int:
     raw = str(text).strip()
-    if not raw.isdigit():
-        raise InputError(node, "element_id", text, "an element id is a whole number from Kling's element library, e.g. 829836802793406551")
+    if not re.fullmatch(r"[0-9]+", raw):  # not str.isdigit: "²" and "٣" are digits to Python, not to Kling
+        raise InputError(node, "element_id", text, "an element id is a whole number written with the digits 0-9, "
+                                                   "from Kling's element library, e.g. 829836802793406551")
     value = int(raw)
     if not 0 < value <= INT64_MAX:
         raise InputError(node, "element_id", text, "an element id is a positive 64-bit integer")
@@ -142,12 +161,27 @@ def parse_element_id(text: object, node: str = "CometOmniElementRef") -> int:
 
 
 def check_video_url(url: str, node: str = "CometOmniVideoRef") -> str:
-    url = url.strip()
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise InputError(node, "video_url", url,
-                         "a public http(s) URL of an MP4/MOV (3-10 s, 720-2160 px); local files cannot be sent")
+    url = str(url).strip()
+    for i, ch in enumerate(url):
+        if ch.isspace() or unicodedata.category(ch) in INVISIBLE | {"Cs"}:
+            raise InputError(node, "video_url", url,
+                             f"character {i + 1} is {_char_name(ch)}, which a URL cannot hold (write a space as "
+                             f"%20, and give one URL only); {VIDEO_URL_RULE}")
+    try:
+        parsed = urlsplit(url)
+        host, _ = parsed.hostname, parsed.port  # both parse lazily and raise on nonsense
+    except ValueError as exc:
+        raise InputError(node, "video_url", url, f"not a valid URL ({exc}); {VIDEO_URL_RULE}") from None
+    if parsed.scheme not in ("http", "https"):
+        raise InputError(node, "video_url", url, VIDEO_URL_RULE)
+    if not host:
+        raise InputError(node, "video_url", url, f"the URL names no host; {VIDEO_URL_RULE}")
     return url
+
+
+def _char_name(ch: str) -> str:
+    name = unicodedata.name(ch, "")
+    return f"U+{ord(ch):04X}" + (f" ({name.lower()})" if name else "")
 
 
 def check_role(role: str, node: str = "CometOmniImageRef") -> None:

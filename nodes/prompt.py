@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ..kling_omni.errors import InputError
 from ..kling_omni.request import ASPECT_RATIOS, MAX_DURATION, MIN_DURATION, MODES
-from ..kling_omni.rules import (build_request, check_prompt, check_token_counts, check_token_syntax,
-                                normalize_prompt)
+from ..kling_omni.rules import (build_request, check_prompt, check_prompt_characters, check_token_counts,
+                                check_token_syntax, normalize_prompt)
 from . import bridge
 from .runtime import CATEGORY
 
@@ -69,6 +69,7 @@ class CometOmniPrompt:
             return True
         text = normalize_prompt(prompt)
         try:
+            check_prompt_characters(prompt)
             check_prompt(text)
             check_token_syntax(text)
             graph = bridge.queued_prompt()

@@ -43,6 +43,10 @@ class CometOmniImageRef(_RefNode):
         node = label("CometOmniImageRef", unique_id)
         check_role(role, node)
         batch, height, width = int(image.shape[0]), int(image.shape[1]), int(image.shape[2])
+        if batch == 0:
+            raise InputError(node, "image", "an empty batch (0 images)",
+                             "connect at least one image; the batch that arrived here is empty "
+                             "(e.g. a filter or a batch selection upstream that picked nothing)")
         if role != "reference" and batch != 1:
             raise InputError(node, "image", f"a batch of {batch} images",
                              f"{role} takes exactly one image; pick one with an 'Image From Batch' node")

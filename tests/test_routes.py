@@ -16,6 +16,7 @@ routes_module = importlib.import_module("cometapi_kling_omni.nodes.routes")
 KEY = "sk-route-0123456789-abcdefghij-klmn7f3a"
 ENV_KEY = "sk-environment-0123456789-abcdefgh9e9e"
 PREFIX = routes_module.PREFIX
+JSON = {"Content-Type": "application/json"}  # what the frontend sends with every POST and DELETE
 
 
 @pytest.fixture(autouse=True)
@@ -128,7 +129,7 @@ def test_delete_forgets_the_key(store):
     credentials.save_key(store, KEY)
 
     async def scenario(client):
-        deleted = await call(client, "DELETE", "/key")
+        deleted = await call(client, "DELETE", "/key", headers=JSON)
         after = await call(client, "GET", "/key")
         return deleted, after
 
@@ -143,7 +144,7 @@ def test_test_route_uses_the_resolved_key_off_the_event_loop(store, caplog):
     tester = KeyTester(answer=(True, "Key works: CometAPI answered."))
 
     async def scenario(client):
-        response = await client.post(PREFIX + "/key/test")
+        response = await client.post(PREFIX + "/key/test", headers=JSON)
         return response.status, await response.text()
 
     status, text = serve(store, tester, scenario)
@@ -162,7 +163,7 @@ def test_test_route_accepts_an_async_tester(store):
         return False, "CometAPI refused the key (HTTP 401)."
 
     async def scenario(client):
-        response = await client.post(PREFIX + "/key/test")
+        response = await client.post(PREFIX + "/key/test", headers=JSON)
         return await response.json()
 
     answer = serve(store, tester, scenario)
@@ -175,7 +176,7 @@ def test_test_route_without_key_says_how_to_set_one(store):
     tester = KeyTester()
 
     async def scenario(client):
-        response = await client.post(PREFIX + "/key/test")
+        response = await client.post(PREFIX + "/key/test", headers=JSON)
         return await response.json()
 
     answer = serve(store, tester, scenario)
@@ -188,7 +189,7 @@ def test_tester_errors_are_reported_redacted(store):
     tester = KeyTester(fail=RuntimeError(f"boom with Authorization: Bearer {KEY}"))
 
     async def scenario(client):
-        response = await client.post(PREFIX + "/key/test")
+        response = await client.post(PREFIX + "/key/test", headers=JSON)
         return response.status, await response.text()
 
     status, text = serve(store, tester, scenario)

@@ -4,16 +4,12 @@
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { keyStatusText, keyTestText } from "./lib/format.js";
+import { packRequestInit } from "./lib/pack_request.js";
 
 const KEY_ROUTE = "/cometapi_omni/key";
 
 async function call(method, path, body) {
-  const init = { method };
-  if (body !== undefined) {
-    init.headers = { "Content-Type": "application/json" };
-    init.body = JSON.stringify(body);
-  }
-  const response = await api.fetchApi(path, init);
+  const response = await api.fetchApi(path, packRequestInit(method, body));
   let data = null;
   try {
     data = await response.json();
