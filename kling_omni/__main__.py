@@ -51,7 +51,7 @@ def collect(task_id: str, journal: Journal, home: Path, out_dir: Path, timeout_m
         print(f"\r{state.status:<11} {elapsed:5.0f} s", end="", flush=True)
 
     def downloading(done, total):
-        share = f"{100 * done / total:3.0f}%" if total else f"{done} bytes"
+        share = f"{100 * done / total:3.0f}%" if total else f"{done / 1e6:.1f} MB"
         print(f"\rdownloading {share}   ", end="", flush=True)
 
     result = asyncio.run(collect_video(task_id, journal, client, out_dir, timeout=timeout_minutes * 60,
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     grab = commands.add_parser("collect", help="wait for a task and download its MP4")
     grab.add_argument("task_id")
     grab.add_argument("--out", type=Path, default=Path("."), help="folder for the MP4 (default: here)")
-    grab.add_argument("--timeout", type=float, default=30.0, help="minutes to wait (default 30)")
+    grab.add_argument("--timeout", type=float, default=30.0, help="minutes for the wait and the download (default 30)")
     grab.add_argument("--interval", type=float, default=5.0, help="seconds between status queries")
     args = parser.parse_args(argv)
 
