@@ -21,6 +21,7 @@ from .collect import collect_video
 from .credentials import default_store_dir, resolve_key
 from .errors import OmniError
 from .journal import Journal
+from .task import check_task_id
 
 
 def _age(seconds: float) -> str:
@@ -79,7 +80,8 @@ def main(argv=None) -> int:
         if args.command == "tasks":
             list_tasks(journal)
         else:
-            path = collect(args.task_id.strip(), journal, home, args.out, args.timeout, args.interval)
+            task_id = check_task_id(args.task_id.strip(), "python -m kling_omni collect", "TASK_ID")
+            path = collect(task_id, journal, home, args.out, args.timeout, args.interval)
             print(path)
     except OmniError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 from .download import set_aside
 from .errors import BrokenVideo, TaskFailed
 from .journal import Journal
-from .task import FAILED, SUCCEEDED, TaskState
+from .task import FAILED, SUCCEEDED, TaskState, check_task_id
 from .verify import check_video
 from .waiting import fetch_video, notice, wait_for_task
 
@@ -30,9 +30,9 @@ class Collected:
 
 
 def video_path(out_dir: Path, task_id: str) -> Path:
-    """By an absolute path: the journal is read from other folders too."""
-    safe = "".join(c for c in task_id if c.isalnum() or c in "-_") or "task"
-    return Path(out_dir).absolute() / f"kling_{safe}.mp4"
+    """One file per task id, by an absolute path (the journal is read from other folders too)."""
+    check_task_id(task_id, "collect", "task_id")
+    return Path(out_dir).absolute() / f"kling_{task_id}.mp4"
 
 
 _collecting: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()

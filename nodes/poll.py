@@ -10,7 +10,7 @@ import torch
 
 from ..kling_omni.collect import collect_video
 from ..kling_omni.errors import DecodeCancelled, DownloadCancelled, InputError, WaitCancelled, WaitStopped
-from ..kling_omni.task import OmniTask
+from ..kling_omni.task import OmniTask, check_task_id
 from ..kling_omni.video import SILENT_SAMPLE_RATE, FrameSelection, decode_video
 from . import bridge
 from .runtime import CATEGORY, journal, make_client, poll_interval
@@ -114,6 +114,7 @@ class CometOmniPoll:
         if not tid:
             raise InputError(NODE, "task / task_id", "nothing",
                              "connect the task output of a CometOmniSubmit node, or type an existing task id")
+        check_task_id(tid, NODE, "task" if isinstance(task, OmniTask) else "task_id")
         selection = FrameSelection(max_frames=max_frames, every_nth=every_nth,
                                    start_seconds=start_seconds, max_side=max_side)
         selection.validate()
