@@ -17,9 +17,11 @@ from pathlib import Path
 
 import av
 import pytest
+import requests
 
 from fake_cometapi.media import read_index
 from kling_omni import errors
+from kling_omni.verify import check_video
 
 from cometapi_kling_omni import NODE_CLASS_MAPPINGS as NODES
 from cometapi_kling_omni.nodes import bridge
@@ -65,12 +67,19 @@ def kept_aside(folder: Path) -> list:
     return sorted(folder.rglob("*.broken-*.mp4"))
 
 
-def release_later(server, seconds):
-    """A safety net for a test of a fix: without the fix the trickle would last for hours."""
-    timer = threading.Timer(seconds, server.release_delays)
-    timer.daemon = True
-    timer.start()
-    return timer
+@pytest.fixture
+def release_later(fake_server):
+    """release_later(seconds): a safety net for a test of a fix, which without the fix would
+    trickle for hours. Cancelled when the test ends."""
+    timers = []
+
+    def start(seconds):
+        timers.append(threading.Timer(seconds, fake_server.release_delays))
+        timers[-1].daemon = True
+        timers[-1].start()
+    yield start
+    for timer in timers:
+        timer.cancel()
 
 
 # --- any 2xx, with or without a length, any encoding ------------------------------------------
@@ -154,7 +163,7 @@ def test_a_host_that_keeps_serving_broken_bodies_gives_up_with_the_task_and_the_
 @pytest.mark.parametrize("damage", ["power cut", "html page", "cut file"])
 def test_a_broken_file_on_disk_is_kept_aside_named_and_fetched_again(env, fake_server, task_id, status_texts,
                                                                        caplog, damage):
-    _, _, video, *_ = poll(task_id=task_id)
+    _, _, video, _, _, old_url = poll(task_id=task_id)
     path = Path(video.get_stream_source())
     whole = path.read_bytes()
     damaged = {"power cut": b"", "html page": b"<html><body>Service Unavailable</body></html>",
@@ -172,6 +181,7 @@ def test_a_broken_file_on_disk_is_kept_aside_named_and_fetched_again(env, fake_s
     assert any(kept.name in r.getMessage() for r in caplog.records)
     assert any(kept.name in t for t in status_texts)
     assert fake_server.queries_of(task_id) >= 1 and len(fake_server.file_requests) == 1
+    assert not old_url.endswith(fake_server.file_requests[0].path)  # a fresh URL, not the expired one
     # ...and from now on it is served from disk again, with no request
     fake_server.clear_records()
     poll(task_id=task_id)
@@ -179,10 +189,6 @@ def test_a_broken_file_on_disk_is_kept_aside_named_and_fetched_again(env, fake_s
 
 
 def test_the_whole_file_check_catches_cuts_anywhere(fake_server, omni_client, task_id, tmp_path):
-    import requests
-
-    from kling_omni.verify import check_video
-
     url = omni_client.get_task(task_id).video.url
     whole = requests.get(url, timeout=5).content
     path = tmp_path / "v.mp4"
@@ -200,9 +206,9 @@ def test_the_whole_file_check_catches_cuts_anywhere(fake_server, omni_client, ta
 
 # --- the timeout covers the download; Cancel still ends it at once -------------------------------
 
-def test_a_trickling_host_ends_at_the_nodes_timeout_naming_the_task(env, fake_server, task_id):
+def test_a_trickling_host_ends_at_the_nodes_timeout_naming_the_task(env, fake_server, task_id, release_later):
     fake_server.file_trickle = (1, 1.5)  # one byte every 1.5 s: no read timeout ever fires
-    release_later(fake_server, 6)
+    release_later(6)
     started = time.monotonic()
     with pytest.raises(errors.WaitTimeout) as err:
         poll(task_id=task_id, timeout_minutes=1 / 60)  # 1 s
@@ -265,9 +271,9 @@ def environment(server, home):
     return env
 
 
-def test_cli_timeout_bounds_a_trickling_download(fake_server, task_id, tmp_path):
+def test_cli_timeout_bounds_a_trickling_download(fake_server, task_id, tmp_path, release_later):
     fake_server.file_trickle = (1, 1.5)
-    release_later(fake_server, 15)
+    release_later(15)
     started = time.monotonic()
     done = cli("collect", task_id, "--out", str(tmp_path), "--timeout", "0.02", "--interval", "0.05",
                env=environment(fake_server, tmp_path / "home"))
