@@ -8,7 +8,9 @@ contract must not be mirrored here. Two loopback HTTP servers run in background 
   switchable response shapes (A Kling-native, B CometAPI wrapper, C double nesting);
 - the "CDN" (`files_base_url`, another port, like Kling's video host): serves the result
   MP4s, honours Range requests, and records every request's headers so a test can
-  prove the API key never reached it.
+  prove the API key never reached it. It can also behave like real CDNs and proxies
+  (see "how the file host answers" in __init__): chunked streaming without a length, a
+  gzip Content-Encoding the client did not ask for, another 2xx status, a trickle.
 
 Time: a task's state follows from its age on the server's clock (`time.monotonic()`
 plus an offset that `advance()` moves), so tests never need to sleep; `finish()` ends
@@ -20,6 +22,7 @@ from __future__ import annotations
 import atexit
 import base64
 import binascii
+import gzip
 import io
 import itertools
 import json
@@ -165,6 +168,14 @@ class FakeCometAPI:
         self.file_stall = 0.0  # seconds a file answer stalls halfway (a slow CDN)
         self.create_delay = 0.0  # seconds the creation answer waits (the task exists already)
         self.status_delay = 0.0  # seconds each status answer waits
+
+        # how the file host answers (all real CDN / proxy behaviours, see _FileHandler)
+        self.file_framing = "length"  # "chunked": HTTP/1.1 Transfer-Encoding chunked, no Content-Length
+        self.file_encoding = ""  # "gzip": Content-Encoding gzip although the client asked for identity
+        self.file_status = 200  # status of a whole-file answer, e.g. 203 from a transforming proxy
+        self.file_trickle: Optional[tuple] = None  # (bytes, seconds): that many bytes every that many seconds
+        self.result_url = ""  # template for result URLs, "{token}" filled in; "" = this file host
+        self._broken: list[str] = []  # kinds of broken body for the next file requests
 
         self._servers: list[ThreadingHTTPServer] = []
         self._threads: list[threading.Thread] = []
@@ -319,6 +330,25 @@ class FakeCometAPI:
         with self._lock:
             self._cuts.extend([fraction] * count)
 
+    def break_next_files(self, kind: str, count: int = 1) -> None:
+        """The next `count` file requests get a broken body, as hosts serve them:
+
+        - "empty": HTTP 200, Content-Length 0 (a placeholder object, a power cut at the origin);
+        - "html": HTTP 200 with an HTML error page (a gateway that hides its errors);
+        - "cut": HTTP 200 without Content-Length, half the file, then a clean close: the client
+          cannot tell from the transfer that anything is missing.
+        """
+        if kind not in ("empty", "html", "cut"):
+            raise ValueError("kind must be empty, html or cut")
+        with self._lock:
+            self._broken.extend([kind] * count)
+
+    def next_task_ids(self, *task_ids: str) -> None:
+        """The next created tasks get these ids, in order: a server whose ids a client must not
+        put into a URL or a file name unchecked ("../x", "a/b", 300 characters...)."""
+        with self._lock:
+            self._ids = itertools.chain(task_ids, self._ids)
+
     def expire_urls(self) -> None:
         """Every result URL handed out so far now answers 403; the next query of a task gives a new one."""
         with self._changed:
@@ -329,7 +359,8 @@ class FakeCometAPI:
             self._changed.notify_all()
 
     def release_delays(self) -> None:
-        """End every injected delay now (create_delay / status_delay / file_stall) and for the future."""
+        """End every injected delay now (create_delay / status_delay / file_stall / file_trickle)
+        and for the future."""
         self._release.set()
 
     # --- request handling (called from handler threads) --------------------------------------
@@ -435,7 +466,7 @@ class FakeCometAPI:
                "task_info": _task_info(task), "task_result": {},
                "created_at": task.created_ms, "updated_at": updated}
         if status == "succeed":
-            url = f"{self.files_base_url}/videos/{task.token}.mp4"
+            url = (self.result_url or self.files_base_url + "/videos/{token}.mp4").format(token=task.token)
             video = {"id": task.video_id, "url": url, "duration": str(float(self.video_seconds))}
             watermark = task.request.get("watermark_info") or {}
             if isinstance(watermark, dict) and watermark.get("enabled"):
@@ -451,20 +482,24 @@ class FakeCometAPI:
         self._tokens[token] = (task_id, False)
         return token
 
-    def _file(self, token: str) -> tuple[str, Optional[Path], float]:
-        """("ok", path, cut) / ("expired", None, 0) / ("missing", None, 0)."""
+    def _file(self, token: str) -> tuple[str, Optional[Path], float, str]:
+        """("ok", path, cut, broken) / ("expired", None, 0, "") / ("missing", None, 0, "").
+
+        cut: the fraction to send before hanging up (0 = all); broken: a break_next_files kind or "".
+        """
         with self._lock:
             entry = self._tokens.get(token)
             if entry is None:
-                return "missing", None, 0.0
+                return "missing", None, 0.0, ""
             task_id, expired = entry
             if expired or self.files_forbidden:
-                return "expired", None, 0.0
+                return "expired", None, 0.0, ""
             if self._state(self._tasks[task_id])[0] != "succeed":
-                return "missing", None, 0.0
-            cut = self._cuts.pop(0) if self._cuts else 0.0
+                return "missing", None, 0.0, ""
+            broken = self._broken.pop(0) if self._broken else ""
+            cut = self._cuts.pop(0) if self._cuts and not broken else 0.0
         w, h = self.video_size
-        return "ok", _clip_path(self.video_seconds, self.video_fps, w, h, self.video_audio), cut
+        return "ok", _clip_path(self.video_seconds, self.video_fps, w, h, self.video_audio), cut, broken
 
     # --- validation: contract §4.1, §4.2, §15 -------------------------------------------------
 
@@ -702,11 +737,17 @@ class _ApiHandler(_Handler):
 
 
 class _FileHandler(_Handler):
+    """The result-file host. By default a well-behaved CDN: HTTP/1.0, Content-Length, Range.
+
+    The FakeCometAPI attributes file_framing / file_encoding / file_status / file_trickle and
+    the queues of cut_next_downloads / break_next_files make it answer like other hosts.
+    """
+
     def do_GET(self) -> None:
         rec = self._recorded()
         self.fake._record(rec, files=True)
         match = re.fullmatch(r"/videos/([0-9a-f]+)\.mp4", rec.path.split("?", 1)[0])
-        verdict, path, cut = self.fake._file(match.group(1)) if match else ("missing", None, 0.0)
+        verdict, path, cut, broken = self.fake._file(match.group(1)) if match else ("missing", None, 0.0, "")
         if verdict == "expired":
             body = b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
             self.send_response(403)
@@ -719,10 +760,13 @@ class _FileHandler(_Handler):
             self._send_html(404, "Not Found")
             return
         data = path.read_bytes()
+        if broken:
+            self._send_broken(broken, data)
+            return
+        fake = self.fake
         size = len(data)
-        start = 0
         ranged = re.fullmatch(r"bytes=(\d+)-(\d*)", (rec.header("Range") or "").strip())
-        if ranged:
+        if ranged and not fake.file_encoding:  # like most CDNs, a compressed answer is always whole
             start = int(ranged.group(1))
             end = int(ranged.group(2)) if ranged.group(2) else size - 1
             if start >= size or end < start:
@@ -736,21 +780,71 @@ class _FileHandler(_Handler):
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
             part = data[start:end + 1]
         else:
-            self.send_response(200)
+            self._start(fake.file_status)
             part = data
+        if fake.file_encoding == "gzip":
+            part = gzip.compress(part, compresslevel=1)
+            self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Type", "video/mp4")
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(len(part)))
+        if fake.file_framing != "chunked":
+            self.send_header("Content-Length", str(len(part)))
         self.end_headers()
         if cut:
             # announce everything, deliver a part, hang up: a connection broken mid-download
-            self.wfile.write(part[: int(len(part) * cut)])
+            self._write(part[: int(len(part) * cut)])
             self.wfile.flush()
             self.close_connection = True
             return
-        if self.fake.file_stall:
-            self.wfile.write(part[: len(part) // 2])
+        if fake.file_stall:
+            self._write(part[: len(part) // 2])
             self.wfile.flush()
-            self.fake._release.wait(self.fake.file_stall)
+            fake._release.wait(fake.file_stall)
             part = part[len(part) // 2:]
-        self.wfile.write(part)
+        if fake.file_trickle:
+            step, every = fake.file_trickle
+            while part and not fake._release.is_set():  # released (or stopped): the rest at once
+                self._write(part[:step])
+                self.wfile.flush()
+                part = part[step:]
+                fake._release.wait(every)
+        self._write(part)
+        self._end()
+
+    def _start(self, status: int) -> None:
+        if self.fake.file_framing == "chunked":
+            self.protocol_version = "HTTP/1.1"  # chunked framing exists only in HTTP/1.1
+            self.send_response(status)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Connection", "close")
+        else:
+            self.send_response(status)
+
+    def _write(self, data: bytes) -> None:
+        if not data:
+            return
+        if self.protocol_version == "HTTP/1.1":
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        else:
+            self.wfile.write(data)
+
+    def _end(self) -> None:
+        if self.protocol_version == "HTTP/1.1":
+            self.wfile.write(b"0\r\n\r\n")
+        self.close_connection = True
+
+    def _send_broken(self, kind: str, data: bytes) -> None:
+        """A 200 whose body is not the video; see FakeCometAPI.break_next_files."""
+        if kind == "html":
+            self._send_html(200, "502 Bad Gateway: the origin did not answer")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp4")
+        if kind == "empty":
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.end_headers()  # "cut": no length, so the end of the body is the end of the connection
+        self.wfile.write(data[: len(data) // 2])
+        self.wfile.flush()
+        self.close_connection = True

@@ -25,6 +25,7 @@ from .collect import collect_video
 from .credentials import ENV_VAR, default_store_dir, resolve_key
 from .errors import OmniError, redact
 from .journal import Journal
+from .task import check_task_id
 
 DEBUG_ENV = "COMETAPI_OMNI_DEBUG"
 
@@ -63,7 +64,7 @@ def collect(task_id: str, journal: Journal, home: Path, out_dir: Path, timeout_m
         progress(f"{state.status:<11} {elapsed:5.0f} s")
 
     def downloading(done, total):
-        share = f"{100 * done / total:3.0f}%" if total else f"{done} bytes"
+        share = f"{100 * done / total:3.0f}%" if total else f"{done / 1e6:.1f} MB"
         progress(f"downloading {share}   ")
 
     try:
@@ -89,7 +90,7 @@ def main(argv=None) -> int:
     grab = commands.add_parser("collect", help="wait for a task and download its MP4")
     grab.add_argument("task_id")
     grab.add_argument("--out", type=Path, default=Path("."), help="folder for the MP4 (default: here)")
-    grab.add_argument("--timeout", type=float, default=30.0, help="minutes to wait (default 30)")
+    grab.add_argument("--timeout", type=float, default=30.0, help="minutes for the wait and the download (default 30)")
     grab.add_argument("--interval", type=float, default=5.0, help="seconds between status queries")
     args = parser.parse_args(argv)
 
@@ -102,6 +103,7 @@ def main(argv=None) -> int:
         if args.command == "tasks":
             list_tasks(journal)
         else:
+            check_task_id(task_id, "python -m kling_omni collect", "TASK_ID")
             print(collect(task_id, journal, home, args.out, args.timeout, args.interval))
     except KeyboardInterrupt:
         print(f"Stopped waiting. The task keeps running: collect it later with `python -m kling_omni collect "

@@ -18,7 +18,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from . import errors
 from .responses import business_error, error_from_response, load_json, parse_created, parse_task
-from .task import QUEUED, TaskState
+from .task import QUEUED, TASK_ID_RULE, TaskState, check_task_id, is_task_id
 
 DEFAULT_BASE_URL = "https://api.cometapi.com"
 OMNI_PATH = "/kling/v1/videos/omni-video"
@@ -110,6 +110,9 @@ class OmniClient:
         task_id = parse_created(body)
         if not task_id:
             raise self._uncertain("the answer carried no task id", external, status)
+        if not is_task_id(task_id):  # a task was probably made, but its id cannot be used safely
+            raise self._uncertain(f"the answer's task id {errors._short(task_id)} is unusable ({TASK_ID_RULE})",
+                                  external, status)
         data = body.get("data") if isinstance(body.get("data"), dict) else {}
         info = data.get("task_info") if isinstance(data.get("task_info"), dict) else {}
         created = data.get("created_at")
@@ -121,9 +124,7 @@ class OmniClient:
 
     def get_task(self, task_id: str) -> TaskState:
         """GET the task's state once. Raises RateLimited/ServerError/NetworkError (retryable) or another ApiError."""
-        task_id = str(task_id or "").strip()
-        if not task_id:
-            raise ValueError("task_id is empty")
+        task_id = check_task_id(str(task_id or "").strip(), "CometAPI status query", "task_id")
         url = f"{self.base_url}{OMNI_PATH}/{quote(task_id, safe='')}"
         try:
             response = self._send("GET", url)
@@ -140,7 +141,11 @@ class OmniClient:
         failure = business_error(body, 200, secrets=self._secrets)
         if failure is not None:
             raise failure
-        return parse_task(body, task_id=task_id)
+        state = parse_task(body, task_id=task_id)
+        if not is_task_id(state.task_id):
+            raise errors.UnexpectedResponse(f"CometAPI's status answer for task {task_id} names the task "
+                                            f"{errors._short(state.task_id)}, which is unusable ({TASK_ID_RULE}).")
+        return state
 
     # --- plumbing ---------------------------------------------------------------------------
 

@@ -1,16 +1,21 @@
-"""Fetch a finished video to disk: streamed, resumable, length-checked, atomic.
+"""Fetch a finished video to disk: streamed, resumable, proven whole, atomic, durable.
 
 The result URL lives on Kling's CDN, not on CometAPI, so this uses a plain session that
-never carries the API key. The file appears at `dest` only when complete; until then it
-is `dest.part`.
+never carries the API key. Any 2xx answer is a body, with or without a length, chunked or
+not, in any Content-Encoding (the decoded file is what counts). The file appears at `dest`
+only once it is whole (see verify.py) and on disk (fsync); until then it is a `.part` file
+of this download's own. A complete body that is not a whole video is moved aside, never
+deleted: a paid video is never thrown away on a guess.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import tempfile
+import secrets
 import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import urlsplit
@@ -19,9 +24,21 @@ import requests
 import urllib3
 
 from . import errors
+from .verify import check_video
 
 EXPIRED_STATUSES = (403, 404, 410)
 DEFAULT_TIMEOUT = (10, 30)  # (connect, read between bytes)
+
+
+@dataclass
+class _Transfer:
+    """How far one download has come, across its tries."""
+
+    part: Path
+    done: int = 0  # bytes of the file in `part`
+    total: Optional[int] = None  # the file's size, when a server said it
+    received: int = 0  # bytes received over all tries
+    resumable: bool = True  # False after an encoded answer: its byte offsets are not the file's
 
 
 def download_file(url: str, dest, *, on_progress: Optional[Callable[[int, Optional[int]], None]] = None,
@@ -32,86 +49,154 @@ def download_file(url: str, dest, *, on_progress: Optional[Callable[[int, Option
 
     on_progress(done_bytes, total_bytes or None) after each chunk, called from this thread.
     A try that brought no new bytes waits retry_delay seconds before the next. Raises UrlExpired on
-    403/404/410, DownloadCancelled when should_stop() turns true, DownloadError otherwise.
+    403/404/410, DownloadCancelled when should_stop() turns true, BrokenVideo (with the file kept
+    aside) when the body is not a whole video, DownloadError otherwise.
     """
     dest = Path(dest)
+    where = describe_url(url)
+    check_result_url(url)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    # A temporary file of this download's own: two downloads of one video (two Poll nodes, a
-    # cancelled one still unwinding) never write into, or delete, each other's bytes.
-    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
-    os.close(fd)
-    part = Path(name)
+    transfer = _Transfer(_new_part(dest))
     own_session = session is None
     session = session or requests.Session()
-    where = _describe(url)
     try:
-        done, total = 0, None
         problem = ""
         for attempt in range(max(1, attempts)):
-            if attempt and done == before:  # nothing arrived last time: give the host a moment
+            if attempt and transfer.received == before:  # nothing arrived last time: give the host a moment
                 time.sleep(retry_delay)
-            before = done
+            before = transfer.received
             try:
-                done, total = _fetch(session, url, part, done, total, where, on_progress, should_stop,
-                                     chunk_size, timeout)
+                _fetch(session, url, transfer, where, on_progress, should_stop, chunk_size, timeout)
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
                     urllib3.exceptions.HTTPError) as exc:
                 problem = type(exc).__name__
-                done = part.stat().st_size  # keep what arrived; the next try resumes from here
+                if transfer.resumable:  # keep what arrived; the next try resumes from there
+                    transfer.done = transfer.part.stat().st_size
+                else:
+                    transfer.part.write_bytes(b"")
+                    transfer.done = 0
                 continue
-            if total is None or done >= total:
-                break  # done > total is reported below
-            problem = f"the connection closed after {done} of {total} bytes"
+            except requests.RequestException as exc:  # its text would carry the signed URL
+                raise errors.DownloadError(f"The video download from {where} failed ({type(exc).__name__}).") \
+                    from None
+            if transfer.total is None or transfer.done >= transfer.total:
+                break  # done > total is reported by the check below
+            problem = f"the connection closed after {transfer.done} of {transfer.total} bytes"
         else:
-            raise errors.DownloadError(f"The video download from {where} kept breaking off "
-                                       f"({problem}; {done} of {total or '?'} bytes after {attempts} tries).")
-        if total is not None and done != total:
-            raise errors.DownloadError(f"The video from {where} has {done} bytes; the server announced {total}.")
-        os.replace(part, dest)
+            raise errors.DownloadError(f"The video download from {where} kept breaking off ({problem}; "
+                                       f"{transfer.done} of {transfer.total or '?'} bytes after {attempts} tries).")
+        _sync(transfer.part)
+        try:
+            check_video(transfer.part, expected_size=transfer.total)
+        except errors.BrokenVideo as broken:
+            kept = set_aside(transfer.part, dest)
+            raise errors.BrokenVideo(f"The video from {where}", broken.problem, kept=kept) from None
+        os.replace(transfer.part, dest)
+        _sync_folder(dest.parent)
         return dest
     except BaseException:
-        part.unlink(missing_ok=True)
+        transfer.part.unlink(missing_ok=True)
         raise
     finally:
         if own_session:
             session.close()
 
 
-def _fetch(session, url, part: Path, done: int, total, where, on_progress, should_stop, chunk_size, timeout):
-    """One GET from byte `done`; appends to `part`; returns (bytes now in part, total size or None)."""
+def check_result_url(url: str) -> None:
+    """Only http(s) URLs with a host are fetched; the message never shows the query string."""
+    try:
+        parts = urlsplit(url or "")
+        fine = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        fine = False
+    if not fine:
+        raise errors.DownloadError(f"The video URL {describe_url(url)} is not an http(s) address with a host; "
+                                   f"the pack downloads only over http(s).")
+
+
+def set_aside(path: Path, like: Path) -> Path:
+    """Move `path` next to `like`, as `<like's stem>.broken-<UTC time>.mp4`; return the new path."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for n in range(1, 1000):
+        kept = like.with_name(f"{like.stem}.broken-{stamp}{'' if n == 1 else f'-{n}'}{like.suffix}")
+        if not kept.exists():
+            os.replace(path, kept)
+            return kept
+    raise errors.DownloadError(f"Could not find a free name to keep {path} aside.")
+
+
+def _new_part(dest: Path) -> Path:
+    """A temporary file of this download's own: two downloads of one video (two Poll nodes, a
+    cancelled one still unwinding) never write into, or delete, each other's bytes. Created with
+    mode 0666 less the umask, like any file ComfyUI writes (mkstemp would make it 0600)."""
+    while True:
+        part = dest.with_name(f"{dest.name}.{secrets.token_hex(4)}.part")
+        try:
+            os.close(os.open(part, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0), 0o666))
+            return part
+        except FileExistsError:
+            continue
+
+
+def _sync(path: Path) -> None:
+    """The bytes reach the disk before the file is renamed into place and journalled."""
+    with open(path, "rb+") as file:
+        os.fsync(file.fileno())
+
+
+def _sync_folder(folder: Path) -> None:
+    """The rename itself reaches the disk. Windows cannot open a folder for this: skipped there."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fetch(session, url, transfer: _Transfer, where, on_progress, should_stop, chunk_size, timeout) -> None:
+    """One GET from byte `transfer.done`; appends to the part file and updates `transfer`."""
     # Authorization None removes any session default: the key must never reach the CDN.
     headers = {"Accept-Encoding": "identity", "Authorization": None}
-    if done:
-        headers["Range"] = f"bytes={done}-"
+    if transfer.done:
+        headers["Range"] = f"bytes={transfer.done}-"
     with session.get(url, headers=headers, stream=True, timeout=timeout) as response:
         status = response.status_code
         if status in EXPIRED_STATUSES:
             raise errors.UrlExpired(f"The video URL at {where} answered HTTP {status}: it has expired "
                                     f"or is not valid.", status=status)
-        if status == 206:
-            start, size = _content_range(response.headers.get("Content-Range", ""))
-            if start != done:
-                raise errors.DownloadError(f"{where} resumed at byte {start}, not {done} as asked.")
-            total = size
-        elif status == 200:
-            if done:  # the server ignored Range: start over
-                part.write_bytes(b"")
-                done = 0
-            length = response.headers.get("Content-Length")
-            encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
-            # a compressed body's length says nothing about the file's (we ask for identity anyway)
-            total = int(length) if length and length.isdigit() and not encoded else None
-        else:
+        if not 200 <= status < 300:
             raise errors.DownloadError(f"The video download from {where} failed with HTTP {status}.")
-        with open(part, "ab") as out:
+        # Some CDNs compress although asked not to: the decoded body is the file, and the encoded
+        # body's length and byte offsets say nothing about it.
+        encoding = response.headers.get("Content-Encoding", "").strip().lower()
+        transfer.resumable = encoding in ("", "identity")
+        if status == 206:
+            if not transfer.done:
+                raise errors.DownloadError(f"{where} answered with a part (HTTP 206) when asked for the whole file.")
+            start, size = _content_range(response.headers.get("Content-Range", ""))
+            if start != transfer.done:
+                raise errors.DownloadError(f"{where} resumed at byte {start}, not {transfer.done} as asked.")
+            transfer.total = size
+        else:
+            if transfer.done:  # the server ignored Range: start over
+                transfer.part.write_bytes(b"")
+                transfer.done = 0
+            length = response.headers.get("Content-Length", "").strip()
+            transfer.total = int(length) if length.isdigit() and transfer.resumable else None
+        with open(transfer.part, "ab") as out:
             for chunk in _chunks(response, chunk_size):
                 if should_stop is not None and should_stop():
                     raise errors.DownloadCancelled(f"Download from {where} cancelled; the partial file was removed.")
                 out.write(chunk)
-                done += len(chunk)
+                transfer.done += len(chunk)
+                transfer.received += len(chunk)
                 if on_progress is not None:
-                    on_progress(done, total)
-    return done, total
+                    on_progress(transfer.done, transfer.total)
 
 
 def _chunks(response, size: int):
@@ -136,7 +221,10 @@ def _content_range(value: str):
     return int(match.group(1)), size
 
 
-def _describe(url: str) -> str:
-    """Host and path only: signed query strings are long and private."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+def describe_url(url: str) -> str:
+    """Scheme, host and path only: signed query strings (and any user:password@) are private."""
+    try:
+        parts = urlsplit(url or "")
+    except ValueError:
+        return "(an unreadable URL)"
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"

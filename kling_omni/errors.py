@@ -160,6 +160,21 @@ class WaitCancelled(WaitStopped):
         super().__init__(task_id, "Stopped waiting: cancelled.")
 
 
+class DownloadTimeout(WaitTimeout):
+    """The task finished, but its video did not arrive within the timeout (a stalled or trickling host)."""
+
+    def __init__(self, task_id: str, seconds: float, received: str = ""):
+        self.task_id = task_id
+        self.seconds = seconds
+        got = f" ({received})" if received else ""
+        # Not WaitStopped's text: this task does not keep running, it is done and paid for.
+        OmniError.__init__(
+            self, f"Stopped downloading the video of task {task_id} at the timeout{got}: the file host is "
+                  f"too slow or has stalled. Task {task_id} is finished and paid for, and Kling keeps its video "
+                  f"for 30 days: queue again, put {task_id} in the task_id input of a CometOmniPoll node, or run "
+                  f"`python -m kling_omni collect {task_id}`; give it a longer timeout if the host stays slow.")
+
+
 class DownloadError(OmniError):
     """The finished video could not be fetched or was incomplete."""
 
@@ -170,6 +185,17 @@ class UrlExpired(DownloadError):
     def __init__(self, message: str, *, status: int | None = None):
         self.status = status
         super().__init__(message)
+
+
+class BrokenVideo(DownloadError):
+    """A file that is not a whole video (empty, an error page, cut short). Never deleted: `kept` is
+    where it was moved aside, if it was."""
+
+    def __init__(self, what: str, problem: str, *, kept=None):
+        self.problem = problem
+        self.kept = kept
+        aside = f" It was kept as {kept}." if kept is not None else ""
+        super().__init__(f"{what} is not a whole video: {problem}.{aside}")
 
 
 class DownloadCancelled(OmniError):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Optional
+
+from .errors import InputError
 
 # The four states everything downstream branches on. Raw server words are kept beside them.
 QUEUED = "queued"
@@ -11,6 +14,22 @@ PROCESSING = "processing"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 TERMINAL = frozenset({SUCCEEDED, FAILED})
+
+# A task id goes into a URL path and a file name, so only these: no "/", no "..", no length
+# the file system refuses, and no two ids that one file name could stand for.
+_TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+TASK_ID_RULE = "a task id is 1 to 128 letters, digits, '-' or '_'"
+
+
+def is_task_id(value: object) -> bool:
+    return isinstance(value, str) and _TASK_ID.fullmatch(value) is not None
+
+
+def check_task_id(value: object, node: str, input: str) -> str:
+    """`value` if it is a safe task id, else an InputError naming the node (or command) and input."""
+    if not is_task_id(value):
+        raise InputError(node, input, value, TASK_ID_RULE)
+    return value
 
 
 @dataclass(frozen=True)

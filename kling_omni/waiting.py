@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import logging
 import random
 import threading
 import time
@@ -25,6 +26,9 @@ from .task import FAILED, QUEUED, SUCCEEDED, TaskState
 
 SLICE = 0.25  # seconds between cancel checks; on_update runs at most every UPDATE_EVERY
 UPDATE_EVERY = 0.5
+BROKEN_BODY_TRIES = 3  # whole bodies that are not a whole video, before a download gives up
+
+log = logging.getLogger("cometapi_omni")
 
 # Not the event loop's default executor: asyncio.run() joins that one on exit, and ComfyUI
 # runs each prompt in asyncio.run(), so an abandoned request would hold up the end of a
@@ -61,7 +65,8 @@ class _Watch:
     """Cancel and deadline checks, and throttled progress reports, for one wait."""
 
     def __init__(self, task_id: str, *, on_update=None, should_stop=None, timeout: Optional[float] = None,
-                 cancelled: Optional[Callable[[], Exception]] = None):
+                 cancelled: Optional[Callable[[], Exception]] = None,
+                 timed_out: Optional[Callable[[], Exception]] = None):
         self.task_id = task_id
         self.on_update = on_update
         self.should_stop = should_stop
@@ -69,6 +74,7 @@ class _Watch:
         self.start = time.monotonic()
         self.deadline = None if timeout is None else self.start + timeout
         self.cancelled = cancelled or (lambda: errors.WaitCancelled(task_id))
+        self.timed_out = timed_out or (lambda: errors.WaitTimeout(task_id, timeout))
         self.state = TaskState(task_id=task_id, status=QUEUED)  # until the server says otherwise
         self._last_update = -1e9
 
@@ -87,7 +93,7 @@ class _Watch:
         if self.should_stop is not None and self.should_stop():
             raise self.cancelled()
         if self.deadline is not None and time.monotonic() >= self.deadline:
-            raise errors.WaitTimeout(self.task_id, self.timeout)
+            raise self.timed_out()
 
     async def sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -160,51 +166,93 @@ async def wait_for_task(client, task_id: str, *, timeout: float = 1800.0, interv
         raise
 
 
+def notice(on_notice: Optional[Callable[[str], None]], text: str) -> None:
+    """Something the user should know that is not an error: logged, and shown where on_notice says."""
+    log.warning("%s", text)
+    if on_notice is not None:
+        on_notice(text)
+
+
 async def fetch_video(client, state: TaskState, dest, *,
                       on_progress: Optional[Callable[[int, Optional[int]], None]] = None,
-                      should_stop: Optional[Callable[[], bool]] = None, session=None) -> Path:
-    """Download a succeeded task's video to `dest`; on an expired URL ask the task once for a fresh one."""
+                      should_stop: Optional[Callable[[], bool]] = None, session=None,
+                      timeout: Optional[float] = None, on_notice: Optional[Callable[[str], None]] = None) -> Path:
+    """Download a succeeded task's video to `dest`, proven whole.
+
+    An expired URL: ask the task once for a fresh one. A body that is not a whole video: keep it
+    aside, say so, fetch again (BROKEN_BODY_TRIES bodies at most). `timeout` seconds bound all of
+    it (DownloadTimeout); should_stop() ends it within SLICE (DownloadCancelled).
+    """
     task_id = state.task_id
+    dest = Path(dest)
+    received = (0, None)
+
+    def progress(done: int, total: Optional[int]) -> None:
+        nonlocal received
+        received = (done, total)
+        if on_progress is not None:
+            on_progress(done, total)
+
+    def timed_out() -> Exception:
+        done, total = received
+        return errors.DownloadTimeout(task_id, timeout, f"{done} of {total} bytes arrived" if total
+                                      else f"{done} bytes arrived")
+
+    watch = _Watch(task_id, should_stop=should_stop, timeout=timeout, timed_out=timed_out,
+                   cancelled=lambda: errors.DownloadCancelled(f"Download of task {task_id} cancelled."))
     if state.video is None or not state.video.url:
         raise errors.DownloadError(f"Task {task_id} has no video URL to download.")
-    try:
-        return await _download(state.video.url, Path(dest), on_progress, should_stop, session)
-    except errors.UrlExpired as first:
-        expired = first
-    watch = _Watch(task_id, should_stop=should_stop,
-                   cancelled=lambda: errors.DownloadCancelled(f"Download of task {task_id} cancelled."))
+    url = state.video.url
+    refreshed = False
+    kept = []
+    while True:
+        try:
+            return await _download(watch, url, dest, progress, session)
+        except errors.UrlExpired as expired:
+            if refreshed:
+                raise errors.DownloadError(
+                    f"The video of task {task_id} could not be downloaded: its URL answered HTTP {expired.status} "
+                    f"even after a fresh query. Kling deletes results after 30 days.") from expired
+            refreshed = True
+            url = await _fresh_url(watch, client, task_id, expired)
+        except errors.BrokenVideo as broken:
+            kept.append(broken.kept)
+            if len(kept) >= BROKEN_BODY_TRIES:
+                raise errors.DownloadError(
+                    f"The file host served the video of task {task_id} broken {len(kept)} times in a row "
+                    f"(last: {broken.problem}). Kept as {', '.join(k.name for k in kept)} in {dest.parent}. "
+                    f"Task {task_id} is finished and paid for: queue again later, put {task_id} in a "
+                    f"CometOmniPoll task_id, or run `python -m kling_omni collect {task_id}`.") from broken
+            notice(on_notice, f"The file host served a broken video for task {task_id} ({broken.problem}); "
+                              f"kept it as {broken.kept} and fetching it again.")
+        except errors.DownloadError as exc:  # the file host's answer: say which task it is about
+            raise errors.DownloadError(f"Task {task_id}: {exc}") from exc
+
+
+async def _fresh_url(watch: _Watch, client, task_id: str, expired: errors.UrlExpired) -> str:
     try:
         fresh = await watch.run(client.get_task, task_id)
+    except (errors.DownloadTimeout, errors.DownloadCancelled):
+        raise
     except errors.OmniError as exc:
         raise errors.DownloadError(f"The video URL of task {task_id} expired ({expired}) and asking CometAPI "
                                    f"for a fresh one failed: {exc}") from exc
     if fresh.video is None or not fresh.video.url:
         raise errors.DownloadError(f"The video URL of task {task_id} expired and CometAPI's answer holds no "
                                    f"new one (status {fresh.raw_status!r}).")
-    try:
-        return await _download(fresh.video.url, Path(dest), on_progress, should_stop, session)
-    except errors.UrlExpired as again:
-        raise errors.DownloadError(
-            f"The video of task {task_id} could not be downloaded: its URL answered HTTP {again.status} "
-            f"even after a fresh query. Kling deletes results after 30 days.") from again
+    return fresh.video.url
 
 
-async def _download(url: str, dest: Path, on_progress, should_stop, session) -> Path:
-    """download_file in a thread; cancel is noticed here within SLICE even between chunks."""
+async def _download(watch: _Watch, url: str, dest: Path, on_progress, session) -> Path:
+    """download_file in a thread, raced against cancel and the deadline. An abandoned thread stops at
+    its next chunk and removes its .part file."""
     abandoned = threading.Event()
 
     def stop() -> bool:
-        return abandoned.is_set() or (should_stop is not None and should_stop())
+        return abandoned.is_set() or (watch.should_stop is not None and watch.should_stop())
 
-    job = _in_thread(download_file, url, dest, on_progress=on_progress, should_stop=stop, session=session)
     try:
-        while True:
-            done, _ = await asyncio.wait({job}, timeout=SLICE)
-            if done:
-                return job.result()
-            if should_stop is not None and should_stop():
-                raise errors.DownloadCancelled(f"Download of {dest.name} cancelled; the partial file is removed.")
+        return await watch.run(functools.partial(download_file, url, dest, on_progress=on_progress,
+                                                 should_stop=stop, session=session))
     finally:
-        if not job.done():
-            abandoned.set()  # the thread stops at its next chunk and removes the .part file
-            job.add_done_callback(lambda j: j.cancelled() or j.exception())
+        abandoned.set()

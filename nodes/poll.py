@@ -10,7 +10,7 @@ import torch
 
 from ..kling_omni.collect import collect_video
 from ..kling_omni.errors import DecodeCancelled, DownloadCancelled, InputError, WaitCancelled, WaitStopped
-from ..kling_omni.task import OmniTask
+from ..kling_omni.task import OmniTask, check_task_id
 from ..kling_omni.video import SILENT_SAMPLE_RATE, FrameSelection, decode_video
 from . import bridge
 from .runtime import CATEGORY, journal, make_client, poll_interval
@@ -51,19 +51,21 @@ class Status:
         extra = f" {state.progress:.0f}%" if state.progress is not None else ""
         self.say(f"{state.status}{extra} · {elapsed:.0f} s")
 
-    def _progress(self, verb: str, done: int, total: int, unit: str) -> None:
+    def _progress(self, verb: str, done: int, total: int) -> None:
         if self.bar is None:
-            self.bar = bridge.progress_bar(self.node_id, max(total, 1))
+            self.bar = bridge.progress_bar(self.node_id, total)
         if self.bar is not None:
-            self.bar.update(done, max(total, 1))
-        share = f"{100 * done / total:.0f}%" if total else f"{done} {unit}"
-        self.say(f"{verb} {share}")
+            self.bar.update(done, total)
+        self.say(f"{verb} {100 * done / total:.0f}%")
 
-    def downloading(self, done: int, total: int) -> None:
-        self._progress("downloading", done, total, "bytes")
+    def downloading(self, done: int, total: int | None) -> None:
+        if total:
+            self._progress("downloading", done, total)
+        else:  # streamed without a length: bytes so far, and no bar that would pretend to know
+            self.say(f"downloading {done / 1e6:.1f} MB")
 
     def decoding(self, done: int, total: int) -> None:
-        self._progress("decoding", done, total, "frames")
+        self._progress("decoding", done, max(total, 1))
 
 
 class CometOmniPoll:
@@ -84,8 +86,8 @@ class CometOmniPoll:
                 "task": ("OMNI_TASK", {"tooltip": "From CometOmniSubmit."}),
                 "task_id": ("STRING", {"default": "", "tooltip": "Or collect any existing task by its id."}),
                 "timeout_minutes": ("INT", {"default": 30, "min": 1, "max": 24 * 60,
-                                            "tooltip": "Stop waiting after this long; the task keeps running and "
-                                                       "can be collected later by id."}),
+                                            "tooltip": "Stop waiting (and downloading) after this long; the task "
+                                                       "keeps running and can be collected later by id."}),
                 "max_frames": ("INT", {"default": 0, "min": 0, "max": 100000,
                                        "tooltip": "0 = all frames. Decoding stops early."}),
                 "every_nth": ("INT", {"default": 1, "min": 1, "max": 1000,
@@ -112,6 +114,7 @@ class CometOmniPoll:
         if not tid:
             raise InputError(NODE, "task / task_id", "nothing",
                              "connect the task output of a CometOmniSubmit node, or type an existing task id")
+        check_task_id(tid, NODE, "task" if isinstance(task, OmniTask) else "task_id")
         selection = FrameSelection(max_frames=max_frames, every_nth=every_nth,
                                    start_seconds=start_seconds, max_side=max_side)
         selection.validate()
@@ -122,7 +125,7 @@ class CometOmniPoll:
             collected = await collect_video(
                 tid, journal(), make_client, bridge.output_dir(), timeout=timeout_minutes * 60.0,
                 interval=poll_interval(), on_update=status.waiting, on_download=status.downloading,
-                should_stop=bridge.interrupted)
+                should_stop=bridge.interrupted, on_notice=lambda text: status.say(text, force=True))
             decoded = await asyncio.to_thread(
                 decode_video, collected.path, selection,
                 want_frames=linked is None or FRAMES in linked, want_audio=linked is None or AUDIO in linked,
