@@ -48,6 +48,15 @@ class KeyRejected(OmniError, ValueError):
     """
 
 
+class SettingsError(OmniError, ValueError):
+    """A value for the pack's settings (Settings › CometAPI) breaks its rule; nothing was saved."""
+
+    def __init__(self, setting: str, value: object, rule: str):
+        self.setting = setting
+        self.value = value
+        super().__init__(f"Setting {setting}: {rule} (got {_short(value)}). Nothing was saved.")
+
+
 # --- talking to CometAPI -------------------------------------------------------------
 
 class NetworkError(OmniError):
