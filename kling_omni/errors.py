@@ -57,6 +57,16 @@ class SettingsError(OmniError, ValueError):
         super().__init__(f"Setting {setting}: {rule} (got {_short(value)}). Nothing was saved.")
 
 
+class SpendLimitReached(OmniError):
+    """Creating the task(s) would take today's spend past the daily limit; nothing was sent."""
+
+    def __init__(self, message: str, *, spent: float, adding: float, limit: float):
+        self.spent = spent
+        self.adding = adding
+        self.limit = limit
+        super().__init__(message)
+
+
 # --- talking to CometAPI -------------------------------------------------------------
 
 class NetworkError(OmniError):
