@@ -48,6 +48,25 @@ class KeyRejected(OmniError, ValueError):
     """
 
 
+class SettingsError(OmniError, ValueError):
+    """A value for the pack's settings (Settings › CometAPI) breaks its rule; nothing was saved."""
+
+    def __init__(self, setting: str, value: object, rule: str):
+        self.setting = setting
+        self.value = value
+        super().__init__(f"Setting {setting}: {rule} (got {_short(value)}). Nothing was saved.")
+
+
+class SpendLimitReached(OmniError):
+    """Creating the task(s) would take today's spend past the daily limit; nothing was sent."""
+
+    def __init__(self, message: str, *, spent: float, adding: float, limit: float):
+        self.spent = spent
+        self.adding = adding
+        self.limit = limit
+        super().__init__(message)
+
+
 # --- talking to CometAPI -------------------------------------------------------------
 
 class NetworkError(OmniError):

@@ -52,15 +52,26 @@ CREATE TABLE IF NOT EXISTS jobs (
     video_path TEXT NOT NULL DEFAULT '',
     unit_deduction TEXT NOT NULL DEFAULT '',
     message TEXT NOT NULL DEFAULT '',
+    mode TEXT NOT NULL DEFAULT '',
+    seconds REAL,
+    video_input INTEGER NOT NULL DEFAULT 0,
+    key_id TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (fingerprint, attempt)
 );
 CREATE INDEX IF NOT EXISTS jobs_task ON jobs(task_id);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at);
 CREATE TABLE IF NOT EXISTS hosts (
     base_url TEXT PRIMARY KEY,
     echoes_external_id INTEGER NOT NULL
 );
 COMMIT;
 """
+# Columns a journal made before costs were recorded lacks; added on first use.
+ADDED_COLUMNS = (("mode", "TEXT NOT NULL DEFAULT ''"), ("seconds", "REAL"),
+                 ("video_input", "INTEGER NOT NULL DEFAULT 0"), ("key_id", "TEXT NOT NULL DEFAULT ''"))
+# Created, or maybe created: what a task may be billed for (a failed task is not billed).
+BILLABLE = ("sending", "uncertain", "queued", "processing", "succeeded")
+IN_FLIGHT = ("sending", "uncertain", "queued", "processing")
 DAMAGED = ("SQLITE_NOTADB", "SQLITE_CORRUPT")  # not a database / "database disk image is malformed"
 
 
@@ -80,6 +91,10 @@ class Job:
     video_path: str
     unit_deduction: str
     message: str
+    mode: str = ""  # what it is billed for: mode, seconds (None: a base edit's unknown length),
+    seconds: Optional[float] = None  # and whether a video went in
+    video_input: int = 0
+    key_id: str = ""  # which key made it (a hash, see credentials.key_id)
 
     @property
     def video_on_disk(self) -> Optional[Path]:
@@ -92,6 +107,8 @@ class Journal:
         self.path = Path(path)
         self._set_aside_lock = threading.Lock()
         self._warned = False  # a note that could not be written was reported
+        self._current = None  # (device, inode) of the file known to have the current schema
+        self._listeners: list = []
         _owner_only(self.path)  # an older version left it with the umask's mode
 
     # --- submissions -------------------------------------------------------------------
@@ -101,15 +118,18 @@ class Journal:
         return Job(**rows[0]) if rows else None
 
     def begin(self, fingerprint: str, attempt: int, external_task_id: str, *, prompt: str,
-              base_url: str, node_id: str = "") -> None:
+              base_url: str, node_id: str = "", mode: str = "", seconds: Optional[float] = None,
+              video_input: bool = False, key_id: str = "") -> None:
         """Record an intent before its creation request leaves. Raises JournalError (and then
         the request must not be sent) when the journal cannot take it."""
         now = time.time()
         try:
             self._write(
-                "INSERT INTO jobs (fingerprint, attempt, external_task_id, state, prompt, base_url,"
-                " node_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (fingerprint, attempt, external_task_id, SENDING, prompt, base_url, node_id, now, now))
+                "INSERT INTO jobs (fingerprint, attempt, external_task_id, state, prompt, base_url, node_id,"
+                " created_at, updated_at, mode, seconds, video_input, key_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (fingerprint, attempt, external_task_id, SENDING, prompt, base_url, node_id, now, now,
+                 mode, seconds, int(bool(video_input)), key_id))
+            self._changed(None)
         except JournalError as exc:
             raise JournalError(
                 f"{exc} Every paid request is recorded there before it is sent, so nothing was sent to "
@@ -123,6 +143,7 @@ class Journal:
             self._write("UPDATE jobs SET state=?, task_id=COALESCE(?, task_id), message=?, updated_at=?"
                         " WHERE fingerprint=? AND attempt=?",
                         (state, task_id, message, time.time(), fingerprint, attempt))
+            self._changed(task_id)
         except JournalError as exc:
             outcome = f"task {task_id} ({state})" if task_id else f"{state}: {message}" if message else state
             raise JournalError(
@@ -148,22 +169,60 @@ class Journal:
         now = time.time()
         self._note("INSERT OR IGNORE INTO jobs (fingerprint, attempt, task_id, state, base_url, created_at,"
                    " updated_at) SELECT ?,?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE task_id=?)",
-                   (f"collected:{task_id}", 0, task_id, "queued", base_url, now, now, task_id))
+                   (f"collected:{task_id}", 0, task_id, "queued", base_url, now, now, task_id), task_id)
 
     def update_task(self, task_id: str, *, state: str | None = None, message: str | None = None,
                     video_url: str | None = None, video_path: str | None = None,
-                    unit_deduction: str | None = None) -> None:
-        """Note what became of a task (a note: a journal that cannot take it only warns)."""
+                    unit_deduction: str | None = None, seconds: float | None = None) -> None:
+        """Note what became of a task (a note: a journal that cannot take it only warns).
+
+        `seconds` is the length the result reports; it fills in only a length not known before
+        (a base edit's), since a generated length is exactly what was asked and billed.
+        """
         fields = {"state": state, "message": message, "video_url": video_url,
                   "video_path": video_path, "unit_deduction": unit_deduction}
-        sets = {k: v for k, v in fields.items() if v is not None}
+        sets = [(f"{k}=?", v) for k, v in fields.items() if v is not None]
+        if seconds is not None:
+            sets.append(("seconds=COALESCE(seconds, ?)", float(seconds)))
         if not sets:
             return
-        assignments = ", ".join(f"{k}=?" for k in sets) + ", updated_at=?"
-        self._note(f"UPDATE jobs SET {assignments} WHERE task_id=?", (*sets.values(), time.time(), task_id))
+        assignments = ", ".join(a for a, _ in sets) + ", updated_at=?"
+        self._note(f"UPDATE jobs SET {assignments} WHERE task_id=?", (*(v for _, v in sets), time.time(), task_id),
+                   task_id)
 
-    def jobs(self, limit: int = 50) -> list:
-        return [Job(**row) for row in self._read("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,))]
+    def jobs(self, limit: int = 50, offset: int = 0) -> list:
+        """Newest first."""
+        return [Job(**row) for row in self._read("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ? OFFSET ?",
+                                                 (limit, offset))]
+
+    def count(self) -> int:
+        rows = self._read("SELECT COUNT(*) FROM jobs", ())
+        return int(rows[0][0]) if rows else 0
+
+    def since(self, t0: float) -> list:
+        """Every row created at or after t0 (Unix seconds), newest first."""
+        return [Job(**row) for row in self._read("SELECT * FROM jobs WHERE created_at >= ? ORDER BY created_at DESC",
+                                                 (t0,))]
+
+    def in_flight(self, key_id: str, since: float) -> list:
+        """Tasks of this key created since `since` that may still hold one of the account's slots."""
+        marks = ",".join("?" * len(IN_FLIGHT))
+        return [Job(**row) for row in self._read(
+            f"SELECT * FROM jobs WHERE key_id=? AND created_at >= ? AND state IN ({marks}) ORDER BY created_at",
+            (key_id, since, *IN_FLIGHT))]
+
+    # --- who wants to know -------------------------------------------------------------
+
+    def subscribe(self, listener: Callable[[Optional[str]], None]) -> None:
+        """listener(task_id or None) after each change this process writes (e.g. to tell the UI)."""
+        self._listeners.append(listener)
+
+    def _changed(self, task_id: Optional[str]) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(task_id)
+            except Exception:  # a listener's trouble is never the journal's
+                log.exception("CometAPI Omni: a journal listener failed")
 
     # --- what a host is known to do ----------------------------------------------------
 
@@ -193,10 +252,12 @@ class Journal:
             raise JournalError(f"The job journal {self.path} cannot be written ({_why(exc)}).",
                                path=self.path) from exc
 
-    def _note(self, sql: str, params: tuple) -> None:
+    def _note(self, sql: str, params: tuple, task_id: Optional[str] = None) -> None:
         """A write that helps later runs but must never keep a paid video from the graph."""
         try:
             self._write(sql, params)
+            if task_id is not None:
+                self._changed(task_id)
         except JournalError as exc:
             if not self._warned:  # once, not at every status change of every task
                 self._warned = True
@@ -216,6 +277,7 @@ class Journal:
                         return None
                     self._create()
                 with self._connect() as db:
+                    self._upgrade(db)
                     return work(db)
             except sqlite3.DatabaseError as exc:
                 if last_try or not _error_name(exc).startswith(DAMAGED):
@@ -232,6 +294,27 @@ class Journal:
                 yield db
         finally:
             db.close()
+
+    def _upgrade(self, db) -> None:
+        """Add what an older journal lacks, once per file (idempotent, so processes may race)."""
+        found = _stat(self.path)
+        if found is None or found == self._current:
+            return
+        have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+        try:
+            for name, declaration in ADDED_COLUMNS:
+                if name not in have:
+                    try:
+                        db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
+                    except sqlite3.OperationalError as exc:
+                        if "duplicate column" not in str(exc):
+                            raise
+            db.execute("CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at)")
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc):
+                raise
+            return  # read-only: rows still read (the new fields have defaults); writes report it
+        self._current = found
 
     def _create(self) -> None:
         """A new journal: an owner-only file (in an owner-only folder, if the pack makes it)."""

@@ -1,0 +1,111 @@
+"""One collection of a task at a time: across Poll nodes, event loops, threads and processes.
+
+A Poll node, the background collector and `python -m kling_omni collect` may all want the
+same task. Each collection holds an exclusive OS file lock on `<folder>/<task_id>.lock`
+for as long as it waits and downloads; whoever comes second either waits (and then finds
+the video on disk) or, like the background collector, skips the task.
+
+flock (POSIX) and msvcrt.locking (Windows) both conflict between two opens of one file
+even within one process, so threads and event loops are covered by the same mechanism.
+A lock file is removed when its task is done with; `_acquire` checks that the file it
+locked is still the one at the path, which closes the unlink race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from pathlib import Path
+from typing import Callable, Optional
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+    import msvcrt
+
+POLL_SECONDS = 0.1  # how often a waiting collection tries again
+
+
+class TaskLock:
+    def __init__(self, folder: Path, task_id: str):
+        self.path = Path(folder) / f"{task_id}.lock"
+        self._fd: Optional[int] = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def try_acquire(self) -> bool:
+        """Take the lock if nobody holds it; never blocks."""
+        if self._fd is not None:
+            raise RuntimeError("TaskLock is not reentrant")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if not _lock(fd):
+                os.close(fd)
+                return False
+            if not _same_file(fd, self.path):  # removed by its last holder: lock the new one
+                _unlock(fd)
+                os.close(fd)
+                return self.try_acquire()
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return True
+
+    def release(self, *, remove: bool = False) -> None:
+        """Let go; `remove` deletes the lock file too (the task needs no more collecting)."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            if remove:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)  # while still locked: a waiter then sees a stale file
+            _unlock(fd)
+        finally:
+            os.close(fd)
+
+    async def acquire(self, should_stop: Optional[Callable[[], bool]] = None,
+                      on_wait: Optional[Callable[[], None]] = None) -> bool:
+        """Wait until the lock is ours; False if should_stop() turned true first."""
+        while not self.try_acquire():
+            if should_stop is not None and should_stop():
+                return False
+            if on_wait is not None:
+                on_wait()
+            await asyncio.sleep(POLL_SECONDS)
+        return True
+
+
+def _lock(fd: int) -> bool:
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    except OSError:  # held by someone else (EWOULDBLOCK / EACCES)
+        return False
+    return True
+
+
+def _unlock(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        else:
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (mine.st_dev, mine.st_ino) == (on_disk.st_dev, on_disk.st_ino)
