@@ -8,7 +8,11 @@ values or exceptions out. Any server text is passed through `redact` first.
 
 from __future__ import annotations
 
+import email.utils
 import json
+import math
+import time
+from datetime import timezone
 from typing import Any, Optional
 
 from . import errors
@@ -123,6 +127,24 @@ def parse_task(body: Any, *, task_id: str = "") -> TaskState:
         external_task_id=_text(info.get("external_task_id")),
         created_at=_seconds(task.get("created_at") or data.get("submit_time")),
     )
+
+
+def retry_after_seconds(value: Optional[str]) -> Optional[float]:
+    """A Retry-After header (delay-seconds or an HTTP-date) as seconds from now; None if absent or unreadable."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = when.timestamp() - time.time()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _find_task_object(body: dict) -> Optional[dict]:
