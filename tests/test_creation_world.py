@@ -198,7 +198,7 @@ def test_the_test_key_route_never_shows_a_multiline_key(bypass, long_key_server,
         monkeypatch.setattr(credentials, "key_problem", lambda key: "", raising=False)
 
     async def scenario(client):
-        return await call(client, "POST", "/key/test")
+        return await call(client, "POST", "/key/test", json={})
 
     status, body = serve(tmp_path / "store", runtime.test_key, scenario)
     assert status == 200 and '"ok": false' in body
