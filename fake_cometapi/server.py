@@ -15,6 +15,13 @@ contract must not be mirrored here. Two loopback HTTP servers run in background 
 Time: a task's state follows from its age on the server's clock (`time.monotonic()`
 plus an offset that `advance()` moves), so tests never need to sleep; `finish()` ends
 a task at once. Fault injection methods at the bottom of the class.
+
+Account behaviours the real service has (constructor options): creation answered with
+another 2xx (`create_status`, e.g. 201 or 202); a limit on the account's tasks in flight
+(`max_in_flight`: a creation beyond it answers HTTP 429 with Kling code 1303 and makes
+nothing; a slot frees when a task ends, on the server clock); an optional `Retry-After`
+on every 429 the API answers (`retry_after`, seconds); any status word, terminal or not,
+through `set_status()`.
 """
 
 from __future__ import annotations
@@ -103,8 +110,10 @@ class FakeTask:
     submitted_seconds: float
     processing_seconds: float
     will_fail: str = ""  # failure message when the task is doomed (moderation)
-    forced: Optional[str] = None  # "succeed" / "failed" set by finish()
+    forced: Optional[str] = None  # "succeed" / "failed" set by finish(), or any word set by set_status()
     forced_msg: str = ""
+    forced_ended: bool = True  # set_status(terminal=False): the word does not end the task
+    forced_video: bool = False  # set_status(video=True): the answer lists the video under that word
     forced_at_ms: Optional[int] = None
     token: str = ""  # current file token; rotated when URLs expire
     video_id: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -124,7 +133,9 @@ class FakeCometAPI:
                  check_image_pixels: bool = True,
                  video_seconds: float = 1.0, video_fps: int = 12, video_size: tuple = (160, 120),
                  video_audio: bool = True, query_by_external_id: bool = True,
-                 drops_external_id: bool = False, host: str = "127.0.0.1", port: int = 0, files_port: int = 0):
+                 drops_external_id: bool = False,
+                 create_status: int = 200, max_in_flight: Optional[int] = None, retry_after: Optional[float] = None,
+                 host: str = "127.0.0.1", port: int = 0, files_port: int = 0):
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}")
         self.key = key
@@ -145,6 +156,11 @@ class FakeCometAPI:
         self.video_audio = video_audio
         self.query_by_external_id = query_by_external_id
         self.drops_external_id = drops_external_id
+        # account behaviours of the API (see the module docstring)
+        self.create_status = create_status  # HTTP status of a successful creation (200, 201, 202)
+        self.max_in_flight = max_in_flight  # tasks in flight per key; None = no limit
+        self.retry_after = retry_after  # seconds sent as Retry-After on every 429; None = no header
+        self.refused_creates: list[float] = []  # time.monotonic() of each creation answered 429
         self._host = host
         self._ports = (port, files_port)
 
@@ -286,6 +302,22 @@ class FakeCometAPI:
             task = self._tasks[task_id]
             task.forced = "failed" if failed else "succeed"
             task.forced_msg = message or (self.moderation_message if failed else "")
+            task.forced_ended, task.forced_video = True, False
+            task.forced_at_ms = _now_ms()
+            self._changed.notify_all()
+
+    def set_status(self, task_id: str, word: str, *, terminal: bool = False, message: str = "",
+                   video: bool = False) -> None:
+        """Make a task report `word` as its status from now on, in every response variant.
+
+        `terminal`: the task has ended (it frees its slot; the wrapper of variants B/C sets
+        finish_time and progress 100%; Kling's own shape, variant A, has no such marker).
+        `video`: the answer lists the result video under that word (and the file is served).
+        """
+        with self._changed:
+            task = self._tasks[task_id]
+            task.forced, task.forced_msg = word, message
+            task.forced_ended, task.forced_video = terminal, video
             task.forced_at_ms = _now_ms()
             self._changed.notify_all()
 
@@ -297,7 +329,7 @@ class FakeCometAPI:
     def _state(self, task: FakeTask) -> tuple[str, str, float]:
         """(kling status, status message, progress 0..1)."""
         if task.forced:
-            return task.forced, task.forced_msg, 1.0
+            return task.forced, task.forced_msg, 1.0 if task.forced_ended else 0.5
         age = self.now() - task.created_mono
         if age < task.submitted_seconds:
             return "submitted", "", 0.0
@@ -308,6 +340,17 @@ class FakeCometAPI:
             return "failed", task.will_fail, 1.0
         return "succeed", "", 1.0
 
+    def _ended(self, task: FakeTask) -> bool:
+        """The task no longer holds a slot of its account (Kling: from submitted until it ends)."""
+        status = self._state(task)[0]
+        return status in ("succeed", "failed") or bool(task.forced and task.forced_ended)
+
+    def _has_video(self, task: FakeTask) -> bool:
+        return self._state(task)[0] == "succeed" or bool(task.forced and task.forced_video)
+
+    def _in_flight(self, account: str) -> int:
+        return sum(1 for task in self._tasks.values() if task.account == account and not self._ended(task))
+
     # --- fault injection -------------------------------------------------------------------
 
     def fail_next_create_after_commit(self, status: int = 500) -> None:
@@ -316,7 +359,9 @@ class FakeCometAPI:
             self._create_faults.append(("after", status, 5000 if status == 500 else 5002))
 
     def reject_next_create(self, status: int = 429, code: int = 1303) -> None:
-        """The next creation is refused before any task is made (default: 1303 concurrency)."""
+        """The next creation is refused before any task is made (default: 1303 concurrency).
+
+        Call it several times to refuse several creations in a row."""
         with self._lock:
             self._create_faults.append(("before", status, code))
 
@@ -380,7 +425,8 @@ class FakeCometAPI:
             return 401, _comet_error("invalid token", "", kind="comet_api_error")
         return None
 
-    def _create(self, rec: Recorded) -> tuple[int, dict]:
+    def _create(self, rec: Recorded) -> tuple:
+        """(HTTP status, JSON body[, extra headers]) of a creation request."""
         body = rec.body
         if not isinstance(body, dict):
             return 400, _kling_error(1200, "request body must be a JSON object")
@@ -388,10 +434,12 @@ class FakeCometAPI:
         if problem:
             return 400, _kling_error(1201, problem)
         with self._changed:
+            account = self.key
             fault = self._create_faults.pop(0) if self._create_faults else None
             if fault and fault[0] == "before":
-                return fault[1], _kling_error(fault[2], _KLING_MESSAGES.get(fault[2], "rejected"))
-            account = self.key
+                return self._refuse(fault[1], fault[2])
+            if self.max_in_flight is not None and self._in_flight(account) >= self.max_in_flight:
+                return self._refuse(429, 1303)  # Kling: a task holds a slot until it ends
             external = body.get("external_task_id")
             if self.drops_external_id:  # a gateway that never passes it on: no echo, no uniqueness
                 body = {k: v for k, v in body.items() if k != "external_task_id"}
@@ -417,17 +465,29 @@ class FakeCometAPI:
         data = {"task_id": task_id, "task_info": _task_info(task), "task_status": "submitted",
                 "created_at": task.created_ms, "updated_at": task.created_ms}
         if self.create_shape == "task_id":
-            return 200, {"code": 0, "message": "", "task_id": task_id}
+            return self.create_status, {"code": 0, "message": "", "task_id": task_id}
         if self.create_shape == "id":
-            return 200, {"id": task_id, "object": "video", "status": "queued", "created_at": task.created_ms // 1000}
-        return 200, {"code": 0, "message": "SUCCEED", "request_id": _request_id(), "data": data}
+            return self.create_status, {"id": task_id, "object": "video", "status": "queued",
+                                        "created_at": task.created_ms // 1000}
+        return self.create_status, {"code": 0, "message": "SUCCEED", "request_id": _request_id(), "data": data}
 
-    def _query(self, task_id: str) -> tuple[int, dict]:
+    def _refuse(self, status: int, code: int) -> tuple:
+        """A creation refused before anything was made (called with the lock held)."""
+        if status == 429:
+            self.refused_creates.append(time.monotonic())
+            self._changed.notify_all()
+        return status, _kling_error(code, _KLING_MESSAGES.get(code, "rejected")), self._retry_after(status)
+
+    def _retry_after(self, status: int) -> dict:
+        return {"Retry-After": "%g" % self.retry_after} if status == 429 and self.retry_after is not None else {}
+
+    def _query(self, task_id: str) -> tuple:
+        """(HTTP status, JSON body[, extra headers]) of a status query."""
         with self._lock:
             if self._status_faults:
                 status = self._status_faults.pop(0)
                 code = 1303 if status == 429 else {500: 5000, 503: 5001, 504: 5002}.get(status, 5000)
-                return status, _kling_error(code, _KLING_MESSAGES.get(code, "server error"))
+                return status, _kling_error(code, _KLING_MESSAGES.get(code, "server error")), self._retry_after(status)
             task = self._tasks.get(task_id)
             if task is None and self.query_by_external_id:
                 # Kling answers a query by the caller's external_task_id too (contract §5; K1).
@@ -436,6 +496,7 @@ class FakeCometAPI:
                 return 404, _kling_error(1203, f"task {task_id} does not exist")
             kling = self._kling_task(task)
             progress = self._state(task)[2]
+            ended = self._ended(task)
             variant = self.variant
         if self.status_delay:
             self._release.wait(self.status_delay)
@@ -446,11 +507,11 @@ class FakeCometAPI:
         wrapper = {
             "task_id": task_id, "notify_hook": "", "action": "OMNI_VIDEO",
             "status": {"submitted": "SUBMITTED", "processing": "IN_PROGRESS",
-                       "succeed": "SUCCESS", "failed": "FAILURE"}[status],
-            "fail_reason": kling["task_status_msg"] if status == "failed" else "",
+                       "succeed": "SUCCESS", "failed": "FAILURE"}.get(status, status.upper()),
+            "fail_reason": kling["task_status_msg"] if ended and status != "succeed" else "",
             "submit_time": kling["created_at"] // 1000,
             "start_time": kling["created_at"] // 1000 if status != "submitted" else 0,
-            "finish_time": kling["updated_at"] // 1000 if status in ("succeed", "failed") else 0,
+            "finish_time": kling["updated_at"] // 1000 if ended else 0,
             "progress": "%d%%" % round(progress * 100),
             "data": kling if variant == "B" else envelope,
         }
@@ -465,7 +526,7 @@ class FakeCometAPI:
         out = {"task_id": task.task_id, "task_status": status, "task_status_msg": message,
                "task_info": _task_info(task), "task_result": {},
                "created_at": task.created_ms, "updated_at": updated}
-        if status == "succeed":
+        if self._has_video(task):
             url = (self.result_url or self.files_base_url + "/videos/{token}.mp4").format(token=task.token)
             video = {"id": task.video_id, "url": url, "duration": str(float(self.video_seconds))}
             watermark = task.request.get("watermark_info") or {}
@@ -494,7 +555,7 @@ class FakeCometAPI:
             task_id, expired = entry
             if expired or self.files_forbidden:
                 return "expired", None, 0.0, ""
-            if self._state(self._tasks[task_id])[0] != "succeed":
+            if not self._has_video(self._tasks[task_id]):
                 return "missing", None, 0.0, ""
             broken = self._broken.pop(0) if self._broken else ""
             cut = self._cuts.pop(0) if self._cuts and not broken else 0.0
@@ -688,9 +749,11 @@ class _Handler(BaseHTTPRequestHandler):
                 body = None
         return Recorded(self.command, self.path, dict(self.headers.items()), body, raw)
 
-    def _send_json(self, status: int, body: dict) -> None:
+    def _send_json(self, status: int, body: dict, headers: Optional[dict] = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()

@@ -4,31 +4,95 @@ Each method makes exactly one HTTP attempt; retrying is the caller's decision (s
 waiting.py), because the two calls differ: a status query is safe to repeat, a creation
 request is not, since a lost answer may hide a created, billed task.
 
-The key travels only as the Authorization header of requests to `base_url`: redirects
-are not followed, it is never in a repr, a log line or an exception message.
+The key travels only as the Authorization header of requests to `base_url`, which must be
+https (plain http only to this machine): redirects are not followed, it is never in a repr,
+a log line or an exception message.
+
+A request the HTTP library refuses to build (RequestNotSent) never left this machine; only
+one that may have reached the server can leave a creation uncertain.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from . import errors
-from .responses import business_error, error_from_response, load_json, parse_created, parse_task
+from .responses import business_error, error_from_response, load_json, parse_created, parse_task, retry_after_seconds
 from .task import QUEUED, TASK_ID_RULE, TaskState, check_task_id, is_task_id
 
 DEFAULT_BASE_URL = "https://api.cometapi.com"
 OMNI_PATH = "/kling/v1/videos/omni-video"
 DEFAULT_TIMEOUT = (10, 60)  # (connect, read) seconds
+# What requests, urllib3 and http.client raise while building a request (a URL or header they
+# cannot encode), before one byte is sent. urllib3 wraps every failure of the exchange itself
+# (socket, TLS, HTTP parsing) in its own errors, so a ValueError can only come from building.
+_NOT_BUILT = (ValueError, requests.exceptions.InvalidJSONError, requests.exceptions.URLRequired)
 
 
 def base_url_from_env(environ=None) -> str:
     """COMETAPI_BASE_URL, else the public CometAPI host."""
     environ = os.environ if environ is None else environ
     return (environ.get("COMETAPI_BASE_URL") or "").strip().rstrip("/") or DEFAULT_BASE_URL
+
+
+def checked_base_url(url: str) -> str:
+    """`url` if the key may be sent there; else an error naming COMETAPI_BASE_URL and the rule.
+
+    Strict, so a value the HTTP library would choke on fails here, before anything is
+    journalled: http(s), a host, a port from 1 to 65535, no user name, query or fragment.
+    Plain http only to a loopback host: anywhere else the key would cross the network in clear.
+    """
+    def refuse(problem: str):
+        raise errors.OmniError(f"COMETAPI_BASE_URL {problem}. The default is {DEFAULT_BASE_URL}. Nothing was sent.")
+
+    if "@" in url:  # not echoed: it may hold a password
+        refuse("must not contain a user name or password (user@…)")
+    shown = repr(url if len(url) <= 80 else url[:79] + "…")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed [ of an IPv6 address
+        refuse(f"is not a valid URL ({exc}; got {shown})")
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    if scheme not in ("http", "https"):
+        refuse(f"must start with https:// (got {shown})")
+    if not host or not _valid_host(host):
+        refuse(f"has no valid host name (got {shown})")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        refuse(f"has an invalid port (got {shown}): a port is a number from 1 to 65535")
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        refuse(f"must not have a query (?…) or fragment (#…) (got {shown})")
+    if scheme == "http" and not _is_loopback(host):
+        refuse(f"starts with http://, which would send your key unencrypted to {host}: use https:// "
+               f"(plain http is accepted only for this machine: localhost, 127.0.0.1, ::1)")
+    return url
+
+
+def _valid_host(host: str) -> bool:
+    if ":" in host:  # an IPv6 literal (urlsplit has removed the brackets)
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return False
+        return True
+    return all(ch.isalnum() or ch in ".-_" for ch in host)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class _BearerAuth(requests.auth.AuthBase):
@@ -50,10 +114,7 @@ class OmniClient:
     def __init__(self, api_key: str, base_url: str = DEFAULT_BASE_URL, *, timeout=DEFAULT_TIMEOUT):
         if not api_key or not api_key.strip():
             raise errors.KeyMissing()
-        self.base_url = (base_url or DEFAULT_BASE_URL).strip().rstrip("/")
-        if not self.base_url.lower().startswith(("http://", "https://")):
-            raise errors.OmniError(f"COMETAPI_BASE_URL must start with https:// (got {self.base_url!r}); "
-                                   f"the default is {DEFAULT_BASE_URL}.")
+        self.base_url = checked_base_url((base_url or DEFAULT_BASE_URL).strip().rstrip("/"))
         self.timeout = timeout
         self._auth = _BearerAuth(api_key.strip())
         self._session = requests.Session()  # trust_env: honours HTTP(S)_PROXY / NO_PROXY
@@ -78,6 +139,8 @@ class OmniClient:
         url = self.base_url + OMNI_PATH
         try:
             response = self._send("POST", url, json=payload)
+        except _NOT_BUILT as exc:
+            raise self._not_sent(exc) from None
         except requests.ConnectTimeout as exc:
             raise errors.NetworkError(self._no_connection(url, exc)) from None
         except requests.ReadTimeout:
@@ -97,14 +160,18 @@ class OmniClient:
             if isinstance(error, errors.BadRequest):  # 500 + invalid_request: rejected, nothing made
                 raise error
             raise self._uncertain(f"CometAPI answered HTTP {status} ({error.detail})", external, status)
-        if status != 200:
+        if not 200 <= status < 300:  # any 2xx is success: 201 Created and 202 Accepted too
             raise self._error(response)
         body = load_json(response.text)
         if not isinstance(body, dict):
+            if not response.text.strip():
+                raise self._uncertain(f"its HTTP {status} answer was empty", external, status)
             raise self._error(response)  # HTML or garbage: not the API, so no task was made
         failure = business_error(body, status, secrets=self._secrets)
         if failure is not None:
-            if failure.retryable:  # e.g. HTTP 200 with Kling code 5000: the task may exist
+            # e.g. HTTP 200 with Kling code 5000: the task may exist. 1302/1303 (RateLimited)
+            # are refusals: nothing was made.
+            if failure.retryable and not isinstance(failure, errors.RateLimited):
                 raise self._uncertain(f"CometAPI answered with an error ({failure.detail})", external, status)
             raise failure
         task_id = parse_created(body)
@@ -128,6 +195,8 @@ class OmniClient:
         url = f"{self.base_url}{OMNI_PATH}/{quote(task_id, safe='')}"
         try:
             response = self._send("GET", url)
+        except _NOT_BUILT as exc:
+            raise self._not_sent(exc) from None
         except requests.Timeout as exc:
             raise errors.NetworkError(f"CometAPI did not answer the status query of task {task_id} in time "
                                       f"({type(exc).__name__}).") from None
@@ -159,10 +228,19 @@ class OmniClient:
                                      headers={"Accept": "application/json"}, **kwargs)
 
     def _error(self, response: requests.Response) -> errors.ApiError:
-        return error_from_response(response.status_code, response.text,
-                                   content_type=response.headers.get("Content-Type", ""),
-                                   location=response.headers.get("Location", ""),
-                                   secrets=self._secrets, base_url=self.base_url)
+        error = error_from_response(response.status_code, response.text,
+                                    content_type=response.headers.get("Content-Type", ""),
+                                    location=response.headers.get("Location", ""),
+                                    secrets=self._secrets, base_url=self.base_url)
+        error.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        return error
+
+    def _not_sent(self, exc: Exception) -> errors.RequestNotSent:
+        reason = " ".join(errors.redact(str(exc), *self._secrets).split())[:200]
+        return errors.RequestNotSent(
+            f"The HTTP library could not build the request to CometAPI ({type(exc).__name__}: {reason}), so "
+            f"nothing was sent and nothing was created. Check COMETAPI_BASE_URL and the key (COMETAPI_KEY or "
+            f"Settings › CometAPI): a key is printable ASCII without spaces or line breaks.")
 
     def _no_connection(self, url: str, exc: Exception) -> str:
         return errors.redact(f"Could not reach CometAPI at {self.base_url} ({_reason(exc)}). Check the network, "

@@ -7,6 +7,10 @@ pack); plain Python uses `default_store_dir()`.
 
 Nothing here ever puts the key in a message, a log line or a return value other than
 `resolve_key`'s: callers that show anything get `key_status`, which is masked.
+
+Every key is checked where it enters (Settings, the environment, the key file) with one
+rule, `key_problem`: a Bearer token is printable ASCII without whitespace. A key that breaks
+it would make the HTTP library fail while building the request, or send a broken header.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import KeyMissing, KeyRejected
+from .errors import KeyInvalid, KeyMissing, KeyRejected
 
 ENV_VAR = "COMETAPI_KEY"
 HOME_ENV_VAR = "COMETAPI_OMNI_HOME"
@@ -39,12 +43,22 @@ def mask(key: str | None) -> str:
 
 
 def resolve_key(store_dir: Path | None) -> str:
-    """The key to send, or KeyMissing saying where it looked and how to set one."""
+    """The key to send; KeyMissing saying where it looked and how to set one, or KeyInvalid
+    naming the source of a key that cannot be sent."""
     key = _env_key()
     if key:
+        problem = key_problem(key)
+        if problem:
+            raise KeyInvalid(f"the {ENV_VAR} environment variable", problem,
+                             f"set {ENV_VAR} to the key alone and restart ComfyUI (or unset it to use the "
+                             f"key saved in Settings › CometAPI).")
         return key
     key = _stored_key(store_dir)
     if key:
+        problem = key_problem(key)
+        if problem:
+            raise KeyInvalid(f"the key file {Path(store_dir) / KEY_FILE}", problem,
+                             "save the key again in ComfyUI Settings › CometAPI.")
         return key
     looked = [f"the {ENV_VAR} environment variable (not set)"]
     if store_dir is not None:
@@ -112,18 +126,34 @@ def _stored_key(store_dir: Path | None) -> str:
         return ""
 
 
+def key_problem(key: str) -> str:
+    """What keeps `key` (already stripped) from being sent as a Bearer token, '' if nothing.
+
+    Says what and where, never which characters: the message must not give the key away.
+    """
+    if not key:
+        return "is empty"
+    if len(key) > MAX_KEY_CHARS:
+        return f"is {len(key)} characters long, too long for a CometAPI key (limit {MAX_KEY_CHARS})"
+    for position, ch in enumerate(key, 1):
+        if ch in "\r\n":
+            return f"contains a line break (at position {position})"
+        if ch.isspace():
+            return f"contains whitespace at position {position}"
+        if not ch.isascii():
+            return f"contains a non-ASCII character at position {position} (a typographic quote or dash?)"
+        if not ch.isprintable():
+            return f"contains a control character at position {position}"
+    return ""
+
+
 def _checked(key: object) -> str:
     if not isinstance(key, str):
         raise KeyRejected("The key must be text.")
     key = key.strip()
-    if not key:
-        raise KeyRejected("The key is empty: paste your CometAPI key (it starts with sk-).")
-    if len(key) > MAX_KEY_CHARS:
-        raise KeyRejected(f"That is {len(key)} characters, too long for a CometAPI key "
-                          f"(limit {MAX_KEY_CHARS}): paste the key alone.")
-    if any(ch.isspace() or not ch.isprintable() for ch in key):
-        raise KeyRejected("The key contains spaces, line breaks or control characters: "
-                          "paste the key alone, on one line.")
+    problem = key_problem(key)
+    if problem:
+        raise KeyRejected(f"The key {problem}: paste your CometAPI key (it starts with sk-) alone, on one line.")
     return key
 
 

@@ -7,6 +7,7 @@ came from the network before it is put in a message.
 
 from __future__ import annotations
 
+import json
 import re
 
 
@@ -32,6 +33,8 @@ class InputError(OmniError, ValueError):
 
 
 class KeyMissing(OmniError):
+    """No usable key: none is set, or (KeyInvalid) the one set cannot be a CometAPI key."""
+
     def __init__(self, where: str = ""):
         hint = (
             "No CometAPI key found. Set the COMETAPI_KEY environment variable before starting "
@@ -39,6 +42,17 @@ class KeyMissing(OmniError):
             "(it is stored on the server, never in the workflow)."
         )
         super().__init__(hint + (f" Looked in: {where}." if where else ""))
+
+
+class KeyInvalid(KeyMissing):
+    """The key found (environment or key file) cannot be sent: it is not printable ASCII
+    without whitespace. The message names where it came from and what is wrong, never the key."""
+
+    def __init__(self, source: str, problem: str, fix: str):
+        self.source = source
+        self.problem = problem
+        OmniError.__init__(self, f"The CometAPI key in {source} {problem}, so it cannot be sent: {fix} "
+                                 f"A key is printable ASCII without spaces or line breaks. Nothing was sent.")
 
 
 class KeyRejected(OmniError, ValueError):
@@ -73,6 +87,11 @@ class NetworkError(OmniError):
     """No usable HTTP answer: DNS, refused connection, timeout, broken stream."""
 
 
+class RequestNotSent(OmniError):
+    """The HTTP library refused to build the request (a header or URL it cannot encode):
+    not one byte left this machine, so nothing was created. Not retryable: it never gets better."""
+
+
 class ApiError(OmniError):
     """CometAPI (or Kling behind it) answered with an error."""
 
@@ -83,6 +102,7 @@ class ApiError(OmniError):
         self.status = status
         self.code = code
         self.request_id = request_id
+        self.retry_after: float | None = None  # seconds: the answer's Retry-After header (set by the client)
         self.detail = message
         parts = [message]
         tags = []
@@ -194,6 +214,31 @@ class DownloadTimeout(WaitTimeout):
                   f"`python -m kling_omni collect {task_id}`; give it a longer timeout if the host stays slow.")
 
 
+class SlotWaitStopped(OmniError):
+    """Submit stopped waiting for a free slot (the account is at its limit of tasks in flight).
+
+    Every creation was refused before anything was made, so nothing was created or billed.
+    """
+
+    def __init__(self, why: str, refusal: str, advice: str):
+        self.refusal = refusal
+        super().__init__(f"{why} CometAPI kept answering {refusal} to the creation request. Nothing was "
+                         f"created and nothing is billed. {advice}")
+
+
+class SlotWaitTimeout(SlotWaitStopped):
+    def __init__(self, seconds: float, refusal: str):
+        self.seconds = seconds
+        super().__init__(f"Stopped waiting for a free slot after {seconds:.0f} s "
+                         f"(CometOmniSubmit's timeout_minutes).", refusal,
+                         "Queue again once your running tasks have finished, or raise timeout_minutes.")
+
+
+class SlotWaitCancelled(SlotWaitStopped):
+    def __init__(self, refusal: str):
+        super().__init__("Stopped waiting for a free slot: cancelled.", refusal, "Queue again to try again.")
+
+
 class DownloadError(OmniError):
     """The finished video could not be fetched or was incomplete."""
 
@@ -248,13 +293,30 @@ _KEYLIKE = re.compile(r"(?i)(bearer\s+)?\bsk-[A-Za-z0-9_-]{8,}")
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """Remove the given secrets and anything shaped like a CometAPI key from `text`."""
+    """Remove the given secrets, in every spelling, and anything shaped like a CometAPI key from `text`."""
     if not text:
         return text
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
+    for form in _spellings(secrets):
+        text = text.replace(form, "[redacted]")
     return _KEYLIKE.sub("[redacted]", text)
+
+
+def _spellings(secrets) -> list:
+    """Each secret as an error text may spell it, longest first.
+
+    Libraries quote what they refuse: escaped (repr, ascii, JSON: a line break becomes \\n,
+    a typographic quote \\u201c) or as bytes (b'Bearer …'). Each run of printable ASCII of
+    8 or more characters is removed on its own too, so no spelling of what surrounds it leaks it.
+    """
+    forms = set()
+    for secret in secrets:
+        if not secret or len(secret) < 4:
+            continue
+        forms |= {secret, repr(secret)[1:-1], ascii(secret)[1:-1], json.dumps(secret)[1:-1],
+                  repr(secret.encode("utf-8", "replace"))[2:-1],
+                  repr(secret.encode("latin-1", "replace"))[2:-1]}
+        forms |= {part for part in re.split(r"[^\x21-\x7e]+", secret) if len(part) >= 8}
+    return sorted((form for form in forms if len(form) >= 4), key=len, reverse=True)
 
 
 def _short(value: object, limit: int = 80) -> str:

@@ -8,7 +8,12 @@ values or exceptions out. Any server text is passed through `redact` first.
 
 from __future__ import annotations
 
+import email.utils
 import json
+import math
+import re
+import time
+from datetime import timezone
 from typing import Any, Optional
 
 from . import errors
@@ -23,6 +28,19 @@ _STATUS_WORDS = {
     FAILED: {"failed", "failure", "fail", "error", "cancelled", "canceled"},
 }
 _STATUS = {word: status for status, words in _STATUS_WORDS.items() for word in words}
+
+# Words the pack does not know, read by their parts ("RISK_CONTROL_FAILED", "contentModeration"):
+# failure-like parts make a failure, unless a part says the task is still on its way
+# ("IN_MODERATION", "RISK_REVIEW"): calling a live task failed would make a re-run pay again.
+_FAILURE_PARTS = re.compile(
+    r"(?:^|_)(?:fail(?:s|ed|ure)?|errors?|cancel(?:l?ed)?|expired?|timeout|timed_out|time_out|reject(?:ed)?"
+    r"|block(?:ed)?|moderat(?:ion|ed)|risk|violat(?:ion|ed|es)|sensitive|censor(?:ed|ship)?|abort(?:ed)?"
+    r"|deleted?|refused?|den(?:y|ied)|forbidden|illegal|banned)(?=_|$)")
+_UNDER_WAY_PARTS = re.compile(r"(?:^|_)(?:in|under|pending|review(?:ing)?|checking|running|processing"
+                              r"|progress|queued|waiting)(?=_|$)")
+_ENVELOPE_OK = {"", "success", "succeed", "http_ok", "ok"}  # the envelope's message when all went well (§4.4)
+# Fields of the wrapper (or task) set once a task has ended (§5.2; other gateways' spellings).
+_END_FIELDS = ("finish_time", "finished_at", "end_time", "completed_at")
 
 # Kling business codes (§7.1): (error class, plain-language explanation)
 _KLING_CODES = {
@@ -104,25 +122,68 @@ def parse_task(body: Any, *, task_id: str = "") -> TaskState:
             f"CometAPI's status answer for task {task_id or '?'} has no task status "
             f"(top-level keys: {', '.join(sorted(body)) or 'none'})")
     task = task or {}
-    # An unknown word is most likely a new intermediate state: keep waiting, keep the word.
-    status = _STATUS.get(raw.strip().lower(), PROCESSING)
+    word = raw.strip().lower()
+    video = _first_video(task.get("task_result"))
+    progress = _progress(data.get("progress"))
+    status = _STATUS.get(word) or _unknown_word_status(raw, video, progress, data, task)
 
     message = _text(task.get("task_status_msg")) or _text(data.get("fail_reason"))
-    if status == FAILED and not message:
+    if status == FAILED and not message and _text(body.get("message")).lower() not in _ENVELOPE_OK:
         message = _text(body.get("message"))
+    if status == FAILED and word not in ("failed", "failure", "fail"):  # say which word meant failure
+        unknown = word not in _STATUS and not _failure_like(raw)
+        message = (f"status {raw!r}" + (", a status this pack does not know, ended the task without a video"
+                                        if unknown else "") + (f": {message}" if message else ""))
     info = task.get("task_info") if isinstance(task.get("task_info"), dict) else {}
     unit = task.get("final_unit_deduction")
     return TaskState(
         task_id=str(task.get("task_id") or data.get("task_id") or task_id),
         status=status,
         raw_status=raw,
+        known=word in _STATUS,
         message=message,
-        video=_first_video(task.get("task_result")),
-        progress=_progress(data.get("progress")),
+        video=video,
+        progress=progress,
         unit_deduction=None if unit in (None, "") else str(unit),
         external_task_id=_text(info.get("external_task_id")),
         created_at=_seconds(task.get("created_at") or data.get("submit_time")),
     )
+
+
+def _unknown_word_status(raw: str, video, progress, *holders: dict) -> str:
+    if video is not None:
+        # A video under a word we do not know has been made and paid for: collect it, never lose it.
+        return SUCCEEDED
+    if _failure_like(raw):
+        return FAILED
+    ended = (progress is not None and progress >= 100) or any(
+        holder.get(name) not in (None, "", 0, "0", False) for holder in holders for name in _END_FIELDS)
+    # Ended without a video: the task is over and will not deliver (TaskFailed names the word).
+    # Otherwise most likely a new intermediate state: keep waiting, and show the word.
+    return FAILED if ended else PROCESSING
+
+
+def _failure_like(raw: str) -> bool:
+    parts = re.sub(r"[^a-z0-9]+", "_", re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", raw).lower()).strip("_")
+    return bool(_FAILURE_PARTS.search(parts)) and not _UNDER_WAY_PARTS.search(parts)
+
+
+def retry_after_seconds(value: Optional[str]) -> Optional[float]:
+    """A Retry-After header (delay-seconds or an HTTP-date) as seconds from now; None if absent or unreadable."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = when.timestamp() - time.time()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _find_task_object(body: dict) -> Optional[dict]:

@@ -45,6 +45,7 @@ class TaskState:
     task_id: str
     status: str  # one of QUEUED, PROCESSING, SUCCEEDED, FAILED
     raw_status: str = ""  # the server's own word, e.g. "succeed" or "IN_PROGRESS"
+    known: bool = True  # False: raw_status is a word this pack does not know (show it as is)
     message: str = ""  # failure reason or status text
     video: Optional[VideoResult] = None
     progress: Optional[float] = None  # 0..100 when the server reports it

@@ -44,14 +44,18 @@ def _in_thread(fn, *args, **kwargs) -> asyncio.Future:
 
 @dataclass(frozen=True)
 class Backoff:
-    """Delay before retry n (0-based) after a retryable error: min(cap, base*2^n) plus up to `jitter` s."""
+    """Delay before retry n (0-based) after a retryable error: min(cap, base*2^n) plus up to `jitter` s.
+
+    The server's Retry-After, when the answer had one, replaces the exponential part.
+    """
 
     base: float = 1.0
     cap: float = 30.0
     jitter: float = 1.0
 
-    def delay(self, attempt: int) -> float:
-        return min(self.cap, self.base * (2 ** min(attempt, 30))) + random.uniform(0, self.jitter)
+    def delay(self, attempt: int, retry_after: Optional[float] = None) -> float:
+        wait = min(self.cap, self.base * (2 ** min(attempt, 30))) if retry_after is None else retry_after
+        return wait + random.uniform(0, self.jitter)
 
 
 DEFAULT_BACKOFF = Backoff()
@@ -144,7 +148,7 @@ async def wait_for_task(client, task_id: str, *, timeout: float = 1800.0, interv
                 if not _retryable(exc):
                     raise
                 last_error = exc
-                delay = backoff.delay(failures)
+                delay = backoff.delay(failures, getattr(exc, "retry_after", None))
                 failures += 1
             else:
                 last_error = None

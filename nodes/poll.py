@@ -49,7 +49,8 @@ class Status:
 
     def waiting(self, state, elapsed: float) -> None:
         extra = f" {state.progress:.0f}%" if state.progress is not None else ""
-        self.say(f"{state.status}{extra} · {elapsed:.0f} s")
+        word = state.status if state.known else state.raw_status  # a word the pack does not know, as is
+        self.say(f"{word}{extra} · {elapsed:.0f} s")
 
     def _progress(self, verb: str, done: int, total: int) -> None:
         if self.bar is None:

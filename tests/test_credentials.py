@@ -88,8 +88,9 @@ def test_save_replaces_and_leaves_no_temp_files(store):
 @pytest.mark.parametrize("bad, why", [
     ("", "empty"),
     ("   \n\t", "empty"),
-    ("sk-abc\nsk-def", "line breaks"),
-    ("sk-abc def", "spaces"),
+    ("sk-abc\nsk-def", "line break"),
+    ("sk-abc def", "whitespace"),
+    ("sk-abc\u201cdef", "non-ASCII character at position 7"),
     ("sk-" + "x" * 600, "too long"),
     ("sk-abc\x00def", "control"),
     (None, "text"),

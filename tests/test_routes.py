@@ -97,7 +97,7 @@ def test_env_key_is_reported_as_overriding(store, monkeypatch):
 
 
 @pytest.mark.parametrize("body, expect", [
-    ({"key": "sk-one\nsk-two"}, "line breaks"),
+    ({"key": "sk-one\nsk-two"}, "line break"),
     ({"key": "   "}, "empty"),
     ({"key": "sk-" + "a" * 1000}, "too long"),
     ({"nokey": KEY}, "Send JSON"),

@@ -4,7 +4,7 @@ import pytest
 
 from kling_omni import journal as J
 from kling_omni.client import OmniClient
-from kling_omni.errors import BadRequest, CreationUncertain, RateLimited
+from kling_omni.errors import BadRequest, CreationUncertain, SlotWaitTimeout
 from kling_omni.journal import Journal
 from kling_omni.rules import build_request
 from kling_omni.submission import external_id, intent_fingerprint, submit
@@ -72,11 +72,12 @@ def test_500_after_the_task_was_created_finds_it_instead_of_paying_again(fake_se
     assert task.task_id in fake_server.tasks
 
 
-def test_429_before_creation_is_a_plain_error_and_a_rerun_creates_once(fake_server, journal_path, factory):
+def test_429_before_creation_ends_as_rejected_when_the_wait_for_a_slot_times_out(fake_server, journal_path,
+                                                                                 factory):
     journal = Journal(journal_path)
     fake_server.reject_next_create(429, 1303)
-    with pytest.raises(RateLimited):
-        submit(request(), 1, journal, factory)
+    with pytest.raises(SlotWaitTimeout):
+        submit(request(), 1, journal, factory, timeout=0)
     assert fake_server.created_count == 0
     assert journal.latest(intent_fingerprint(request(), 1)).state == J.REJECTED
     submit(request(), 1, journal, factory)

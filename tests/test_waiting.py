@@ -43,9 +43,9 @@ class RecordingBackoff(Backoff):
         super().__init__(base=0.01, cap=0.04, jitter=0.0)
         object.__setattr__(self, "attempts", [])
 
-    def delay(self, attempt):
+    def delay(self, attempt, retry_after=None):
         self.attempts.append(attempt)
-        return super().delay(attempt)
+        return super().delay(attempt, retry_after)
 
 
 def test_backoff_grows_exponentially_to_the_cap():
