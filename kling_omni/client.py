@@ -14,6 +14,7 @@ one that may have reached the server can leave a creation uncertain.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 from urllib.parse import quote, urlsplit
@@ -95,6 +96,11 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def key_id(key: str) -> str:
+    """Which key, without the key: the journal tells accounts apart by this (their slots and tasks)."""
+    return hashlib.sha256(b"cometapi-omni-key:" + key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
 class _BearerAuth(requests.auth.AuthBase):
     """Sets the header at send time. Passing an auth object also stops requests from
     replacing it with ~/.netrc credentials."""
@@ -117,6 +123,7 @@ class OmniClient:
         self.base_url = checked_base_url((base_url or DEFAULT_BASE_URL).strip().rstrip("/"))
         self.timeout = timeout
         self._auth = _BearerAuth(api_key.strip())
+        self.key_id = key_id(api_key.strip())
         self._session = requests.Session()  # trust_env: honours HTTP(S)_PROXY / NO_PROXY
 
     def __repr__(self) -> str:

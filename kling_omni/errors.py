@@ -217,26 +217,42 @@ class DownloadTimeout(WaitTimeout):
 class SlotWaitStopped(OmniError):
     """Submit stopped waiting for a free slot (the account is at its limit of tasks in flight).
 
-    Every creation was refused before anything was made, so nothing was created or billed.
+    What was still waiting was never sent, so nothing is billed for it; tasks of the same
+    batch created before are listed (`created`) and run on.
     """
 
-    def __init__(self, why: str, refusal: str, advice: str):
-        self.refusal = refusal
-        super().__init__(f"{why} CometAPI kept answering {refusal} to the creation request. Nothing was "
-                         f"created and nothing is billed. {advice}")
+    def __init__(self, why: str, waiting_for: str, advice: str):
+        self.why, self.waiting_for, self.advice = why, waiting_for, advice
+        self.created, self.wanted = (), 1
+        super().__init__(self._text())
+
+    def in_batch(self, created, wanted: int) -> "SlotWaitStopped":
+        """The same stop, now also telling what the rest of its batch came to."""
+        self.created, self.wanted = tuple(created), wanted
+        self.args = (self._text(),)
+        return self
+
+    def _text(self) -> str:
+        if self.created:
+            done = (f"{len(self.created)} of {self.wanted} tasks were created ({', '.join(self.created)}): they run "
+                    f"on and are collected as usual. The other {self.wanted - len(self.created)} were not created "
+                    f"and are not billed.")
+        else:
+            done = "Nothing was created and nothing is billed."
+        return f"{self.why} It was waiting for {self.waiting_for}. {done} {self.advice}"
 
 
 class SlotWaitTimeout(SlotWaitStopped):
-    def __init__(self, seconds: float, refusal: str):
+    def __init__(self, seconds: float, waiting_for: str):
         self.seconds = seconds
-        super().__init__(f"Stopped waiting for a free slot after {seconds:.0f} s "
-                         f"(CometOmniSubmit's timeout_minutes).", refusal,
+        super().__init__(f"Stopped waiting for a free slot after {seconds:.0f} s without one "
+                         f"(CometOmniSubmit's timeout_minutes).", waiting_for,
                          "Queue again once your running tasks have finished, or raise timeout_minutes.")
 
 
 class SlotWaitCancelled(SlotWaitStopped):
-    def __init__(self, refusal: str):
-        super().__init__("Stopped waiting for a free slot: cancelled.", refusal, "Queue again to try again.")
+    def __init__(self, waiting_for: str):
+        super().__init__("Stopped waiting for a free slot: cancelled.", waiting_for, "Queue again to try again.")
 
 
 class DownloadError(OmniError):

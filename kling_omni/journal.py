@@ -30,6 +30,7 @@ from .errors import JournalError
 
 log = logging.getLogger("cometapi_omni")
 
+WAITING = "waiting"  # journalled (its cost reserved), not sent yet: waiting for a free slot
 SENDING = "sending"  # creation request about to go out / in flight
 UNCERTAIN = "uncertain"  # sent, outcome unknown (timeout, 5xx): a task may exist
 REJECTED = "rejected"  # the server refused it: no task exists
@@ -70,8 +71,10 @@ COMMIT;
 ADDED_COLUMNS = (("mode", "TEXT NOT NULL DEFAULT ''"), ("seconds", "REAL"),
                  ("video_input", "INTEGER NOT NULL DEFAULT 0"), ("key_id", "TEXT NOT NULL DEFAULT ''"))
 # Created, or maybe created: what a task may be billed for (a failed task is not billed).
-BILLABLE = ("sending", "uncertain", "queued", "processing", "succeeded")
-IN_FLIGHT = ("sending", "uncertain", "queued", "processing")
+# A waiting row counts too: its cost is reserved until it is sent or given up.
+BILLABLE = (WAITING, SENDING, UNCERTAIN, "queued", "processing", "succeeded")
+# What holds one of the account's slots (an uncertain creation is unknown: it is not counted).
+IN_FLIGHT = (SENDING, "queued", "processing")
 DAMAGED = ("SQLITE_NOTADB", "SQLITE_CORRUPT")  # not a database / "database disk image is malformed"
 
 
@@ -119,7 +122,7 @@ class Journal:
 
     def begin(self, fingerprint: str, attempt: int, external_task_id: str, *, prompt: str,
               base_url: str, node_id: str = "", mode: str = "", seconds: Optional[float] = None,
-              video_input: bool = False, key_id: str = "") -> None:
+              video_input: bool = False, key_id: str = "", state: str = SENDING) -> None:
         """Record an intent before its creation request leaves. Raises JournalError (and then
         the request must not be sent) when the journal cannot take it."""
         now = time.time()
@@ -127,7 +130,7 @@ class Journal:
             self._write(
                 "INSERT INTO jobs (fingerprint, attempt, external_task_id, state, prompt, base_url, node_id,"
                 " created_at, updated_at, mode, seconds, video_input, key_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (fingerprint, attempt, external_task_id, SENDING, prompt, base_url, node_id, now, now,
+                (fingerprint, attempt, external_task_id, state, prompt, base_url, node_id, now, now,
                  mode, seconds, int(bool(video_input)), key_id))
             self._changed(None)
         except JournalError as exc:

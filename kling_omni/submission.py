@@ -1,4 +1,4 @@
-"""Submit an intent exactly once: the same request and seed never create a second task.
+"""Submit intents exactly once: the same request and seed never create a second task.
 
 An intent is (request fingerprint, seed). The journal remembers its task across restarts.
 A failed task may be retried (a new attempt with its own external_task_id). A creation
@@ -6,18 +6,25 @@ whose outcome is unknown is never resent blindly: it is resolved by asking the s
 our external_task_id, resent only where the host is known to refuse a duplicate, and
 otherwise reported with what to do.
 
-A creation refused with 429 (Kling 1302/1303: the account is at its limit of tasks in
-flight, or too fast) made nothing: it is journalled as such, then resent under the same
-external id after a backoff, until it is accepted, the timeout passes or the user cancels.
+A batch (the variations of one Submit, the items of a prompt list) is priced whole before
+anything is sent: the daily spend guard refuses it whole, or every new intent is journalled
+as "waiting" with its cost reserved. Each is then sent in turn, at the account's pace: no
+more tasks in flight per key than the account allows (a setting, or learned from its 429
+code 1303 answers); a creation over the limit waits for one of this install's tasks to end
+(the wait asks their status) or for a backoff to run out. A creation refused with 429 made
+nothing: it is resent under the same external id. Cancel and the timeout stop the wait;
+what was created stays created, what was waiting is given up and costs nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Optional
 
@@ -25,17 +32,34 @@ from . import journal as J
 from .errors import (BadRequest, CreationUncertain, NotFound, OmniError, RateLimited, SlotWaitCancelled,
                      SlotWaitStopped, SlotWaitTimeout)
 from .journal import Journal
+from .ledger import check_daily_limit, job_usd, start_of_day
+from .pricing import estimate
 from .request import OmniRequest
-from .task import FAILED, OmniTask, TaskState
+from .settings import DEFAULTS, PackSettings
+from .task import FAILED, TERMINAL, OmniTask, TaskState
 from .waiting import SLICE, UPDATE_EVERY, Backoff
 
 log = logging.getLogger("cometapi_omni")
 REUSABLE = {"queued", "processing", "succeeded"}
 RETRYABLE = {FAILED, J.REJECTED}
 SLOT_BACKOFF = Backoff(base=2.0, cap=30.0, jitter=1.0)  # between creation tries while the account is full
+FLIGHT_WINDOW = 24 * 3600.0  # a row older than this no longer counts as holding a slot (never polled again)
 
 _locks: dict = {}
 _locks_guard = threading.Lock()
+_budget = threading.Lock()  # the guard's check and the reservations it allows happen as one step
+
+
+@dataclass(frozen=True)
+class Intent:
+    """One paid generation asked for: a request and a seed."""
+
+    request: OmniRequest
+    seed: int
+
+    @property
+    def fingerprint(self) -> str:
+        return intent_fingerprint(self.request, self.seed)
 
 
 def intent_fingerprint(request: OmniRequest, seed: int) -> str:
@@ -52,49 +76,196 @@ def _lock(fingerprint: str) -> threading.Lock:
         return _locks.setdefault(fingerprint, threading.Lock())
 
 
-def submit(request: OmniRequest, seed: int, journal: Journal, client_factory: Callable, *,
-           node_id: str = "", timeout: float = 1800.0, should_stop: Optional[Callable[[], bool]] = None,
-           on_wait: Optional[Callable[[str], None]] = None) -> OmniTask:
-    """Return the task for this intent, creating it only if none exists.
+@contextlib.contextmanager
+def _holding(fingerprints):
+    """Each intent's lock, taken in one order (two batches sharing intents cannot deadlock)."""
+    with contextlib.ExitStack() as stack:
+        for fingerprint in sorted(set(fingerprints)):
+            stack.enter_context(_lock(fingerprint))
+        yield
 
-    `client_factory()` is called only when the network is needed, so a journalled intent
-    costs no request and needs no key. While the account has no free slot, `on_wait(text)`
-    says so; the wait ends with SlotWaitTimeout after `timeout` seconds, or with
-    SlotWaitCancelled within SLICE of `should_stop()` turning true.
+
+class Pace:
+    """How many tasks each key may have in flight: the user's setting, or what its 429 answers taught.
+
+    A learned limit is trusted for LEARNED_FOR seconds, then tried again: a plan can grow, and
+    a creation refused with 429 costs nothing.
+    """
+
+    LEARNED_FOR = 600.0
+
+    def __init__(self):
+        self._learned: dict = {}  # key_id -> (limit, when, why)
+        self._guard = threading.Lock()
+
+    def limit(self, key_id: str, setting: int) -> tuple:
+        """(limit or None, where it comes from)."""
+        if setting > 0:
+            return setting, "your setting in Settings › CometAPI"
+        with self._guard:
+            limit, when, why = self._learned.get(key_id, (None, 0.0, ""))
+            if limit is not None and time.monotonic() - when > self.LEARNED_FOR:
+                del self._learned[key_id]
+                return None, ""
+        return limit, f"learned from CometAPI's answer {why}" if limit is not None else ""
+
+    def refused(self, key_id: str, running: int, why: str) -> None:
+        """A 429 with `running` tasks of ours in flight: the account allows at most that many."""
+        if running > 0:
+            with self._guard:
+                known = self._learned.get(key_id, (running, 0.0, why))[0]
+                self._learned[key_id] = (min(running, known), time.monotonic(), why)
+
+    def accepted(self, key_id: str, running: int) -> None:
+        """A creation went through with `running` others in flight: the limit is above that."""
+        with self._guard:
+            if key_id in self._learned and running + 1 > self._learned[key_id][0]:
+                limit, when, why = self._learned[key_id]
+                self._learned[key_id] = (running + 1, when, why)
+
+    def forget(self) -> None:
+        with self._guard:
+            self._learned.clear()
+
+
+PACE = Pace()  # one per process: every Submit of this install shares the account's slots
+
+
+def submit(request: OmniRequest, seed: int, journal: Journal, client_factory: Callable, **options) -> OmniTask:
+    """The task for one intent; see submit_all."""
+    return submit_all([Intent(request, seed)], journal, client_factory, **options)[0]
+
+
+def submit_all(intents: list, journal: Journal, client_factory: Callable, *, node: str = "CometOmniSubmit",
+               node_id: str = "", timeout: float = 1800.0, should_stop: Optional[Callable[[], bool]] = None,
+               on_wait: Optional[Callable[[str], None]] = None, settings: PackSettings = DEFAULTS,
+               interval: float = 5.0) -> list:
+    """The tasks for these intents, in order, creating only those that do not exist yet.
+
+    `client_factory()` is called only when the network is needed, so journalled intents cost
+    no request and need no key. Raises SpendLimitReached before anything is sent when the new
+    intents would take today's spend past the daily limit. While no slot is free, `on_wait(text)`
+    says so (status queries of the running tasks every `interval` s); the wait ends with
+    SlotWaitTimeout after `timeout` seconds without a free slot, or with SlotWaitCancelled within
+    SLICE of `should_stop()` turning true.
     """
     slot = _SlotWait(timeout, should_stop, on_wait)
-    fingerprint = intent_fingerprint(request, seed)
-    with _lock(fingerprint):  # two identical Submit nodes in one prompt share one task
-        job = journal.latest(fingerprint)
-        if job is not None and job.state in REUSABLE and job.task_id:
-            return OmniTask(job.task_id, request.prompt, fingerprint)
+    with _holding(i.fingerprint for i in intents):  # identical intents in one prompt share one task
+        tasks: list = [None] * len(intents)
+        pending = []
+        for index, intent in enumerate(intents):
+            job = journal.latest(intent.fingerprint)
+            if job is not None and job.state in REUSABLE and job.task_id:
+                tasks[index] = OmniTask(job.task_id, intent.request.prompt, intent.fingerprint)
+            else:
+                pending.append((index, intent, job))
+        if not pending:
+            return tasks
         with client_factory() as client:
-            if job is not None and job.state in (J.SENDING, J.UNCERTAIN):
-                task = _resolve_uncertain(job, request, journal, client)
-                if task is not None:
-                    return task
-                return _create(request, fingerprint, job.attempt, journal, client, slot, resend=True)
+            _reserve([(i, job) for _, i, job in pending if job is None or job.state in RETRYABLE],
+                     journal, client, node=node, node_id=str(node_id), settings=settings)
+            created = [t.task_id for t in tasks if t is not None]
+            try:
+                for index, intent, _ in pending:
+                    tasks[index] = _settle_intent(intent, journal, client, slot, settings, interval)
+                    created.append(tasks[index].task_id)
+                    slot.restart()  # the timeout is for a wait without progress, not for the batch
+            except SlotWaitStopped as stopped:
+                raise stopped.in_batch(created, len(intents)) if len(intents) > 1 else stopped
+            finally:
+                _give_up_waiting(intents, tasks, journal)
+    return tasks
+
+
+def _reserve(fresh: list, journal: Journal, client, *, node: str, node_id: str, settings: PackSettings) -> None:
+    """Price the new intents, refuse them whole past the daily limit, else journal them as waiting."""
+    if not fresh:
+        return
+    with _budget:  # two Submits at once must not both pass on the same remaining budget
+        costs = [estimate(intent.request, settings.rates) for intent, _ in fresh]
+        if settings.daily_limit_usd > 0:
+            spent = sum(job_usd(job, settings.rates) for job in journal.since(start_of_day()))
+            check_daily_limit(spent, costs, settings.daily_limit_usd, node=node)
+        for (intent, job), cost in zip(fresh, costs):
             attempt = job.attempt + 1 if job is not None else 1
-            journal.begin(fingerprint, attempt, external_id(fingerprint, attempt),
-                          prompt=request.summary(), base_url=client.base_url, node_id=str(node_id))
-            return _create(request, fingerprint, attempt, journal, client, slot)
+            journal.begin(intent.fingerprint, attempt, external_id(intent.fingerprint, attempt),
+                          prompt=intent.request.summary(), base_url=client.base_url, node_id=node_id,
+                          mode=cost.mode, seconds=cost.seconds, video_input=cost.video_input,
+                          key_id=client.key_id, state=J.WAITING)
 
 
-def _create(request: OmniRequest, fingerprint: str, attempt: int, journal: Journal, client, slot: "_SlotWait", *,
-            resend: bool = False) -> OmniTask:
+def _settle_intent(intent: Intent, journal: Journal, client, slot: "_SlotWait", settings: PackSettings,
+                   interval: float) -> OmniTask:
+    """The task of one intent that has no live task in the journal: resolve, or create it."""
+    job = journal.latest(intent.fingerprint)
+    if job.state in (J.SENDING, J.UNCERTAIN):
+        task = _resolve_uncertain(job, intent.request, journal, client)
+        if task is not None:
+            return task
+        return _create(intent, job.attempt, journal, client, slot, settings, interval, resend=True)
+    # waiting: reserved just now, or left by a run that stopped before sending it
+    return _create(intent, job.attempt, journal, client, slot, settings, interval)
+
+
+def _give_up_waiting(intents: list, tasks: list, journal: Journal) -> None:
+    """Rows still waiting when a batch stops were never sent: free their reserved cost."""
+    for intent, task in zip(intents, tasks):
+        if task is None:
+            job = journal.latest(intent.fingerprint)
+            if job is not None and job.state == J.WAITING:
+                journal.settle(job.fingerprint, job.attempt, J.REJECTED,
+                               message="not sent: the batch stopped before a slot was free")
+
+
+def _running(journal: Journal, client) -> list:
+    return journal.in_flight(client.key_id, since=time.time() - FLIGHT_WINDOW)
+
+
+def _wait_for_slot(journal: Journal, client, slot: "_SlotWait", settings: PackSettings, interval: float) -> int:
+    """Block until this key has fewer tasks in flight than it may; return how many are in flight."""
+    while True:
+        running = _running(journal, client)
+        limit, source = PACE.limit(client.key_id, settings.max_in_flight)
+        if limit is None or len(running) < limit:
+            return len(running)
+        slot.wait(interval, f"one of the {len(running)} running tasks to end (at most {limit} at once: {source})",
+                  ready=lambda: False,
+                  text=lambda left: (f"waiting for a free slot ({len(running)} running, at most {limit} at once) · "
+                                     f"waited {time.monotonic() - slot.start:.0f} s"))
+        _refresh(journal, client, running)
+
+
+def _refresh(journal: Journal, client, running: list) -> None:
+    """Ask how the running tasks are doing, so the ones that ended free their slots."""
+    for job in running:
+        if not job.task_id:
+            continue  # being sent by another Submit right now
+        try:
+            state = client.get_task(job.task_id)
+        except OmniError as exc:  # a status query that fails keeps the slot taken; the wait goes on
+            log.debug("Status of task %s unknown while waiting for a slot: %s", job.task_id, exc)
+            continue
+        if state.status != job.state:
+            journal.update_task(job.task_id, state=state.status)
+
+
+def _create(intent: Intent, attempt: int, journal: Journal, client, slot: "_SlotWait", settings: PackSettings,
+            interval: float, *, resend: bool = False) -> OmniTask:
+    request, fingerprint = intent.request, intent.fingerprint
     ext = external_id(fingerprint, attempt)
     try:
         while True:
+            running = _wait_for_slot(journal, client, slot, settings, interval)
+            journal.settle(fingerprint, attempt, J.SENDING)  # a crash from here on leaves it uncertain
             try:
                 state: TaskState = client.create_task(request.payload(external_task_id=ext))
                 break
             except RateLimited as refused:
-                # Nothing was made. Journal that first, so a crash while waiting leaves a clean
-                # row; then mark it sending again before the resend, so a crash mid-send stays
-                # "uncertain". The same external id: nothing exists under it.
-                journal.settle(fingerprint, attempt, J.REJECTED, message=str(refused))
-                slot.pause(refused)
-                journal.settle(fingerprint, attempt, J.SENDING)
+                # Nothing was made: back to waiting (its cost still reserved), and learn the account's
+                # limit. Resent under the same external id: nothing exists under it.
+                journal.settle(fingerprint, attempt, J.WAITING, message=str(refused))
+                PACE.refused(client.key_id, running, _refusal(refused))
+                slot.pause(refused, running, freed=lambda: len(_running(journal, client)) < running)
     except CreationUncertain as exc:
         journal.settle(fingerprint, attempt, J.UNCERTAIN, message=str(exc))
         raise CreationUncertain(
@@ -103,7 +274,7 @@ def _create(request: OmniRequest, fingerprint: str, attempt: int, journal: Journ
             f"external id ({ext}) and collects it, and creates none unless it can prove none exists.",
             external_task_id=ext, status=exc.status, reason=exc.reason) from exc
     except SlotWaitStopped:
-        raise  # journalled as rejected already: nothing was created
+        raise  # still waiting: given up by the caller, nothing was created
     except OmniError as exc:
         if resend or _names_external_id(exc, ext):
             # A refusal of our external id means a task with it exists: the lost answer of a
@@ -124,40 +295,59 @@ def _create(request: OmniRequest, fingerprint: str, attempt: int, journal: Journ
     log.info("CometAPI created Kling task %s (external id %s)", state.task_id, ext)
     journal.settle(fingerprint, attempt, state.status, task_id=state.task_id)
     journal.learn_echo(client.base_url, state.external_task_id == ext)
+    PACE.accepted(client.key_id, running)
     return OmniTask(state.task_id, request.prompt, fingerprint)
 
 
 class _SlotWait:
-    """The wait between creation tries refused with 429: backoff or Retry-After, cancel, deadline, progress."""
+    """Waiting for a free slot: backoff or Retry-After after a 429, cancel, a deadline, progress text."""
 
     def __init__(self, timeout: float, should_stop, on_wait):
-        self.start = time.monotonic()
-        self.deadline = self.start + timeout
+        self.timeout = timeout
         self.should_stop = should_stop or (lambda: False)
         self.on_wait = on_wait
         self.refusals = 0
+        self.restart()
 
-    def pause(self, refused: RateLimited) -> None:
-        """Sleep until the next try, in slices; raise SlotWaitCancelled / SlotWaitTimeout when due."""
-        wake = time.monotonic() + SLOT_BACKOFF.delay(self.refusals, refused.retry_after)
+    def restart(self) -> None:
+        """A task was created: the next wait gets the whole timeout again."""
+        self.start = time.monotonic()
+        self.deadline = self.start + self.timeout
+        self._shown = -UPDATE_EVERY
+
+    def pause(self, refused: RateLimited, running: int, freed: Callable[[], bool]) -> None:
+        """After a 429: until the backoff (or Retry-After) runs out, or one of our running tasks ends."""
+        delay = SLOT_BACKOFF.delay(self.refusals, refused.retry_after)
         self.refusals += 1
-        what = _refusal(refused)
+        what = f"CometAPI's answer {_refusal(refused)} to change"
         if self.refusals == 1:
-            log.info("No free slot for a new task: CometAPI answered %s. Trying again until it is accepted "
-                     "(nothing is created meanwhile).", what)
-        shown = -UPDATE_EVERY
+            log.info("No free slot for a new task: CometAPI answered %s with %d of ours running. Trying again "
+                     "until it is accepted (nothing is created meanwhile).", _refusal(refused), running)
+        self.wait(delay, what, ready=freed if running else (lambda: False),
+                  text=lambda left: (f"waiting for a free slot ({running} running): CometAPI answered "
+                                     f"{_refusal(refused)} · next try in {math.ceil(left)} s · "
+                                     f"waited {time.monotonic() - self.start:.0f} s"))
+
+    def wait(self, seconds: float, waiting_for: str, ready: Callable[[], bool], text=None) -> None:
+        """Sleep up to `seconds` in slices, until ready(); raise SlotWaitCancelled / SlotWaitTimeout when due."""
+        wake = time.monotonic() + seconds
+        last_check = time.monotonic()
         while True:
             now = time.monotonic()
             if self.should_stop():
-                raise SlotWaitCancelled(what)
+                raise SlotWaitCancelled(waiting_for)
             if now >= self.deadline:
-                raise SlotWaitTimeout(now - self.start, what)
+                raise SlotWaitTimeout(now - self.start, waiting_for)
             if now >= wake:
                 return
-            if self.on_wait is not None and now - shown >= UPDATE_EVERY:
-                shown = now
-                self.on_wait(f"waiting for a free slot: CometAPI answered {what} · "
-                             f"next try in {math.ceil(wake - now)} s · waited {now - self.start:.0f} s")
+            if now - last_check >= 1.0:  # a cheap journal read, once a second
+                last_check = now
+                if ready():
+                    return
+            if self.on_wait is not None and now - self._shown >= UPDATE_EVERY:
+                self._shown = now
+                self.on_wait(text(wake - now) if text else
+                             f"waiting for a free slot: {waiting_for} · waited {now - self.start:.0f} s")
             time.sleep(min(SLICE, wake - now, self.deadline - now))
 
 

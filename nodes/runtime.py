@@ -9,6 +9,7 @@ from pathlib import Path
 from ..kling_omni.client import OmniClient, base_url_from_env
 from ..kling_omni.credentials import resolve_key
 from ..kling_omni.journal import Journal
+from ..kling_omni.settings import PackSettings, load_settings
 from . import bridge
 
 CATEGORY = "CometAPI/Kling Omni"
@@ -26,6 +27,11 @@ def journal() -> Journal:
 def make_client() -> OmniClient:
     """Called only when a request must be sent, so journalled work needs no key."""
     return OmniClient(resolve_key(bridge.data_dir()), base_url_from_env())
+
+
+def settings() -> PackSettings:
+    """Settings › CometAPI as stored on the server (read each time: the user may change them any moment)."""
+    return load_settings(bridge.data_dir())
 
 
 def poll_interval() -> float:

@@ -57,7 +57,7 @@ async def run_chain(nodes) -> dict:
         mode="std", aspect_ratio="16:9", duration=5, refs=refs)
     print(f"request: {request.summary()}")
     submitted = await nodes["CometOmniSubmit"]().submit(request=request, seed=1, unique_id="4")
-    task = submitted["result"][0]
+    (task,) = submitted["result"][0]
     print(f"task:    {task.task_id}")
     polled = await nodes["CometOmniPoll"]().poll(task=task, unique_id="5")
     frames, audio, video, fps, task_id, url = polled["result"]

@@ -91,7 +91,7 @@ KEY_NOTE = ("Set your key once: environment variable COMETAPI_KEY, or Settings â
 
 def tail(wf: Workflow, prompt_node: int, x: int, seed: int = 0, poll=None) -> tuple:
     """Submit and Poll after a Prompt node; returns (submit, poll) ids."""
-    submit = wf.add("CometOmniSubmit", [seed, 30], (x, 0), (300, 140))  # seed, timeout_minutes
+    submit = wf.add("CometOmniSubmit", [seed, 1, 30], (x, 0), (300, 160))  # seed, variations, timeout_minutes
     wf.link(prompt_node, "request", submit, "request")
     polled = wf.add("CometOmniPoll", poll or list(POLL_DEFAULTS), (x + 340, 0), POLL_SIZE)
     wf.link(submit, "task", polled, "task")

@@ -17,7 +17,7 @@ from scripts.load_pack import load_pack  # noqa: E402
 async def main(prompt: str, seed: int) -> dict:
     nodes = load_pack().NODE_CLASS_MAPPINGS
     (request,) = await nodes["CometOmniPrompt"]().build(prompt=prompt, mode="pro", aspect_ratio="16:9", duration=5)
-    task, task_id = (await nodes["CometOmniSubmit"]().submit(request=request, seed=seed, unique_id="4"))["result"]
+    (task,), (task_id,) = (await nodes["CometOmniSubmit"]().submit(request=request, seed=seed, unique_id="4"))["result"]
     print(json.dumps({"submitted": task_id}), flush=True)
     frames, audio, video, fps, tid, url = (await nodes["CometOmniPoll"]().poll(task=task, unique_id="5"))["result"]
     return {"task_id": tid, "frames": int(frames.shape[0]), "path": video.get_stream_source()}

@@ -36,7 +36,7 @@ def env(fake_server, tmp_path, monkeypatch):
 def chain(prompt="A fox runs through snow", seed=0):
     async def run():
         (request,) = await NODES["CometOmniPrompt"]().build(prompt=prompt, mode="pro", aspect_ratio="16:9", duration=5)
-        task, _ = (await NODES["CometOmniSubmit"]().submit(request=request, seed=seed, unique_id="4"))["result"]
+        (task,), (_,) = (await NODES["CometOmniSubmit"]().submit(request=request, seed=seed, unique_id="4"))["result"]
         return (await NODES["CometOmniPoll"]().poll(task=task, unique_id="5"))["result"]
     return asyncio.run(run())
 
@@ -58,7 +58,7 @@ def test_download_cut_halfway_is_resumed(env, fake_server):
 def test_expired_url_is_refreshed_once(env, fake_server):
     fake_server.expire_urls()  # every URL handed out so far, and the first one of the new task
     (request,) = asyncio.run(NODES["CometOmniPrompt"]().build(prompt="x y", mode="pro", aspect_ratio="16:9", duration=5))
-    task, task_id = asyncio.run(NODES["CometOmniSubmit"]().submit(request=request, seed=0, unique_id="4"))["result"]
+    (task,), (task_id,) = asyncio.run(NODES["CometOmniSubmit"]().submit(request=request, seed=0, unique_id="4"))["result"]
     fake_server.finish(task_id)
     fake_server.expire_urls()  # the URL the first status query will give is dead
     _, _, video, _, _, url = asyncio.run(NODES["CometOmniPoll"]().poll(task=task, unique_id="5"))["result"]
@@ -98,7 +98,7 @@ def test_a_task_that_takes_minutes(env, fake_server):
 
     async def run():
         (request,) = await NODES["CometOmniPrompt"]().build(prompt="slow", mode="pro", aspect_ratio="16:9", duration=5)
-        task, tid = (await NODES["CometOmniSubmit"]().submit(request=request, seed=0, unique_id="4"))["result"]
+        (task,), (tid,) = (await NODES["CometOmniSubmit"]().submit(request=request, seed=0, unique_id="4"))["result"]
         waiting = asyncio.ensure_future(NODES["CometOmniPoll"]().poll(task=task, unique_id="5"))
         for _ in range(5):  # a minute passes between status queries
             before = fake_server.queries_of(tid)
@@ -157,7 +157,7 @@ def test_two_polls_of_one_task_share_one_download(env, fake_server):
     """One Submit wired to two Polls (full frames and a preview): one download, one whole MP4."""
     async def run():
         (request,) = await NODES["CometOmniPrompt"]().build(prompt="twice", mode="pro", aspect_ratio="16:9", duration=5)
-        task, _ = (await NODES["CometOmniSubmit"]().submit(request=request, seed=0, unique_id="4"))["result"]
+        (task,), (_,) = (await NODES["CometOmniSubmit"]().submit(request=request, seed=0, unique_id="4"))["result"]
         return await asyncio.gather(NODES["CometOmniPoll"]().poll(task=task, unique_id="5"),
                                     NODES["CometOmniPoll"]().poll(task=task, unique_id="6", max_frames=3))
 
@@ -176,7 +176,7 @@ def test_requeue_right_after_cancelling_a_download_gets_a_whole_video(env, fake_
 
     async def run():
         (request,) = await NODES["CometOmniPrompt"]().build(prompt="again", mode="pro", aspect_ratio="16:9", duration=5)
-        task, _ = (await NODES["CometOmniSubmit"]().submit(request=request, seed=0, unique_id="4"))["result"]
+        (task,), (_,) = (await NODES["CometOmniSubmit"]().submit(request=request, seed=0, unique_id="4"))["result"]
         first = asyncio.ensure_future(NODES["CometOmniPoll"]().poll(task=task, unique_id="5"))
         await asyncio.to_thread(fake_server.wait_until, lambda: len(fake_server.file_requests) >= 1)
         stop["now"] = True

@@ -131,7 +131,7 @@ def test_a_broken_body_is_kept_aside_and_fetched_again(env, fake_server, status_
     async def chain():
         (request,) = await NODES["CometOmniPrompt"]().build(prompt="A fox", mode="pro", aspect_ratio="16:9",
                                                              duration=5)
-        task, _ = (await NODES["CometOmniSubmit"]().submit(request=request, seed=0, unique_id="4"))["result"]
+        (task,), (_,) = (await NODES["CometOmniSubmit"]().submit(request=request, seed=0, unique_id="4"))["result"]
         return (await NODES["CometOmniPoll"]().poll(task=task, unique_id="5"))["result"]
 
     _, _, video, _, tid, _ = asyncio.run(chain())

@@ -38,7 +38,7 @@ def home(fake_server, tmp_path, monkeypatch):
 def chain(prompt="A fox runs through snow", seed=0):
     async def run():
         (request,) = await NODES["CometOmniPrompt"]().build(prompt=prompt, mode="pro", aspect_ratio="16:9", duration=5)
-        task, _ = (await NODES["CometOmniSubmit"]().submit(request=request, seed=seed, unique_id="4"))["result"]
+        (task,), (_,) = (await NODES["CometOmniSubmit"]().submit(request=request, seed=seed, unique_id="4"))["result"]
         return (await NODES["CometOmniPoll"]().poll(task=task, unique_id="5"))["result"]
     return asyncio.run(run())
 

@@ -46,7 +46,8 @@ def image_ref(image, role="reference", refs=None, uid="10"):
 
 
 def submit(request, seed=0, uid="20"):
-    return run(NODES["CometOmniSubmit"]().submit(request=request, seed=seed, unique_id=uid))["result"]
+    (task,), (task_id,) = run(NODES["CometOmniSubmit"]().submit(request=request, seed=seed, unique_id=uid))["result"]
+    return task, task_id
 
 
 def poll(uid="30", prompt=None, **kwargs):

@@ -52,7 +52,8 @@ def texts(monkeypatch):
 async def submit_async(seed=0):
     (request,) = await NODES["CometOmniPrompt"]().build(prompt="A fox runs through snow", mode="pro",
                                                         aspect_ratio="16:9", duration=5)
-    return (await NODES["CometOmniSubmit"]().submit(request=request, seed=seed, unique_id="4"))["result"]
+    (task,), (task_id,) = (await NODES["CometOmniSubmit"]().submit(request=request, seed=seed, unique_id="4"))["result"]
+    return task, task_id
 
 
 def submit():

@@ -1,7 +1,6 @@
 """The templates in example_workflows/: every node exists, every widget value fits its input,
 every link joins matching types, and the pack's nodes of each run against the fake server."""
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 import torch
 
 from cometapi_kling_omni import NODE_CLASS_MAPPINGS as NODES
+from tests import comfy_exec
 
 FOLDER = Path(__file__).resolve().parent.parent / "example_workflows"
 WORKFLOWS = sorted(FOLDER.glob("*.json"))
@@ -111,25 +111,26 @@ def run_workflow(workflow: dict, task_id_for_collect: str = "") -> dict:
         if kind in ("CreateVideo", "SaveVideo"):  # core sinks: ComfyUI's to run
             outputs[node["id"]] = ()
             continue
+        # Every value is a list, as ComfyUI passes them (see tests/comfy_exec.py).
         linked = {i["name"]: outputs[links[i["link"]][1]][links[i["link"]][2]]
                   for i in node["inputs"] if i["link"] is not None}
         if kind == "LoadImage":
             rng = np.random.default_rng(node["id"])
-            outputs[node["id"]] = (torch.from_numpy(rng.random((1, 640, 640, 3), dtype=np.float32)), None)
+            outputs[node["id"]] = ([torch.from_numpy(rng.random((1, 640, 640, 3), dtype=np.float32))], [None])
         elif kind == "ImageScale":
             _, width, height, _ = node["widgets_values"][:4]
-            image = linked["image"].movedim(-1, 1)
-            outputs[node["id"]] = (torch.nn.functional.interpolate(image, size=(height, width)).movedim(1, -1),)
+            image = linked["image"][0].movedim(-1, 1)
+            outputs[node["id"]] = ([torch.nn.functional.interpolate(image, size=(height, width)).movedim(1, -1)],)
         elif kind in NODES:
             cls = NODES[kind]
             names = [name for name, _ in pack_widgets(cls)]
-            kwargs = dict(zip(names, node["widgets_values"]), **linked)
+            inputs = {name: [value] for name, value in zip(names, node["widgets_values"])}
+            inputs.update(linked)
             if kind == "CometOmniPoll" and "task" not in linked:
-                kwargs["task_id"] = task_id_for_collect
+                inputs["task_id"] = [task_id_for_collect]
             if "unique_id" in cls.INPUT_TYPES().get("hidden", {}):  # as ComfyUI fills hidden inputs
-                kwargs["unique_id"] = str(node["id"])
-            result = asyncio.run(getattr(cls(), cls.FUNCTION)(**kwargs))
-            outputs[node["id"]] = result["result"] if isinstance(result, dict) else result
+                inputs["unique_id"] = [str(node["id"])]
+            outputs[node["id"]] = comfy_exec.run(cls, **inputs)
     return {nodes[i]["type"]: out for i, out in outputs.items()}
 
 
@@ -143,7 +144,7 @@ def test_pack_nodes_of_each_template_run(path, fake_server, omni_client, tmp_pat
     existing = omni_client.create_task({"model_name": "kling-video-o1", "prompt": "earlier", "duration": "5"})
     fake_server.clear_records()
     results = run_workflow(load(path), task_id_for_collect=existing.task_id)
-    frames, audio, video, fps, task_id, url = results["CometOmniPoll"]
+    (frames,), (audio,), (video,), (fps,), (task_id,), (url,) = results["CometOmniPoll"]
     assert frames.dim() == 4 and frames.shape[-1] == 3 and frames.shape[0] >= 1
     assert audio["waveform"].dim() == 3 and fps > 0 and task_id and url
     created = [r for r in fake_server.requests if r.method == "POST"]

@@ -1,0 +1,185 @@
+"""Variations, prompt lists and the daily spend guard, through the nodes as ComfyUI runs them
+(tests/comfy_exec.py: list inputs, one Poll call per task, concurrently) against the fake
+server over real HTTP, at the pace its account allows.
+"""
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from kling_omni import submission
+from kling_omni.errors import SlotWaitCancelled, SpendLimitReached
+from kling_omni.settings import save_settings
+from kling_omni.waiting import Backoff
+
+from cometapi_kling_omni import NODE_CLASS_MAPPINGS as NODES
+from cometapi_kling_omni.nodes import bridge, runtime
+from tests.comfy_exec import execute, run
+
+PROMPT = "A fox runs through snow"
+
+
+@pytest.fixture
+def env(fake_server, tmp_path, monkeypatch):
+    values = {"COMETAPI_KEY": fake_server.key, "COMETAPI_BASE_URL": fake_server.base_url,
+              "COMETAPI_OMNI_HOME": str(tmp_path / "home"), "COMETAPI_OMNI_OUTPUT": str(tmp_path / "output"),
+              "COMETAPI_OMNI_POLL_SECONDS": "0.02"}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(submission, "SLOT_BACKOFF", Backoff(base=0.02, cap=0.05, jitter=0.01))
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def texts(monkeypatch):
+    shown = []
+    monkeypatch.setattr(bridge, "progress_text", lambda node_id, text: shown.append((node_id, text)))
+    return shown
+
+
+def requests_for(*prompts, mode="pro"):
+    return run(NODES["CometOmniPrompt"], prompt=list(prompts), mode=[mode], aspect_ratio=["16:9"], duration=[5])[0]
+
+
+def submit(requests, seed=0, variations=1, **widgets):
+    tasks, ids = run(NODES["CometOmniSubmit"], request=requests, seed=[seed], variations=[variations],
+                     unique_id=["4"], **{k: [v] for k, v in widgets.items()})
+    return tasks, ids
+
+
+def posts(server):
+    return [r for r in server.requests if r.method == "POST"]
+
+
+def test_variations_make_one_task_each_once(env, fake_server):
+    tasks, ids = submit(requests_for(PROMPT), seed=7, variations=4)
+    assert len(set(ids)) == 4 and fake_server.created_count == 4
+    assert [t.task_id for t in tasks] == ids
+    fake_server.clear_records()
+    assert submit(requests_for(PROMPT), seed=7, variations=4)[1] == ids  # re-queued: nothing sent
+    assert posts(fake_server) == []
+    more = submit(requests_for(PROMPT), seed=7, variations=6)[1]
+    assert more[:4] == ids and len(posts(fake_server)) == 2 and fake_server.created_count == 6
+    # seed 7..12: the same as one Submit per seed would make
+    assert submit(requests_for(PROMPT), seed=9, variations=1)[1] == [ids[2]]
+
+
+def test_each_variation_is_polled_and_decoded(env, fake_server):
+    tasks, _ = submit(requests_for(PROMPT), variations=3)
+    frames, audio, video, fps, task_ids, urls = run(NODES["CometOmniPoll"], task=tasks, unique_id=["5"])
+    assert task_ids == [t.task_id for t in tasks]
+    assert len(frames) == 3 and all(f.dim() == 4 and f.shape[0] >= 1 for f in frames)
+    assert len({v.get_stream_source() for v in video}) == 3 and len(audio) == 3 and len(fps) == 3
+
+
+def test_a_prompt_list_is_one_request_per_item(env, fake_server):
+    requests = requests_for("a fox in snow", "a cat on a roof")
+    assert [r.prompt for r in requests] == ["a fox in snow", "a cat on a roof"]
+    tasks, ids = submit(requests, variations=2)
+    sent = [r.body["prompt"] for r in posts(fake_server)]
+    assert sent == ["a fox in snow", "a fox in snow", "a cat on a roof", "a cat on a roof"] and len(set(ids)) == 4
+
+
+def test_the_daily_limit_refuses_a_whole_batch_before_anything_is_sent(env, fake_server):
+    save_settings(env, {"daily_limit_usd": 2.0})
+    submit(requests_for(PROMPT), seed=0, variations=2)  # 2 x 5 s pro ≈ $1.12 of $2.00
+    fake_server.clear_records()
+    with pytest.raises(SpendLimitReached) as refused:
+        submit(requests_for(PROMPT), seed=100, variations=2)  # ≈ $1.12 more: over
+    text = str(refused.value)
+    assert "CometOmniSubmit #4" in text and "≈ $1.12" in text and "$2.00" in text and "2 tasks" in text
+    assert "Settings › CometAPI › Spending" in text and fake_server.requests == []
+    assert all(job.state != "waiting" for job in runtime.journal().jobs())  # nothing reserved
+    # what is journalled costs nothing again, even past the limit
+    assert len(submit(requests_for(PROMPT), seed=0, variations=2)[1]) == 2 and fake_server.requests == []
+    save_settings(env, {"daily_limit_usd": 0})  # 0 = off
+    assert len(submit(requests_for(PROMPT), seed=100, variations=2)[1]) == 2
+
+
+def test_two_submits_at_once_cannot_both_spend_the_last_of_the_budget(env, fake_server):
+    save_settings(env, {"daily_limit_usd": 0.6})  # room for one 5 s pro task
+    fake_server.create_delay = 0.3  # both are in the guard's window at the same time
+    outcomes = []
+
+    def one(seed):
+        try:
+            outcomes.append(submit(requests_for(PROMPT), seed=seed)[1])
+        except SpendLimitReached as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=one, args=(seed,)) for seed in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert fake_server.created_count == 1 and sum(isinstance(o, SpendLimitReached) for o in outcomes) == 1
+
+
+def test_a_batch_runs_at_the_accounts_pace(env, fake_server, texts):
+    fake_server.max_in_flight = 2
+    fake_server.processing_seconds = 0.4  # each task holds its slot for 0.4 s of real time
+    tasks, ids = submit(requests_for(PROMPT), variations=5)
+    assert len(set(ids)) == 5 and fake_server.created_count == 5
+    # one 429 taught the pack the limit; after that it waited for slots instead of asking again
+    assert len(fake_server.refused_creates) == 1
+    waiting = [text for node, text in texts if node == "4" and text.startswith("waiting for a free slot (2 running")]
+    assert waiting, texts
+    starts = sorted(task.created_mono for task in fake_server.tasks.values())
+    assert starts[2] - starts[0] >= 0.35 and starts[4] - starts[2] >= 0.35  # ceil(5/2) rounds
+    assert [job.state for job in runtime.journal().jobs()].count("waiting") == 0
+
+
+def test_a_set_limit_is_kept_without_asking_the_account(env, fake_server):
+    save_settings(env, {"max_in_flight": 1})
+    fake_server.processing_seconds = 0.2
+    submit(requests_for(PROMPT), variations=3)
+    assert fake_server.created_count == 3 and fake_server.refused_creates == []
+    starts = sorted(task.created_mono for task in fake_server.tasks.values())
+    assert starts[1] - starts[0] >= 0.15 and starts[2] - starts[1] >= 0.15
+
+
+def test_a_learned_limit_is_tried_again_after_a_while(env, fake_server, monkeypatch):
+    fake_server.max_in_flight = 1
+    fake_server.processing_seconds = 3600
+    submit(requests_for(PROMPT), seed=0)
+    monkeypatch.setattr(submission.Pace, "LEARNED_FOR", 0.2)
+    submission.PACE.refused(runtime.make_client().key_id, 1, "429")  # as if it had been refused before
+    fake_server.max_in_flight = 2  # the plan grew
+    started = time.monotonic()
+    submit(requests_for(PROMPT), seed=1)
+    assert fake_server.created_count == 2 and time.monotonic() - started < 2
+
+
+def test_cancel_in_the_middle_of_a_batch_says_what_was_made(env, fake_server, monkeypatch):
+    fake_server.max_in_flight = 2
+    fake_server.processing_seconds = 3600
+    stop = threading.Event()
+    monkeypatch.setattr(bridge, "interrupted", stop.is_set)
+    requests = requests_for(PROMPT)
+
+    async def go():
+        job = asyncio.ensure_future(execute(NODES["CometOmniSubmit"], {
+            "request": requests, "seed": [0], "variations": [4], "unique_id": ["4"]}))
+        assert await asyncio.to_thread(fake_server.wait_until, lambda: len(fake_server.refused_creates) >= 1)
+        stop.set()
+        started = time.monotonic()
+        with pytest.raises(Exception) as caught:
+            await job
+        return time.monotonic() - started, caught.value
+
+    elapsed, error = asyncio.run(go())
+    assert elapsed < 1.0
+    cause = error if isinstance(error, SlotWaitCancelled) else error.__cause__
+    assert isinstance(cause, SlotWaitCancelled)
+    made = list(fake_server.tasks)
+    assert len(made) == 2 and all(task_id in str(error) for task_id in made)
+    assert "2 of 4 tasks were created" in str(error) and "The other 2 were not created" in str(error)
+    states = [job.state for job in runtime.journal().jobs()]
+    assert sorted(states) == ["queued", "queued", "rejected", "rejected"]  # the reserved two are given up
+    fake_server.max_in_flight = None
+    stop.clear()
+    submission.PACE.forget()
+    _, ids = submit(requests, variations=4)  # queue again: the 2 are reused, 2 are made
+    assert ids[:2] == made and fake_server.created_count == 4
