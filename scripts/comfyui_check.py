@@ -795,7 +795,9 @@ async def open_page(http: aiohttp.ClientSession, devtools: str, url: str) -> Pag
 
 async def start_chromium(args, http: aiohttp.ClientSession, work: Path) -> str:
     port = free_port()
-    argv = [args.chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    # No call home: without these, Chromium keeps trying Google's services (updates, sync, QUIC).
+    argv = [args.chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--no-default-browser-check", "--disable-extensions", f"--remote-debugging-port={port}",
             f"--user-data-dir={work / 'chromium-profile'}", "--window-size=1400,900", "about:blank"]
     chromium = Service("Chromium", argv, work / "chromium.log")
