@@ -883,6 +883,10 @@ PROMPT_TEXT = f"(({PROMPT}.widgets || []).find(w => w.name === 'prompt') || {{}}
 PROMPT_BOX = f"[...document.querySelectorAll('textarea')].find(t => __check.shown(t) && t.value === {PROMPT_TEXT})"
 TEMPLATE_CARDS = ("[...(__check.dialog()?.querySelectorAll('[data-testid^=\"template-workflow-\"]') || [])]"
                   ".map(e => e.dataset.testid.replace('template-workflow-', ''))")
+# How much taller than its lines one of the pack's text boxes is drawn (px): its padding, about
+# 6; below 0 its text is cut; a box stretched over the node's free room has 50 and more.
+BOX_SLACK = """((box) => { const lines = [...box.children].reduce((h, c) => h + c.getBoundingClientRect().height, 0);
+    return Math.round(box.getBoundingClientRect().height - lines); })"""
 BROWSER_TEMPLATE = "kling_omni_local_pipeline"
 BAD_TOKEN = "<<<image_2>>>"  # the template wires one image
 
@@ -983,8 +987,10 @@ async def browser_prompt_help(page: Page, report: Report, shots: Path) -> None:
     helped = await page.wait_for(f"__check.onScreen({PROMPT_HELP}) && {PROMPT_HELP}.innerText", 10,
                                  "the help on the Prompt node")
     await page.shot(shots / "06_prompt_help.png")
-    report.check("<<<image_1>>> = first_frame from" in helped,
-                 "browser: the Prompt node shows which tokens its refs provide", helped.replace("\n", " | ")[:300])
+    slack = await page.js(f"{BOX_SLACK}({PROMPT_HELP})")
+    report.check("<<<image_1>>> = first_frame from" in helped and 0 <= slack <= 24,
+                 "browser: the Prompt node shows which tokens its refs provide",
+                 helped.replace("\n", " | ")[:300] + f" ({slack} px more than its text)")
     original = await page.js(PROMPT_TEXT)
     # Typed at the end of the prompt's text box, as a person would.
     await page.click_until(PROMPT_BOX, f"document.activeElement === ({PROMPT_BOX})", 10, "the prompt's text box")
@@ -1006,6 +1012,11 @@ async def browser_prompt_help(page: Page, report: Report, shots: Path) -> None:
 async def browser_run_poll(page: Page, report: Report, nodes2: bool, shots: Path) -> None:
     """Run, and watch the Poll node: status text while it waits, then the video and the task id."""
     await show_node(page, POLL)
+    task_box = f"(({POLL}.widgets || []).find(w => w.name === 'cometapi_task_id') || {{}}).element"
+    empty = await page.wait_for(f"__check.onScreen({task_box}) && [{task_box}.innerText, {BOX_SLACK}({task_box})]",
+                                10, "the task id box on the Poll node")
+    report.check(0 <= empty[1] <= 24, "browser: before a run the Poll node's task id box fits its one line",
+                 f"{empty[0]!r}, {empty[1]} px more than its text")
     await page.click("__check.named(document, 'Run')")
     # The status text is ComfyUI's own progress-text widget: drawn on the canvas by the classic
     # renderer (so only its value can be read), a DOM element in Nodes 2.0 (so it must be on screen).
@@ -1046,7 +1057,7 @@ async def browser_run_poll(page: Page, report: Report, nodes2: bool, shots: Path
         return {{src: v.src, width: v.videoWidth, shown: [Math.round(r.width), Math.round(r.height)],
                  media: poll.previewMediaType ?? null, node: v.closest('[data-node-id]')?.dataset.nodeId ?? null,
                  poll: String(poll.id), idText: id && __check.onScreen(id) && id.innerText,
-                 idHeight: id && Math.round(id.getBoundingClientRect().height)}}; }})()""",
+                 idHeight: id && Math.round(id.getBoundingClientRect().height), idSlack: id && {BOX_SLACK}(id)}}; }})()""",
                                   20, "the video preview on the Poll node")
     await asyncio.sleep(1)
     await page.shot(shots / "11_preview.png")
@@ -1059,9 +1070,9 @@ async def browser_run_poll(page: Page, report: Report, nodes2: bool, shots: Path
                  f"drawn {preview['shown'][0]}x{preview['shown'][1]}"
                  + (f" in node #{preview['node']}" if preview["node"] else ""))
     task_id = texts[-1].split("task ")[-1] if texts else "?"
-    report.check(preview["idText"] and task_id in preview["idText"] and preview["idHeight"] >= 15,
-                 "browser: the task id stays visible on the Poll node",
-                 f"{preview['idText']!r}, {preview['idHeight']} px high")
+    report.check(preview["idText"] and task_id in preview["idText"] and preview["idHeight"] >= 15
+                 and 0 <= preview["idSlack"] <= 24, "browser: the task id stays visible on the Poll node",
+                 f"{preview['idText']!r}, {preview['idHeight']} px high, {preview['idSlack']} px more than its text")
 
 
 async def browser_save(page: Page, report: Report, base: Path, key: str, name: str) -> None:
