@@ -1,7 +1,14 @@
 """End-to-end check of the pack in a real ComfyUI, against the bundled fake CometAPI.
 
     .venv/bin/python scripts/comfyui_check.py --comfyui /path/to/ComfyUI \
-        --python /path/to/comfy/venv/bin/python [--browser] [--keep]
+        --python /path/to/comfy/venv/bin/python [--browser | --browser-only] [--keep] \
+        [--front-end-root DIR/comfyui_frontend_package/static] [--nodes2 on|off]
+
+Frontends: ComfyUI's bundled one, or any other with --front-end-root (`pip install --no-deps
+--target DIR comfyui-frontend-package==X`); --nodes2 turns Nodes 2.0 (Vue-rendered nodes) on or
+off before the browser steps. The browser steps find elements by role and visible name, so one
+set of steps serves 1.27 and 1.5x, canvas and Nodes 2.0. A 1.5x frontend on an older server
+asks for routes it lacks (e.g. /api/jobs): the server's age, not the pack.
 
 What it does (every wait is bounded; every process it starts is stopped on exit):
 1. starts `python -m fake_cometapi` on a free loopback port with a throwaway key;
@@ -16,9 +23,11 @@ What it does (every wait is bounded; every process it starts is stopped on exit)
 3. stored-key run: a fresh base directory, no COMETAPI_KEY; the key is POSTed to the pack's
    route /cometapi_omni/key, tested, and a template runs with it;
 4. --browser: a fresh base directory and headless Chromium driven over the DevTools protocol:
-   the key is typed into Settings › CometAPI, a template is opened from Browse Templates,
-   queued, the Poll node's status text and video preview are watched, the workflow is saved
-   from the UI. Screenshots go to <work dir>/screenshots;
+   the key is typed into Settings › CometAPI and tested, a template is opened from Browse
+   Templates, the Prompt node's token help is read and a token that points at nothing typed
+   in, the template is queued, the Poll node's status text, video preview and task id (Copy)
+   are watched, the workflow is saved from the UI, the key removed in Settings. Screenshots
+   go to <work dir>/screenshots;
 5. after each run: the key string must appear nowhere (history, every file under the base
    directory including MP4/PNG metadata, the ComfyUI log) except the pack's key file.
 
@@ -843,6 +852,10 @@ async def open_page(http: aiohttp.ClientSession, devtools: str, url: str) -> Pag
     await page.send("Page.enable")
     await page.send("Page.addScriptToEvaluateOnNewDocument", source=PAGE_HELPERS)
     await page.send("Emulation.setDeviceMetricsOverride", width=1400, height=900, deviceScaleFactor=1, mobile=False)
+    origin = re.match(r"https?://[^/]+", url).group(0)
+    await page.send("Browser.grantPermissions", origin=origin,
+                    permissions=["clipboardReadWrite", "clipboardSanitizedWrite"])
+    await page.send("Emulation.setFocusEmulationEnabled", enabled=True)  # the clipboard needs a focused page
     await page.send("Page.navigate", url=url)
     return page
 
@@ -1073,6 +1086,23 @@ async def browser_run_poll(page: Page, report: Report, nodes2: bool, shots: Path
     report.check(preview["idText"] and task_id in preview["idText"] and preview["idHeight"] >= 15
                  and 0 <= preview["idSlack"] <= 24, "browser: the task id stays visible on the Poll node",
                  f"{preview['idText']!r}, {preview['idHeight']} px high, {preview['idSlack']} px more than its text")
+    await page.click(f"__check.named({task_box}, 'Copy')")
+    copied = await page.wait_for("navigator.clipboard.readText().catch(e => String(e))", 5, "the clipboard")
+    report.check(copied == task_id, "browser: Copy on the Poll node puts the task id on the clipboard", repr(copied))
+
+
+async def browser_remove_key(page: Page, report: Report, comfy: Comfy) -> None:
+    """Settings › CometAPI › Remove saved key: the server forgets it."""
+    await close_dialogs(page)
+    await page.js(command("Comfy.ShowSettingsDialog"))
+    await page.click_until("__check.named(__check.dialog(), 'CometAPI')", f"__check.shown({KEY_INPUT})", 20,
+                           "Settings › CometAPI")
+    await page.click_until(f"__check.named({KEY_PANEL}, 'Remove saved key')",
+                           f"{KEY_PANEL}.innerText.includes('No key set')", 10, "Remove saved key")
+    status = json.loads((await comfy.text("GET", "/cometapi_omni/key"))[1])
+    report.check(not status.get("set") and not status.get("stored"),
+                 "browser: Remove saved key in Settings removes it from the server", json.dumps(status))
+    await close_dialogs(page)
 
 
 async def browser_save(page: Page, report: Report, base: Path, key: str, name: str) -> None:
@@ -1121,6 +1151,7 @@ async def browser_run(args, report: Report, work: Path, key: str) -> None:
             await browser_prompt_help(page, report, shots)
             await browser_run_poll(page, report, nodes2, shots)
             await browser_save(page, report, c.base, key, "my_kling_video")
+            await browser_remove_key(page, report, comfy)
 
             storage = await page.js("JSON.stringify({local: {...localStorage}, session: {...sessionStorage}})")
             history = (await comfy.text("GET", "/history?max_items=100"))[1]
