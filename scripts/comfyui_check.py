@@ -978,7 +978,17 @@ async def browser_open_template(page: Page, report: Report, nodes2: bool, shots:
                            f"c.every(n => {json.dumps(expected)}.includes(n)); }})()", 20,
                            "the pack in Browse Templates")
     cards = await page.js(TEMPLATE_CARDS)
+    # The cards in view show the .jpg shipped beside each workflow (the others load when scrolled to).
+    thumbs = """[...__check.dialog().querySelectorAll('[data-testid^="template-workflow-"]')].filter(__check.onScreen)
+        .map(card => [...card.querySelectorAll('img')].some(i => i.complete && i.naturalWidth > 0))"""
+    try:
+        shown = await page.wait_for(f"(() => {{ const n = {thumbs}; return n.length && n.every(Boolean) && n; }})()",
+                                    10, "the thumbnails of the cards in view")
+    except CheckFailed:
+        shown = await page.js(thumbs)
     await page.shot(shots / "04_browse_templates.png")
+    report.check(shown and all(shown), "browser: the template cards in view show their thumbnails",
+                 f"{sum(map(bool, shown or []))} of {len(shown or [])} cards in view")
     card = f"__check.dialog()?.querySelector('[data-testid=\"template-workflow-{BROWSER_TEMPLATE}\"]')"
     await page.click_until(card, f"!!{POLL} && !__check.dialog()", 20, f"the template card {BROWSER_TEMPLATE}")
     report.check(sorted(cards) == expected, "browser: Browse Templates lists the pack's templates and opens one",
