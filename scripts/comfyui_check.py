@@ -1123,10 +1123,14 @@ async def browser_save(page: Page, report: Report, base: Path, key: str, name: s
     await page.type_text(name)
     await page.press("Enter", 13)
     saved_file = base / "user" / "default" / "workflows" / f"{name}.json"
-    deadline = time.monotonic() + 15
-    while not saved_file.exists() and time.monotonic() < deadline:
+    deadline, saved_text = time.monotonic() + 15, ""
+    while time.monotonic() < deadline:
+        # The server creates the file, then writes it: wait for a whole workflow.
+        saved_text = saved_file.read_text() if saved_file.exists() else ""
+        with contextlib.suppress(ValueError):
+            if json.loads(saved_text).get("nodes"):
+                break
         await asyncio.sleep(0.2)
-    saved_text = saved_file.read_text() if saved_file.exists() else ""
     report.check("CometOmniPoll" in saved_text and key not in saved_text,
                  "browser: a workflow saved from the UI has no trace of the key",
                  f"{saved_file.relative_to(base)} ({len(saved_text)} bytes)")
