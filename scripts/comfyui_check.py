@@ -1,7 +1,14 @@
 """End-to-end check of the pack in a real ComfyUI, against the bundled fake CometAPI.
 
     .venv/bin/python scripts/comfyui_check.py --comfyui /path/to/ComfyUI \
-        --python /path/to/comfy/venv/bin/python [--browser] [--keep]
+        --python /path/to/comfy/venv/bin/python [--browser | --browser-only] [--keep] \
+        [--front-end-root DIR/comfyui_frontend_package/static] [--nodes2 on|off]
+
+Frontends: ComfyUI's bundled one, or any other with --front-end-root (`pip install --no-deps
+--target DIR comfyui-frontend-package==X`); --nodes2 turns Nodes 2.0 (Vue-rendered nodes) on or
+off before the browser steps. The browser steps find elements by role and visible name, so one
+set of steps serves 1.27 and 1.5x, canvas and Nodes 2.0. A 1.5x frontend on an older server
+asks for routes it lacks (e.g. /api/jobs): the server's age, not the pack.
 
 What it does (every wait is bounded; every process it starts is stopped on exit):
 1. starts `python -m fake_cometapi` on a free loopback port with a throwaway key;
@@ -16,9 +23,11 @@ What it does (every wait is bounded; every process it starts is stopped on exit)
 3. stored-key run: a fresh base directory, no COMETAPI_KEY; the key is POSTed to the pack's
    route /cometapi_omni/key, tested, and a template runs with it;
 4. --browser: a fresh base directory and headless Chromium driven over the DevTools protocol:
-   the key is typed into Settings › CometAPI, a template is opened from Browse Templates,
-   queued, the Poll node's status text and video preview are watched, the workflow is saved
-   from the UI. Screenshots go to <work dir>/screenshots;
+   the key is typed into Settings › CometAPI and tested, a template is opened from Browse
+   Templates, the Prompt node's token help is read and a token that points at nothing typed
+   in, the template is queued, the Poll node's status text, video preview and task id (Copy)
+   are watched, the workflow is saved from the UI, the key removed in Settings. Screenshots
+   go to <work dir>/screenshots;
 5. after each run: the key string must appear nowhere (history, every file under the base
    directory including MP4/PNG metadata, the ComfyUI log) except the pack's key file.
 
@@ -202,6 +211,8 @@ def start_comfyui(args, base: Path, port: int, fake_url: str, key: str | None) -
         env["COMETAPI_KEY"] = key
     argv = [args.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
             "--disable-auto-launch", "--base-directory", str(base)]
+    if getattr(args, "front_end_root", None):
+        argv += ["--front-end-root", str(args.front_end_root)]
     return Service("ComfyUI", argv, base.parent / f"{base.name}.comfyui.log", cwd=args.comfyui, env=env)
 
 
@@ -762,9 +773,28 @@ class Page:
             await self.send("Input.dispatchMouseEvent", type=kind, x=point[0], y=point[1], button="left", clickCount=1)
         return True
 
-    async def click_when(self, element_expression: str, timeout: float, what: str) -> None:
-        await self.wait_for(f"!!({element_expression})", timeout, what)
-        await self.click(element_expression)
+    async def holds(self, expression: str) -> bool:
+        try:
+            return bool(await self.js(f"!!({expression})"))
+        except CheckFailed:
+            return False
+
+    async def click_until(self, element_expression: str, done_expression: str, timeout: float, what: str) -> None:
+        """Click the element until `done` holds. A click while a dialog still opens (it scales in)
+        or while its list still loads can land beside the element, or on one about to be replaced."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if await self.holds(done_expression):
+                return
+            if await self.click(element_expression):
+                retry = time.monotonic() + 2
+                while time.monotonic() < min(retry, deadline):
+                    if await self.holds(done_expression):
+                        return
+                    await asyncio.sleep(0.2)
+            else:
+                await asyncio.sleep(0.2)
+        raise CheckFailed(f"clicking {what} did not work within {timeout:.0f} s")
 
     async def type_text(self, text: str) -> None:
         await self.send("Input.insertText", text=text)
@@ -783,19 +813,58 @@ class Page:
         self._reader.cancel()
 
 
+# Found the way a person finds them, by role and visible name: markup and class names differ
+# between frontend versions (Settings' and Templates' side lists are PrimeVue listbox options
+# in 1.27, plain role=button rows in 1.5x), and Nodes 2.0 draws nodes as DOM elements.
+PAGE_HELPERS = r"""
+window.__check = {
+  shown(e) {  // laid out and not hidden (possibly scrolled away)
+    if (!e || !e.isConnected) return false;
+    const r = e.getBoundingClientRect(), s = getComputedStyle(e);
+    return r.width > 0 && r.height > 0 && s.visibility !== "hidden" && s.display !== "none";
+  },
+  onScreen(e) {
+    if (!__check.shown(e)) return false;
+    const r = e.getBoundingClientRect();
+    return r.bottom > 0 && r.right > 0 && r.top < innerHeight && r.left < innerWidth;
+  },
+  dialog() {  // the topmost open dialog
+    const open = [...document.querySelectorAll("[role=dialog]")].filter(__check.shown);
+    return open[open.length - 1] || null;
+  },
+  named(scope, name) {  // a clickable element whose accessible name is `name`
+    const roles = "button, a, [role=button], [role=option], [role=tab], [role=menuitem], [role=treeitem], [role=link]";
+    return [...(scope || document).querySelectorAll(roles)].find((e) => __check.shown(e)
+      && ((e.getAttribute("aria-label") || "").trim() === name || e.textContent.trim() === name)) || null;
+  },
+  nodeElement(node) {  // the DOM element a node is drawn as in Nodes 2.0; null on the canvas renderer
+    return node ? document.querySelector(`[data-node-id="${node.id}"]`) : null;
+  },
+};
+"""
+
+
 async def open_page(http: aiohttp.ClientSession, devtools: str, url: str) -> Page:
-    async with http.put(f"{devtools}/json/new?{url}") as r:
+    async with http.put(f"{devtools}/json/new?about:blank") as r:
         target = await r.json()
     page = Page(await http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0))
     await page.send("Runtime.enable")
     await page.send("Page.enable")
+    await page.send("Page.addScriptToEvaluateOnNewDocument", source=PAGE_HELPERS)
     await page.send("Emulation.setDeviceMetricsOverride", width=1400, height=900, deviceScaleFactor=1, mobile=False)
+    origin = re.match(r"https?://[^/]+", url).group(0)
+    await page.send("Browser.grantPermissions", origin=origin,
+                    permissions=["clipboardReadWrite", "clipboardSanitizedWrite"])
+    await page.send("Emulation.setFocusEmulationEnabled", enabled=True)  # the clipboard needs a focused page
+    await page.send("Page.navigate", url=url)
     return page
 
 
 async def start_chromium(args, http: aiohttp.ClientSession, work: Path) -> str:
     port = free_port()
-    argv = [args.chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    # No call home: without these, Chromium keeps trying Google's services (updates, sync, QUIC).
+    argv = [args.chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--no-default-browser-check", "--disable-extensions", f"--remote-debugging-port={port}",
             f"--user-data-dir={work / 'chromium-profile'}", "--window-size=1400,900", "about:blank"]
     chromium = Service("Chromium", argv, work / "chromium.log")
@@ -815,144 +884,291 @@ async def start_chromium(args, http: aiohttp.ClientSession, work: Path) -> str:
 
 
 APP = "window.comfyAPI.app.app"
+SETTING = APP + ".extensionManager.setting"
+NODES2 = "Comfy.VueNodes.Enabled"
 KEY_INPUT = 'document.querySelector(\'input[aria-label="CometAPI key"]\')'
 KEY_PANEL = KEY_INPUT + ".closest('div').parentElement"
 POLL = APP + ".graph.nodes.find(n => n.type === 'CometOmniPoll')"
+PROMPT = APP + ".graph.nodes.find(n => n.type === 'CometOmniPrompt')"
+PROMPT_HELP = f"(({PROMPT}.widgets || []).find(w => w.name === 'cometapi_prompt_help') || {{}}).element"
+PROMPT_TEXT = f"(({PROMPT}.widgets || []).find(w => w.name === 'prompt') || {{}}).value"
+# The prompt's text box as it is on screen, in either renderer.
+PROMPT_BOX = f"[...document.querySelectorAll('textarea')].find(t => __check.shown(t) && t.value === {PROMPT_TEXT})"
+TEMPLATE_CARDS = ("[...(__check.dialog()?.querySelectorAll('[data-testid^=\"template-workflow-\"]') || [])]"
+                  ".map(e => e.dataset.testid.replace('template-workflow-', ''))")
+# How much taller than its lines one of the pack's text boxes is drawn (px): its padding, about
+# 6; below 0 its text is cut; a box stretched over the node's free room has 50 and more.
+BOX_SLACK = """((box) => { const lines = [...box.children].reduce((h, c) => h + c.getBoundingClientRect().height, 0);
+    return Math.round(box.getBoundingClientRect().height - lines); })"""
 BROWSER_TEMPLATE = "kling_omni_local_pipeline"
+BAD_TOKEN = "<<<image_2>>>"  # the template wires one image
+
+
+def command(name: str) -> str:
+    return f"{APP}.extensionManager.command.execute('{name}'); 1"
+
+
+async def close_dialogs(page: Page) -> None:
+    """Close what a first start opens (1.5x shows the template browser to a new user)."""
+    for _ in range(5):
+        if not await page.holds("__check.dialog()"):
+            return
+        await page.press("Escape", 27)
+        await asyncio.sleep(0.5)
+    await page.wait_for("!__check.dialog()", 5, "the dialogs closed")
+
+
+async def show_node(page: Page, node: str) -> None:
+    """Scroll the canvas so the node sits near the top left, at 90 %, as a person would look at it."""
+    await page.js(f"""(() => {{ const node = {node}, c = {APP}.canvas; c.ds.scale = 0.9;
+        c.ds.offset = [-(node.pos[0] - 420), -(node.pos[1] - 120)]; c.setDirty(true, true); return 1; }})()""")
+    await asyncio.sleep(1)  # Nodes 2.0 moves its DOM nodes on the next frames
+
+
+async def set_nodes2(page: Page, wanted: str | None) -> bool:
+    """Turn Nodes 2.0 on or off as asked (--nodes2); returns whether it is on."""
+    if wanted is not None:
+        state = await page.js(f"""(async () => {{ const s = {SETTING};
+            if (s.get('{NODES2}') === undefined) return 'unknown';
+            await s.set('{NODES2}', {'true' if wanted == 'on' else 'false'}); return s.get('{NODES2}'); }})()""")
+        if state == "unknown":
+            raise CheckFailed(f"--nodes2 {wanted}: this frontend has no {NODES2} setting")
+    return bool(await page.js(f"{SETTING}.get('{NODES2}')"))
+
+
+async def browser_settings_key(page: Page, report: Report, comfy: Comfy, key: str, shots: Path) -> None:
+    """Settings › CometAPI: type the key, Save, Test key."""
+    await close_dialogs(page)
+    await page.js(command("Comfy.ShowSettingsDialog"))
+    await page.click_until("__check.named(__check.dialog(), 'CometAPI')", f"__check.shown({KEY_INPUT})", 20,
+                           "Settings › CometAPI")
+    before = await page.wait_for(f"{KEY_INPUT} && !{KEY_PANEL}.innerText.startsWith('Checking') "
+                                 f"&& {KEY_PANEL}.innerText", 15, "the CometAPI key panel")
+    await page.shot(shots / "02_settings_no_key.png")
+    report.check("No key set" in before, "browser: Settings › CometAPI says no key is set", before.split("\n")[0])
+    await page.click(KEY_INPUT)
+    await page.type_text(key)
+    await page.click(f"__check.named({KEY_PANEL}, 'Save')")
+    saved = await page.wait_for(f"{KEY_PANEL}.innerText.includes('{key[-4:]}') && {KEY_PANEL}.innerText",
+                                15, "the saved key's masked status")
+    input_value = await page.js(f"{KEY_INPUT}.value")
+    status = json.loads((await comfy.text("GET", "/cometapi_omni/key"))[1])
+    report.check(key not in saved and input_value == "" and status.get("source") == "store",
+                 "browser: the key typed in Settings is stored on the server, shown masked",
+                 f"{saved.splitlines()[0]} (input cleared: {input_value == ''}; server: {status})")
+    await page.click(f"__check.named({KEY_PANEL}, 'Test key')")
+    tested = await page.wait_for(f"(() => {{ const t = {KEY_PANEL}.innerText; "
+                                 "return !t.includes('Testing') && /accepted|✓|✗|fail/i.test(t) && t; })()",
+                                 20, "the key test's answer")
+    await page.shot(shots / "03_settings_key_saved_and_tested.png")
+    report.check("accepted" in tested and key not in tested, "browser: Test key reports success",
+                 tested.splitlines()[-1])
+    settings_text = (await comfy.text("GET", "/settings"))[1]
+    report.check(key not in settings_text, "browser: the key is no ComfyUI setting (GET /settings)")
+    await close_dialogs(page)
+
+
+async def browser_open_template(page: Page, report: Report, nodes2: bool, shots: Path) -> None:
+    """Browse Templates › cometapi-kling-omni › a template."""
+    expected = sorted(p.stem for p in (REPO / "example_workflows").glob("*.json"))
+    await page.js(command("Comfy.BrowseTemplates"))
+    # Done when the list shows the pack's cards and only those (not the core's "All"/"Popular").
+    await page.click_until(f"__check.named(__check.dialog(), '{PACK_DIR_NAME}')",
+                           f"(() => {{ const c = {TEMPLATE_CARDS}; return c.length && "
+                           f"c.every(n => {json.dumps(expected)}.includes(n)); }})()", 20,
+                           "the pack in Browse Templates")
+    cards = await page.js(TEMPLATE_CARDS)
+    # The cards in view show the .jpg shipped beside each workflow (the others load when scrolled to).
+    thumbs = """[...__check.dialog().querySelectorAll('[data-testid^="template-workflow-"]')].filter(__check.onScreen)
+        .map(card => [...card.querySelectorAll('img')].some(i => i.complete && i.naturalWidth > 0))"""
+    try:
+        shown = await page.wait_for(f"(() => {{ const n = {thumbs}; return n.length && n.every(Boolean) && n; }})()",
+                                    10, "the thumbnails of the cards in view")
+    except CheckFailed:
+        shown = await page.js(thumbs)
+    await page.shot(shots / "04_browse_templates.png")
+    report.check(shown and all(shown), "browser: the template cards in view show their thumbnails",
+                 f"{sum(map(bool, shown or []))} of {len(shown or [])} cards in view")
+    card = f"__check.dialog()?.querySelector('[data-testid=\"template-workflow-{BROWSER_TEMPLATE}\"]')"
+    await page.click_until(card, f"!!{POLL} && !__check.dialog()", 20, f"the template card {BROWSER_TEMPLATE}")
+    report.check(sorted(cards) == expected, "browser: Browse Templates lists the pack's templates and opens one",
+                 f"{len(cards)} cards; opened {BROWSER_TEMPLATE}")
+    await page.js(command("Comfy.Canvas.FitView"))
+    await asyncio.sleep(1)
+    await page.shot(shots / "05_template_loaded.png")
+    drawn = await page.wait_for(f"""(() => {{ const nodes = {APP}.graph.nodes;
+        const els = nodes.map(n => __check.nodeElement(n)).filter(Boolean).length;
+        return {'els === nodes.length' if nodes2 else 'els === 0'} && `${{els}} of ${{nodes.length}} nodes are DOM elements`; }})()""",
+                                10, "the nodes drawn by the renderer asked for")
+    report.check(drawn, f"browser: Nodes 2.0 is {'on' if nodes2 else 'off'}: "
+                        f"{'every node is a DOM element' if nodes2 else 'nodes are drawn on the canvas'}", drawn)
+
+
+async def browser_prompt_help(page: Page, report: Report, shots: Path) -> None:
+    """The Prompt node lists the tokens its refs provide, and flags one that points at nothing."""
+    await show_node(page, PROMPT)
+    helped = await page.wait_for(f"__check.onScreen({PROMPT_HELP}) && {PROMPT_HELP}.innerText", 10,
+                                 "the help on the Prompt node")
+    await page.shot(shots / "06_prompt_help.png")
+    slack = await page.js(f"{BOX_SLACK}({PROMPT_HELP})")
+    report.check("<<<image_1>>> = first_frame from" in helped and 0 <= slack <= 24,
+                 "browser: the Prompt node shows which tokens its refs provide",
+                 helped.replace("\n", " | ")[:300] + f" ({slack} px more than its text)")
+    original = await page.js(PROMPT_TEXT)
+    # Typed at the end of the prompt's text box, as a person would.
+    await page.click_until(PROMPT_BOX, f"document.activeElement === ({PROMPT_BOX})", 10, "the prompt's text box")
+    await page.js("(() => { const t = document.activeElement; t.setSelectionRange(t.value.length, t.value.length); return 1; })()")
+    await page.type_text(" " + BAD_TOKEN)
+    warned = await page.wait_for(f"{PROMPT_HELP}.innerText.includes('{BAD_TOKEN} points at nothing') "
+                                 f"&& {PROMPT_HELP}.innerText", 10, f"the warning about {BAD_TOKEN}")
+    await page.shot(shots / "07_prompt_token_warning.png")
+    report.check(BAD_TOKEN in await page.js(PROMPT_TEXT),
+                 "browser: a token that points at nothing, typed into the prompt, is flagged on the node",
+                 [line for line in warned.splitlines() if BAD_TOKEN in line][0])
+    await page.js("(() => { document.activeElement.select(); return 1; })()")
+    await page.type_text(original)
+    await page.wait_for(f"{PROMPT_TEXT} === {json.dumps(original)} && !{PROMPT_HELP}.innerText.includes('points at nothing')",
+                        10, "the prompt back as it was, without the warning")
+    await page.press("Escape", 27)
+
+
+async def browser_run_poll(page: Page, report: Report, nodes2: bool, shots: Path) -> None:
+    """Run, and watch the Poll node: status text while it waits, then the video and the task id."""
+    await show_node(page, POLL)
+    task_box = f"(({POLL}.widgets || []).find(w => w.name === 'cometapi_task_id') || {{}}).element"
+    empty = await page.wait_for(f"__check.onScreen({task_box}) && [{task_box}.innerText, {BOX_SLACK}({task_box})]",
+                                10, "the task id box on the Poll node")
+    report.check(0 <= empty[1] <= 24, "browser: before a run the Poll node's task id box fits its one line",
+                 f"{empty[0]!r}, {empty[1]} px more than its text")
+    await page.click("__check.named(document, 'Run')")
+    # The status text is ComfyUI's own progress-text widget: drawn on the canvas by the classic
+    # renderer (so only its value can be read), a DOM element in Nodes 2.0 (so it must be on screen).
+    texts, on_screen = [], set()
+    shot_at = {"queued": "08_status_queued.png", "processing": "09_status_processing.png",
+               "downloading": "10_status_downloading.png"}
+    deadline = time.monotonic() + PROMPT_TIMEOUT
+    while time.monotonic() < deadline:
+        seen = await page.js(f"""(() => {{ const poll = {POLL};
+            const w = (poll.widgets || []).find(w => w.name === '$$node-text-preview');
+            if (!w) return null;
+            const text = String(w.value), el = __check.nodeElement(poll);
+            return {{text, shown: el ? el.innerText.includes(text.split('\\n')[0]) : null}}; }})()""")
+        text = seen and seen["text"]
+        if seen and seen["shown"]:
+            on_screen.add(text.split("\n")[0])
+        if text and (not texts or texts[-1] != text):
+            texts.append(text)
+            word = text.split(" ")[0].split("\n")[0]
+            if word in shot_at:
+                await page.shot(shots / shot_at.pop(word))
+        if text and text.startswith("done"):
+            break
+        await asyncio.sleep(0.15)
+    firsts = [t.split("\n")[0] for t in texts]
+    # A line can change before Nodes 2.0 draws it (the first "checking" lasts a few ms): what
+    # must reach the screen is the waiting and the end.
+    shown = firsts if not nodes2 else [t for t in firsts if t in on_screen]
+    report.check(len(shown) >= 3 and any(re.search(r"processing.* \d+ s$", t) for t in shown)
+                 and firsts[-1].startswith("done") and firsts[-1] in shown,
+                 "browser: the status text on the Poll node changes while it runs",
+                 " | ".join(firsts)[:400] + (f"; {len(shown)} of {len(firsts)} seen in the node's DOM" if nodes2 else ""))
+    preview = await page.wait_for(f"""(() => {{ const poll = {POLL};
+        const v = [...document.querySelectorAll('video')].find(v => v.src.includes('subfolder=cometapi_omni'));
+        if (!v || v.readyState < 2 || !v.videoWidth || !__check.onScreen(v)) return null;
+        const r = v.getBoundingClientRect();
+        const id = (poll.widgets.find(w => w.name === 'cometapi_task_id') || {{}}).element;
+        return {{src: v.src, width: v.videoWidth, shown: [Math.round(r.width), Math.round(r.height)],
+                 media: poll.previewMediaType ?? null, node: v.closest('[data-node-id]')?.dataset.nodeId ?? null,
+                 poll: String(poll.id), idText: id && __check.onScreen(id) && id.innerText,
+                 idHeight: id && Math.round(id.getBoundingClientRect().height), idSlack: id && {BOX_SLACK}(id)}}; }})()""",
+                                  20, "the video preview on the Poll node")
+    await asyncio.sleep(1)
+    await page.shot(shots / "11_preview.png")
+    # In Nodes 2.0 the video sits inside the Poll node's element; on the canvas it is an overlay
+    # the node places by its previewMediaType.
+    in_poll = preview["node"] == preview["poll"] if nodes2 else preview["media"] == "video" and preview["node"] is None
+    report.check(in_poll and preview["shown"][0] > 50 and preview["shown"][1] > 50,
+                 "browser: the Poll node shows the video preview",
+                 f"{preview['src'].split('?')[1].split('&rand')[0]}, {preview['width']} px wide, "
+                 f"drawn {preview['shown'][0]}x{preview['shown'][1]}"
+                 + (f" in node #{preview['node']}" if preview["node"] else ""))
+    task_id = texts[-1].split("task ")[-1] if texts else "?"
+    report.check(preview["idText"] and task_id in preview["idText"] and preview["idHeight"] >= 15
+                 and 0 <= preview["idSlack"] <= 24, "browser: the task id stays visible on the Poll node",
+                 f"{preview['idText']!r}, {preview['idHeight']} px high, {preview['idSlack']} px more than its text")
+    await page.click(f"__check.named({task_box}, 'Copy')")
+    copied = await page.wait_for("navigator.clipboard.readText().catch(e => String(e))", 5, "the clipboard")
+    report.check(copied == task_id, "browser: Copy on the Poll node puts the task id on the clipboard", repr(copied))
+
+
+async def browser_remove_key(page: Page, report: Report, comfy: Comfy) -> None:
+    """Settings › CometAPI › Remove saved key: the server forgets it."""
+    await close_dialogs(page)
+    await page.js(command("Comfy.ShowSettingsDialog"))
+    await page.click_until("__check.named(__check.dialog(), 'CometAPI')", f"__check.shown({KEY_INPUT})", 20,
+                           "Settings › CometAPI")
+    await page.click_until(f"__check.named({KEY_PANEL}, 'Remove saved key')",
+                           f"{KEY_PANEL}.innerText.includes('No key set')", 10, "Remove saved key")
+    status = json.loads((await comfy.text("GET", "/cometapi_omni/key"))[1])
+    report.check(not status.get("set") and not status.get("stored"),
+                 "browser: Remove saved key in Settings removes it from the server", json.dumps(status))
+    await close_dialogs(page)
+
+
+async def browser_save(page: Page, report: Report, base: Path, key: str, name: str) -> None:
+    """Save the workflow from the UI: the file has the graph and no trace of the key."""
+    await page.js(command("Comfy.SaveWorkflow"))
+    await page.wait_for("!!__check.dialog()?.querySelector('input')", 10, "the save prompt")
+    await page.js("(() => { const i = __check.dialog().querySelector('input'); i.focus(); i.select(); return 1; })()")
+    await page.type_text(name)
+    await page.press("Enter", 13)
+    saved_file = base / "user" / "default" / "workflows" / f"{name}.json"
+    deadline, saved_text = time.monotonic() + 15, ""
+    while time.monotonic() < deadline:
+        # The server creates the file, then writes it: wait for a whole workflow.
+        saved_text = saved_file.read_text() if saved_file.exists() else ""
+        with contextlib.suppress(ValueError):
+            if json.loads(saved_text).get("nodes"):
+                break
+        await asyncio.sleep(0.2)
+    report.check("CometOmniPoll" in saved_text and key not in saved_text,
+                 "browser: a workflow saved from the UI has no trace of the key",
+                 f"{saved_file.relative_to(base)} ({len(saved_text)} bytes)")
 
 
 async def browser_run(args, report: Report, work: Path, key: str) -> None:
-    """A new user in the real frontend: key from Settings, a template from Browse Templates, Run."""
+    """A new user in the real frontend: key from Settings, a template from Browse Templates,
+    the prompt's token help, Run, the Poll node's status, preview and task id, Save."""
     shots = work / "screenshots"
     shots.mkdir(exist_ok=True)
     # Its own fake server, with time to watch the status change; a fresh account, so a new task.
     _, fake_url = start_fake_server(work, key, processing_seconds=6, name="fake_cometapi_browser")
-    storage, history, saved_name, page = "", "", "my_kling_video", None
+    storage, history, page = "", "", None
     async with comfyui(args, work, "browser", fake_url, None) as c:
-        http, url, base = c.http, c.url, c.base
+        comfy = Comfy(c.http, c.url)
         try:
-            devtools = await start_chromium(args, http, work)
-            report.note(f"browser run: ComfyUI at {url}, no COMETAPI_KEY, Chromium {devtools}")
-            page = await open_page(http, devtools, url + "/")
+            devtools = await start_chromium(args, c.http, work)
+            page = await open_page(c.http, devtools, c.url + "/")
             await page.wait_for(f"!!({APP}?.graph && {APP}.extensionManager)", 90, "the ComfyUI app")
             names = await page.wait_for(f"""(() => {{ const n = {APP}.extensions.map(e => e.name)
                 .filter(n => n.startsWith('CometAPI')); return n.length === 2 && n; }})()""", 30, "the pack's extensions")
+            version = await page.js("window.__COMFYUI_FRONTEND_VERSION__ || '?'")
+            nodes2 = await set_nodes2(page, args.nodes2)
+            report.note(f"browser run: ComfyUI at {c.url}, no COMETAPI_KEY, Chromium {devtools}, "
+                        f"frontend {version}, Nodes 2.0 {'on' if nodes2 else 'off'}")
             report.check(names, "browser: the frontend loaded the pack's extensions", ", ".join(names))
             await asyncio.sleep(2)  # first-run dialogs settle
             await page.shot(shots / "01_first_start.png")
 
-            # 1. Settings › CometAPI: type the key, Save, Test key.
-            await page.press("Escape", 27)
-            await page.js(f"{APP}.extensionManager.command.execute('Comfy.ShowSettingsDialog')")
-            await page.click_when("[...document.querySelectorAll('[role=dialog] [role=option]')]"
-                                  ".find(e => e.textContent.trim() === 'CometAPI')", 15, "Settings › CometAPI")
-            before = await page.wait_for(f"{KEY_INPUT} && !{KEY_PANEL}.innerText.startsWith('Checking') "
-                                         f"&& {KEY_PANEL}.innerText", 15, "the CometAPI key panel")
-            await page.shot(shots / "02_settings_no_key.png")
-            report.check("No key set" in before, "browser: Settings › CometAPI says no key is set",
-                         before.split("\n")[0])
-            await page.click(KEY_INPUT)
-            await page.type_text(key)
-            await page.click(f"[...{KEY_PANEL}.querySelectorAll('button')].find(b => b.textContent === 'Save')")
-            saved = await page.wait_for(f"{KEY_PANEL}.innerText.includes('{key[-4:]}') && {KEY_PANEL}.innerText",
-                                        15, "the saved key's masked status")
-            input_value = await page.js(f"{KEY_INPUT}.value")
-            status = json.loads((await Comfy(http, url).text("GET", "/cometapi_omni/key"))[1])
-            report.check(key not in saved and input_value == "" and status.get("source") == "store",
-                         "browser: the key typed in Settings is stored on the server, shown masked",
-                         f"{saved.splitlines()[0]} (input cleared: {input_value == ''}; server: {status})")
-            await page.click(f"[...{KEY_PANEL}.querySelectorAll('button')].find(b => b.textContent === 'Test key')")
-            tested = await page.wait_for(f"(() => {{ const t = {KEY_PANEL}.innerText; "
-                                         "return !t.includes('Testing') && /accepted|✓|✗|fail/i.test(t) && t; })()",
-                                         20, "the key test's answer")
-            await page.shot(shots / "03_settings_key_saved_and_tested.png")
-            report.check("accepted" in tested and key not in tested, "browser: Test key reports success",
-                         tested.splitlines()[-1])
-            settings_text = (await Comfy(http, url).text("GET", "/settings"))[1]
-            report.check(key not in settings_text, "browser: the key is no ComfyUI setting (GET /settings)")
-            await page.press("Escape", 27)
+            await browser_settings_key(page, report, comfy, key, shots)
+            await browser_open_template(page, report, nodes2, shots)
+            await browser_prompt_help(page, report, shots)
+            await browser_run_poll(page, report, nodes2, shots)
+            await browser_save(page, report, c.base, key, "my_kling_video")
+            await browser_remove_key(page, report, comfy)
 
-            # 2. Browse Templates › cometapi-kling-omni › a template.
-            await page.wait_for("!document.querySelector('[role=dialog]')", 10, "the settings closing")
-            await page.js(f"{APP}.extensionManager.command.execute('Comfy.BrowseTemplates')")
-            await page.click_when("[...document.querySelectorAll('[role=dialog] [role=option]')]"
-                                  f".find(e => e.textContent.trim() === '{PACK_DIR_NAME}')", 20,
-                                  "the pack in Browse Templates")
-            card = f"document.querySelector('[role=dialog] [data-testid=\"template-workflow-{BROWSER_TEMPLATE}\"]')"
-            await page.wait_for(f"!!{card}", 15, "the pack's template cards")
-            cards = await page.js("[...document.querySelectorAll('[role=dialog] [data-testid^=\"template-workflow-\"]')]"
-                                  ".map(e => e.dataset.testid.replace('template-workflow-', ''))")
-            await page.shot(shots / "04_browse_templates.png")
-            await page.click(card)
-            loaded = await page.wait_for(f"!!{POLL} && !document.querySelector('[role=dialog]')", 20,
-                                         "the template on the canvas")
-            expected = sorted(p.stem for p in (REPO / "example_workflows").glob("*.json"))
-            report.check(loaded and sorted(cards) == expected,
-                         "browser: Browse Templates lists the pack's templates and opens one",
-                         f"{len(cards)} cards; opened {BROWSER_TEMPLATE}")
-            await page.js(f"{APP}.extensionManager.command.execute('Comfy.Canvas.FitView')")
-            await asyncio.sleep(1)
-            await page.shot(shots / "05_template_loaded.png")
-
-            # 3. Run, and watch the Poll node.
-            await page.js(f"""(() => {{ const poll = {POLL}, c = {APP}.canvas; c.ds.scale = 0.9;
-                c.ds.offset = [-(poll.pos[0] - 420), -(poll.pos[1] - 120)]; c.setDirty(true, true); return 1; }})()""")
-            await page.click("[...document.querySelectorAll('button')].find(b => b.textContent.trim() === 'Run')")
-            texts, shot_at = [], {"queued": "06_status_queued.png", "processing": "07_status_processing.png",
-                                  "downloading": "08_status_downloading.png"}
-            deadline = time.monotonic() + PROMPT_TIMEOUT
-            while time.monotonic() < deadline:
-                text = await page.js(f"(() => {{ const w = ({POLL}.widgets || [])"
-                                     ".find(w => w.name === '$$node-text-preview'); return w ? String(w.value) : null; })()")
-                if text and (not texts or texts[-1] != text):
-                    texts.append(text)
-                    word = text.split(" ")[0].split("\n")[0]
-                    if word in shot_at:
-                        await page.shot(shots / shot_at.pop(word))
-                if text and text.startswith("done"):
-                    break
-                await asyncio.sleep(0.15)
-            firsts = [t.split("\n")[0] for t in texts]
-            report.check(len(firsts) >= 3 and any(re.search(r"processing.* \d+ s$", t) for t in firsts)
-                         and firsts[-1].startswith("done"),
-                         "browser: the status text on the Poll node changes while it runs",
-                         " | ".join(firsts)[:400])
-            preview = await page.wait_for(f"""(() => {{ const poll = {POLL};
-                const v = [...document.querySelectorAll('video')].find(v => v.src.includes('subfolder=cometapi_omni'));
-                if (!v || v.readyState < 2 || !v.videoWidth) return null;
-                const r = v.getBoundingClientRect();
-                const id = (poll.widgets.find(w => w.name === 'cometapi_task_id') || {{}}).element;
-                return {{src: v.src, width: v.videoWidth, shown: [Math.round(r.width), Math.round(r.height)],
-                         media: poll.previewMediaType, idText: id && id.innerText,
-                         idHeight: id && Math.round(id.getBoundingClientRect().height)}}; }})()""",
-                                          20, "the video preview on the Poll node")
-            await asyncio.sleep(1)
-            await page.shot(shots / "09_preview.png")
-            report.check(preview["media"] == "video" and preview["shown"][0] > 50 and preview["shown"][1] > 50,
-                         "browser: the Poll node shows the video preview",
-                         f"{preview['src'].split('?')[1].split('&rand')[0]}, {preview['width']} px wide, "
-                         f"drawn {preview['shown'][0]}x{preview['shown'][1]}")
-            task_id = texts[-1].split("task ")[-1] if texts else "?"
-            report.check(preview["idText"] and task_id in preview["idText"] and preview["idHeight"] >= 15,
-                         "browser: the task id stays visible on the Poll node",
-                         f"{preview['idText']!r}, {preview['idHeight']} px high")
-
-            # 4. Save the workflow from the UI; gather what the browser keeps.
-            await page.js(f"{APP}.extensionManager.command.execute('Comfy.SaveWorkflow'); 1")
-            await page.wait_for("!!document.querySelector('[role=dialog] input')", 10, "the save prompt")
-            await page.js("(() => { const i = document.querySelector('[role=dialog] input'); i.focus(); i.select(); })()")
-            await page.type_text(saved_name)
-            await page.press("Enter", 13)
-            saved_file = base / "user" / "default" / "workflows" / f"{saved_name}.json"
-            deadline = time.monotonic() + 15
-            while not saved_file.exists() and time.monotonic() < deadline:
-                await asyncio.sleep(0.2)
-            saved_text = saved_file.read_text() if saved_file.exists() else ""
-            report.check("CometOmniPoll" in saved_text and key not in saved_text,
-                         "browser: a workflow saved from the UI has no trace of the key",
-                         f"{saved_file.relative_to(base)} ({len(saved_text)} bytes)")
             storage = await page.js("JSON.stringify({local: {...localStorage}, session: {...sessionStorage}})")
-            history = (await Comfy(http, url).text("GET", "/history?max_items=100"))[1]
+            history = (await comfy.text("GET", "/history?max_items=100"))[1]
             ours = [e for e in page.errors if f"/extensions/{PACK_DIR_NAME}/" in e]
             report.check(not ours, "browser: no uncaught error from the pack's scripts", "; ".join(ours)[:800])
             if page.errors and not ours:
@@ -968,9 +1184,9 @@ async def browser_run(args, report: Report, work: Path, key: str) -> None:
                     service.stop()
     log = c.proc.log()
     check_log(report, log, "browser run")
-    check_no_key(report, "browser run", key, base,
+    check_no_key(report, "browser run", key, c.base,
                  {"history": history, "ComfyUI log": log, "browser localStorage/sessionStorage": storage},
-                 allowed={pack_key_file(base)})
+                 allowed={pack_key_file(c.base)})
     check_no_key(report, "browser run: Chromium profile", key, work / "chromium-profile", {}, allowed=set())
 
 
@@ -1008,10 +1224,17 @@ def main(argv=None) -> int:
                         help="also drive the real frontend in headless Chromium (keeps the work directory)")
     parser.add_argument("--browser-only", action="store_true", help="only the browser part")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    parser.add_argument("--front-end-root", type=Path,
+                        help="serve this frontend (a comfyui_frontend_package/static folder) instead of the bundled one")
+    parser.add_argument("--nodes2", choices=("on", "off"),
+                        help="browser part: turn Nodes 2.0 (Comfy.VueNodes.Enabled) on or off first "
+                             "(default: leave the frontend's own default)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, outputs)")
     args = parser.parse_args(argv)
     if not (args.comfyui / "main.py").is_file():
         parser.error(f"{args.comfyui} has no main.py")
+    if args.front_end_root and not (args.front_end_root / "index.html").is_file():
+        parser.error(f"{args.front_end_root} has no index.html (expected .../comfyui_frontend_package/static)")
     try:
         return asyncio.run(main_async(args))
     finally:

@@ -22,16 +22,20 @@ function addTextWidget(node, name) {
     color: "var(--input-text, #ddd)", background: "var(--comfy-input-bg, #222)",
   });
   let lines = 1;
-  // The frontend draws a DOM widget `margin` inside its height on each side: the heights
-  // below include it, or a crowded node (e.g. once the video preview is added) squashes the box.
+  // The frontend draws a DOM widget `margin` inside its height on each side: the height
+  // includes it, or a crowded node (e.g. once the video preview is added) squashes the box.
   const margin = 4;
+  const height = () => Math.max(lines * 15 + 8, 28) + 2 * margin; // 28: room for the Copy button
   const widget = node.addDOMWidget(name, "cometapi_omni_text", box, {
     serialize: false, // kept out of the API prompt...
     getValue: () => "",
     setValue: () => {},
     margin,
-    getMinHeight: () => Math.max(lines * 15 + 8, 28) + 2 * margin, // 28: room for the Copy button
-    getMaxHeight: () => 12 * 15 + 8 + 2 * margin,
+    // As tall as its lines, no taller: the canvas renderer shares a node's free room among the
+    // DOM widgets up to their maximum, which left a mostly empty box on tall nodes. Nodes 2.0
+    // ignores the maximum and stretches the row: the box's own max-height (render) holds there.
+    getMinHeight: height,
+    getMaxHeight: height,
   });
   widget.serialize = false; // ...and out of the saved workflow's widgets_values
   const render = (items) => {
@@ -39,6 +43,7 @@ function addTextWidget(node, name) {
     // Rough count of wrapped lines (about 55 characters fit the default node width).
     const wrapped = items.reduce((sum, item) => sum + Math.max(1, Math.ceil(item.textContent.length / 55)), 0);
     lines = Math.max(1, Math.min(12, wrapped));
+    box.style.maxHeight = `${height() - 2 * margin}px`;
     const wanted = node.computeSize?.();
     if (wanted && wanted[1] > node.size[1]) node.setSize([node.size[0], wanted[1]]);
     node.setDirtyCanvas?.(true, true);
