@@ -194,6 +194,14 @@ class DownloadTimeout(WaitTimeout):
                   f"`python -m kling_omni collect {task_id}`; give it a longer timeout if the host stays slow.")
 
 
+class CollectionBusy(OmniError):
+    """Another collection of this task (a Poll, the CLI, the background collector) holds its lock."""
+
+    def __init__(self, task_id: str):
+        self.task_id = task_id
+        super().__init__(f"Another collection of task {task_id} is running.")
+
+
 class DownloadError(OmniError):
     """The finished video could not be fetched or was incomplete."""
 
