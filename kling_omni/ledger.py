@@ -65,6 +65,20 @@ def totals(jobs: Iterable[Job], rates: Rates) -> Totals:
     return Totals(tasks, seconds, usd)
 
 
+@dataclass(frozen=True)
+class RecentTotals:
+    today: Totals
+    last_30_days: Totals
+
+
+def recent_totals(journal, rates: Rates, now: Optional[float] = None) -> RecentTotals:
+    """Today's and the last RETENTION_DAYS days' totals, from one read of the journal."""
+    now = time.time() if now is None else now
+    month = journal.since(days_ago(RETENTION_DAYS, now))
+    midnight = start_of_day(now)
+    return RecentTotals(totals((j for j in month if j.created_at >= midnight), rates), totals(month, rates))
+
+
 def start_of_day(now: Optional[float] = None) -> float:
     """Local midnight of today, as Unix seconds: 'today' is the user's day, not UTC's."""
     today = datetime.fromtimestamp(time.time() if now is None else now).date()
