@@ -54,14 +54,19 @@ class Totals:
 
 
 def totals(jobs: Iterable[Job], rates: Rates) -> Totals:
+    return counted_totals(((job, 1) for job in jobs), rates)
+
+
+def counted_totals(groups: Iterable[tuple], rates: Rates) -> Totals:
+    """Totals over (job, count) pairs: `count` tasks that bill like `job` (Journal.billing)."""
     tasks, usd, seconds = 0, 0.0, {}
-    for job in jobs:
+    for job, count in groups:
         if job.state not in BILLABLE:
             continue
-        tasks += 1
-        usd += job_usd(job, rates)
+        tasks += count
+        usd += count * job_usd(job, rates)
         if job.mode and job.seconds is not None:
-            seconds[job.mode] = seconds.get(job.mode, 0.0) + round(job.seconds)
+            seconds[job.mode] = seconds.get(job.mode, 0.0) + count * round(job.seconds)
     return Totals(tasks, seconds, usd)
 
 
@@ -72,11 +77,10 @@ class RecentTotals:
 
 
 def recent_totals(journal, rates: Rates, now: Optional[float] = None) -> RecentTotals:
-    """Today's and the last RETENTION_DAYS days' totals, from one read of the journal."""
+    """Today's and the last RETENTION_DAYS days' totals; quick over many thousand rows (SQL groups them)."""
     now = time.time() if now is None else now
-    month = journal.since(days_ago(RETENTION_DAYS, now))
-    midnight = start_of_day(now)
-    return RecentTotals(totals((j for j in month if j.created_at >= midnight), rates), totals(month, rates))
+    return RecentTotals(counted_totals(journal.billing(start_of_day(now)), rates),
+                        counted_totals(journal.billing(days_ago(RETENTION_DAYS, now)), rates))
 
 
 def start_of_day(now: Optional[float] = None) -> float:

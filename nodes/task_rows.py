@@ -1,8 +1,9 @@
-"""What the Tasks sidebar is told about a journalled task: a TaskRow (see the routes in task_routes.py).
+"""What the Tasks sidebar is told about journalled tasks: a TaskRow each, and a page of them.
 
-Plain data from a journal row, the user's rates and the clock, nothing else: the same row is
-the answer of GET /cometapi_omni/tasks and the payload of the live `cometapi_omni.task` event.
-It never carries the key, the signed video URL, the base URL, the node id or the fingerprint.
+A row is plain data from a journal row, the user's rates and the clock: the same row is in
+the answer of GET /cometapi_omni/tasks and is the payload of the live `cometapi_omni.task`
+event. It never carries the key, the signed video URL, the base URL, the node id or the
+fingerprint.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import re
 from pathlib import Path
 from typing import Optional
 
+from ..kling_omni.collect import is_collecting
 from ..kling_omni.errors import redact
-from ..kling_omni.journal import REJECTED, Job
-from ..kling_omni.ledger import EXPIRY_WARNING_DAYS, RETENTION_DAYS, job_cost
-from ..kling_omni.pricing import Rates, actual_usd
+from ..kling_omni.journal import REJECTED, Job, Journal
+from ..kling_omni.ledger import EXPIRY_WARNING_DAYS, RETENTION_DAYS, job_cost, recent_totals
+from ..kling_omni.pricing import RATES_SOURCE, Rates, actual_usd
+from ..kling_omni.settings import PackSettings
 from ..kling_omni.task import FAILED
 
 PREFIX = "/cometapi_omni"  # routes.PREFIX (not imported: this module needs no aiohttp)
@@ -74,3 +77,23 @@ def clean_message(text: str, base_url: str = "") -> str:
     if base_url:
         text = text.replace(base_url, "the CometAPI host")
     return _URL_TAIL.sub(r"\1?…", redact(text))
+
+
+def tasks_page(journal: Journal, settings: PackSettings, now: float, output_root: Path, *, offset: int,
+               limit: int) -> dict:
+    """GET /cometapi_omni/tasks: a page of rows, newest first, with the totals and what is left today."""
+    rates = settings.rates
+    rows = [task_row(job, rates, now, output_root, bool(job.task_id) and is_collecting(journal, job.task_id))
+            for job in journal.jobs(limit=limit, offset=offset)] if limit else []
+    recent = recent_totals(journal, rates, now)
+    return {"tasks": rows, "total": journal.count(), "offset": offset, "limit": limit,
+            "totals": {"today": recent.today.as_dict(), "last_30_days": recent.last_30_days.as_dict()},
+            "daily_limit_usd": settings.daily_limit_usd,
+            "left_today_usd": left_today(settings, recent.today.usd), "rates_source": RATES_SOURCE, "now": now}
+
+
+def left_today(settings: PackSettings, spent: float) -> Optional[float]:
+    """What is left of the daily limit (never below 0), or None when there is no limit."""
+    if settings.daily_limit_usd <= 0:
+        return None
+    return round(max(0.0, settings.daily_limit_usd - spent), 4)
