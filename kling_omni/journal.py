@@ -223,6 +223,13 @@ class Journal:
             f"SELECT * FROM jobs WHERE key_id=? AND created_at >= ? AND state IN ({marks}) ORDER BY created_at",
             (key_id, since, *IN_FLIGHT))]
 
+    def uncollected(self, since: float) -> list:
+        """Tasks created since `since` whose video may still be fetched: unfinished, or succeeded and
+        never saved. Oldest first. (A saved file the user deleted since is their choice: not here.)"""
+        return [Job(**row) for row in self._read(
+            "SELECT * FROM jobs WHERE created_at >= ? AND task_id IS NOT NULL AND (state IN ('queued', 'processing')"
+            " OR (state = 'succeeded' AND video_path = '')) ORDER BY created_at", (since,))]
+
     # --- who wants to know -------------------------------------------------------------
 
     def subscribe(self, listener: Callable[[Optional[str]], None]) -> None:
