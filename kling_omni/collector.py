@@ -104,11 +104,11 @@ class Collector:
     # --- from any thread ---------------------------------------------------------------
 
     def want(self, task_id: str) -> None:
-        """Collect this task now, whatever the interval, the settings and the filters say."""
+        """Collect this task now, whatever the interval, a backoff, the settings and the filters say."""
         with self._guard:
             if task_id not in self._pinned:
                 self._pinned.append(task_id)
-        self._poke()
+        self._poke(task_id)
 
     def run(self) -> None:
         """The collector's own thread: its own event loop, until stop()."""
@@ -118,14 +118,21 @@ class Collector:
         self._stop.set()
         self._poke()
 
-    def _poke(self) -> None:
+    def _poke(self, task_id: Optional[str] = None) -> None:
+        """Wake the loop; with a task id, first forget when it may be looked at again."""
         with self._guard:
             loop, wake = self._loop, self._wake
         if loop is not None and wake is not None:
             try:
+                if task_id is not None:
+                    loop.call_soon_threadsafe(self._unblock, task_id)
                 loop.call_soon_threadsafe(wake.set)
             except RuntimeError:  # the loop has just ended
                 pass
+
+    def _unblock(self, task_id: str) -> None:
+        self._not_before.pop(task_id, None)
+        self._done.discard(task_id)  # e.g. its file was deleted since: fetched again
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -133,12 +140,16 @@ class Collector:
         with self._guard:
             self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
         try:
+            trouble = ""
             while not self._stop.is_set():
                 self._wake.clear()
                 try:
                     self._start_some()
-                except Exception as exc:  # e.g. an unreadable journal: try again next round
-                    log.warning("CometAPI Omni background collection: %s", redact(str(exc)))
+                    trouble = ""
+                except Exception as exc:  # e.g. an unreadable journal: said once, tried again next round
+                    if str(exc) != trouble:
+                        trouble = str(exc)
+                        log.warning("CometAPI Omni: background collection cannot pick tasks: %s", redact(trouble))
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.interval)
                 except asyncio.TimeoutError:
@@ -169,8 +180,7 @@ class Collector:
     def _candidates(self, journal: Journal) -> list:
         now = time.monotonic()
         with self._guard:
-            pinned = [t for t in self._pinned if t not in self._done]
-            self._pinned = pinned
+            pinned = list(self._pinned)
         skip = set(self._running) | self._done | {t for t, at in self._not_before.items() if at > now}
         chosen = [t for t in pinned if t not in skip]
         if not self._settings().background_collect:
@@ -221,11 +231,18 @@ class Collector:
         self._not_before[task_id] = time.monotonic() + seconds
 
     def _settled(self, task_id: str) -> None:
+        self._unpin(task_id)
         self._done.add(task_id)
         self._retries.pop(task_id, None)
         self._not_before.pop(task_id, None)
 
+    def _unpin(self, task_id: str) -> None:
+        with self._guard:
+            if task_id in self._pinned:
+                self._pinned.remove(task_id)
+
     def _failed(self, task_id: str, exc: Exception) -> None:
+        self._unpin(task_id)  # asked for once; from now on like any other task
         retry = self._retries.setdefault(task_id, _Retry())
         retry.failures += 1
         delay = min(RETRY_CAP, self.interval * 2 ** min(retry.failures, 20))

@@ -214,3 +214,15 @@ def test_the_cli_and_the_collector_download_a_task_once(env, fake_server, tmp_pa
     assert_whole(path, fake_server)
     assert len(fake_server.file_requests) == 1
     assert not (Path(env["COMETAPI_OMNI_OUTPUT"]) / "cometapi_omni" / path.name).exists()
+
+
+def test_collect_now_fetches_again_a_video_deleted_from_disk(env, fake_server):
+    task = submit()
+    background.start()
+    path = saved(task.task_id)
+    path.unlink()  # the user deleted it: the collector leaves that alone...
+    assert runtime.journal().uncollected(0) == []
+    background.want(task.task_id)  # ...until asked from the sidebar
+    assert saved(task.task_id) == path
+    assert_whole(path, fake_server)
+    assert len(fake_server.file_requests) == 2
