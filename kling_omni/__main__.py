@@ -1,6 +1,6 @@
 """Command line for the job journal, usable without ComfyUI.
 
-    python -m kling_omni tasks                 list journalled tasks
+    python -m kling_omni tasks                 list journalled tasks, what they bill, and the totals
     python -m kling_omni collect TASK_ID       wait for a task and download its MP4
 
 Run from the pack's folder. The journal is in --home (default: $COMETAPI_OMNI_HOME or
@@ -25,6 +25,9 @@ from .collect import collect_video
 from .credentials import ENV_VAR, default_store_dir, resolve_key
 from .errors import OmniError, redact
 from .journal import Journal
+from .ledger import Totals, job_cost, recent_totals
+from .pricing import MAX_INPUT_SECONDS, MIN_INPUT_SECONDS, RATES_SOURCE, actual_usd, money
+from .settings import SETTINGS_FILE, load_settings
 from .task import check_task_id
 
 DEBUG_ENV = "COMETAPI_OMNI_DEBUG"
@@ -37,16 +40,46 @@ def _age(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-def list_tasks(journal: Journal, out=sys.stdout) -> None:
+def list_tasks(journal: Journal, home: Path, out=sys.stdout) -> None:
+    """The newest tasks with what each bills, then the totals for today and the last 30 days, at the
+    rates of the settings in `home` (the pack's defaults when it has none)."""
     jobs = journal.jobs(limit=200)
     if not jobs:
         print(f"No tasks in {journal.path}", file=out)
         return
     now = time.time()
-    print(f"{'TASK ID':<22} {'STATUS':<11} {'AGE':>5}  {'PROMPT':<40}  FILE", file=out)
+    rates = load_settings(home).rates
+    settings_file = home / SETTINGS_FILE
+    rates_from = (f"the rates in {settings_file}" if settings_file.is_file() else
+                  f"the pack's default rates ({RATES_SOURCE}) — change them in Settings › CometAPI")
+    print(f"{'TASK ID':<22} {'STATUS':<11} {'AGE':>5}  {'BILLED FOR':<13} {'ESTIMATE':<15} {'ACTUAL':>7}  "
+          f"{'PROMPT':<30}  FILE", file=out)
     for job in jobs:
+        cost = job_cost(job, rates)
+        actual = actual_usd(job.unit_deduction, rates) if job.unit_deduction else None
         print(f"{job.task_id or '-':<22} {job.state:<11} {_age(now - job.created_at):>5}  "
-              f"{job.prompt[:40]:<40}  {job.video_path if job.video_on_disk else '-'}", file=out)
+              f"{_billed_for(cost):<13} {cost.usd if cost else '-':<15} {money(actual) if actual is not None else '-':>7}"
+              f"  {job.prompt[:30]:<30}  {job.video_path if job.video_on_disk else '-'}", file=out)
+    recent = recent_totals(journal, rates, now)
+    print(file=out)
+    print(f"Today:        {_totals(recent.today)}", file=out)
+    print(f"Last 30 days: {_totals(recent.last_30_days)}", file=out)
+    print(f"Amounts with ≈ are estimates at {rates_from}. ACTUAL is the charge CometAPI reported; the totals "
+          f"use it where it is known and the estimate (the upper end of a range) elsewhere.", file=out)
+
+
+def _billed_for(cost) -> str:
+    """'5 s · pro', or '3–10 s · pro' for a base edit of unknown length: exact, not an estimate."""
+    if cost is None:
+        return "-"
+    if cost.seconds is None:
+        return f"{MIN_INPUT_SECONDS}–{MAX_INPUT_SECONDS} s · {cost.mode}"
+    return cost.label
+
+
+def _totals(totals: Totals) -> str:
+    seconds = ", ".join(f"{mode} {value:g} s" for mode, value in sorted(totals.seconds.items())) or "0 s"
+    return f"{totals.tasks} task{'' if totals.tasks == 1 else 's'} · {seconds} · ≈ {money(totals.usd)} (estimate)"
 
 
 def collect(task_id: str, journal: Journal, home: Path, out_dir: Path, timeout_minutes: float,
@@ -101,7 +134,7 @@ def main(argv=None) -> int:
             raise OmniError(f"--home {home} is a file; give the folder that holds journal.sqlite3.")
         journal = Journal(home / "journal.sqlite3")
         if args.command == "tasks":
-            list_tasks(journal)
+            list_tasks(journal, home)
         else:
             check_task_id(task_id, "python -m kling_omni collect", "TASK_ID")
             print(collect(task_id, journal, home, args.out, args.timeout, args.interval))

@@ -14,7 +14,6 @@ one that may have reached the server can leave a creation uncertain.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import os
 from urllib.parse import quote, urlsplit
@@ -23,6 +22,7 @@ import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from . import errors
+from .credentials import key_id
 from .responses import business_error, error_from_response, load_json, parse_created, parse_task, retry_after_seconds
 from .task import QUEUED, TASK_ID_RULE, TaskState, check_task_id, is_task_id
 
@@ -94,11 +94,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def key_id(key: str) -> str:
-    """Which key, without the key: the journal tells accounts apart by this (their slots and tasks)."""
-    return hashlib.sha256(b"cometapi-omni-key:" + key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 class _BearerAuth(requests.auth.AuthBase):

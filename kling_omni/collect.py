@@ -1,24 +1,31 @@
 """Collect a task's video: from disk if we already have it (and it is whole), else wait,
 download, record.
 
-The one path the Poll node and `python -m kling_omni collect` share.
+The one path the Poll node, `python -m kling_omni collect` and the background collector
+share. Each collection holds the task's lock (kling_omni.locks, in the journal's folder)
+from the first look at the journal to the recorded file, so two of them never race: Poll
+and the CLI wait for it, the background collector skips a task whose lock is held.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 from .download import set_aside
-from .errors import BrokenVideo, TaskFailed
+from .errors import BrokenVideo, CollectionBusy, OmniError, TaskFailed, WaitCancelled, WaitTimeout
 from .journal import Journal
+from .locks import TaskLock, is_held
 from .task import FAILED, SUCCEEDED, TaskState, check_task_id
 from .verify import check_video
 from .waiting import fetch_video, notice, wait_for_task
+
+log = logging.getLogger("cometapi_omni")
+LOCKS_FOLDER = "locks"  # beside the journal: everyone who shares a journal shares its locks
 
 
 @dataclass(frozen=True)
@@ -35,41 +42,85 @@ def video_path(out_dir: Path, task_id: str) -> Path:
     return Path(out_dir).absolute() / f"kling_{task_id}.mp4"
 
 
-_collecting: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
+def task_lock(journal: Journal, task_id: str) -> TaskLock:
+    return TaskLock(journal.path.parent / LOCKS_FOLDER, task_id)
 
 
-def _lock(task_id: str) -> asyncio.Lock:
-    # One collection of a task at a time in this event loop (ComfyUI makes one per prompt):
-    # a second Poll of the same task waits, then finds the video on disk.
-    key = (id(asyncio.get_running_loop()), task_id)
-    lock = _collecting.get(key)
-    if lock is None:
-        lock = _collecting[key] = asyncio.Lock()
-    return lock
+def is_collecting(journal: Journal, task_id: str) -> bool:
+    """True while a collection of this task runs, in this process or another."""
+    return is_held(journal.path.parent / LOCKS_FOLDER, task_id)
 
 
 async def collect_video(task_id: str, journal: Journal, client_factory: Callable, out_dir: Path, *,
                         timeout: float = 1800.0, interval: float = 5.0,
                         on_update: Optional[Callable] = None, on_download: Optional[Callable] = None,
-                        should_stop: Optional[Callable] = None, on_notice: Optional[Callable] = None) -> Collected:
-    """`timeout` seconds bound all of it: the wait, the download, a fresh query for an expired URL."""
+                        should_stop: Optional[Callable] = None, on_notice: Optional[Callable] = None,
+                        wait_for_lock: bool = True) -> Collected:
+    """`timeout` seconds bound all of it: waiting for the lock, for the task, the download, a fresh
+    query for an expired URL. With `wait_for_lock` False, a task another collection holds raises
+    CollectionBusy at once, before any request."""
     deadline = time.monotonic() + timeout
     dest = video_path(out_dir, task_id)
-    async with _lock(task_id):
+    lock = await _take_lock(task_lock(journal, task_id), task_id, deadline, timeout, wait_for_lock, should_stop,
+                            on_notice)
+    finished = False  # on disk, or failed: the task needs no more collecting
+    try:
         job = journal.by_task(task_id)
         if job is not None and job.state == SUCCEEDED and job.video_on_disk is not None:
             saved = job.video_on_disk
             try:
                 await asyncio.to_thread(check_video, saved)
+                finished = True
                 return Collected(task_id, saved, job.video_url, from_disk=True)
             except BrokenVideo as broken:  # a power cut, an older version's error page: never deleted
                 kept = set_aside(saved, saved)
                 notice(on_notice, f"The saved video of task {task_id} is damaged ({broken.problem}); "
                                   f"kept it as {kept} and fetching it again.")
         with client_factory() as client:
-            return await _wait_and_fetch(task_id, journal, client, dest, deadline=deadline, interval=interval,
-                                         on_update=on_update, on_download=on_download, should_stop=should_stop,
-                                         on_notice=on_notice)
+            collected = await _wait_and_fetch(task_id, journal, client, dest, deadline=deadline, interval=interval,
+                                              on_update=on_update, on_download=on_download,
+                                              should_stop=should_stop, on_notice=on_notice)
+        finished = True
+        return collected
+    except TaskFailed:
+        finished = True
+        raise
+    finally:
+        if lock is not None:
+            lock.release(remove=finished)
+
+
+async def _take_lock(lock: TaskLock, task_id: str, deadline: float, timeout: float, wait: bool, should_stop,
+                     on_notice) -> Optional[TaskLock]:
+    """The task's lock, held; None when no lock file can be made (a read-only data folder)."""
+    try:
+        if lock.try_acquire():
+            return lock
+    except OSError as exc:
+        if not wait:  # the collector: it could not record what it fetched either
+            raise OmniError(f"Cannot take the collection lock of task {task_id} in {lock.path.parent} "
+                            f"({exc.strerror or exc}).") from None
+        log.warning("Cannot take the collection lock of task %s in %s (%s): collecting it without one.",
+                    task_id, lock.path.parent, exc.strerror or exc)
+        return None
+    if not wait:
+        raise CollectionBusy(task_id)
+    told = []
+
+    def waiting() -> None:
+        if not told:
+            told.append(True)
+            notice(on_notice, f"Task {task_id}: waiting, another collection of this task is running (another "
+                              f"Poll, the command line or the background collector); its video is used once saved.")
+
+    def stopped() -> bool:
+        return should_stop is not None and should_stop()
+
+    if await lock.acquire(should_stop=lambda: stopped() or time.monotonic() >= deadline, on_wait=waiting):
+        return lock
+    if stopped():
+        raise WaitCancelled(task_id)
+    raise WaitTimeout(task_id, timeout)
 
 
 async def _wait_and_fetch(task_id, journal, client, dest, *, deadline, interval, on_update, on_download,

@@ -15,6 +15,7 @@ it would make the HTTP library fail while building the request, or send a broken
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -32,6 +33,11 @@ def default_store_dir() -> Path:
     """The store for plain Python use: $COMETAPI_OMNI_HOME, else ~/.cometapi-omni."""
     home = os.environ.get(HOME_ENV_VAR, "").strip()
     return Path(home).expanduser() if home else Path.home() / ".cometapi-omni"
+
+
+def key_id(key: str) -> str:
+    """Which key, without the key: the journal tells accounts apart by this (their slots and tasks)."""
+    return hashlib.sha256(b"cometapi-omni-key:" + key.strip().encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def mask(key: str | None) -> str:

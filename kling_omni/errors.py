@@ -255,6 +255,14 @@ class SlotWaitCancelled(SlotWaitStopped):
         super().__init__("Stopped waiting for a free slot: cancelled.", waiting_for, "Queue again to try again.")
 
 
+class CollectionBusy(OmniError):
+    """Another collection of this task (a Poll, the CLI, the background collector) holds its lock."""
+
+    def __init__(self, task_id: str):
+        self.task_id = task_id
+        super().__init__(f"Another collection of task {task_id} is running.")
+
+
 class DownloadError(OmniError):
     """The finished video could not be fetched or was incomplete."""
 

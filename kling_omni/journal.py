@@ -75,6 +75,7 @@ ADDED_COLUMNS = (("mode", "TEXT NOT NULL DEFAULT ''"), ("seconds", "REAL"),
 BILLABLE = (WAITING, SENDING, UNCERTAIN, "queued", "processing", "succeeded")
 # What holds one of the account's slots (an uncertain creation is unknown: it is not counted).
 IN_FLIGHT = (SENDING, "queued", "processing")
+BILLING_COLUMNS = ("state", "mode", "seconds", "video_input", "unit_deduction")  # what a task bills
 DAMAGED = ("SQLITE_NOTADB", "SQLITE_CORRUPT")  # not a database / "database disk image is malformed"
 
 
@@ -103,6 +104,10 @@ class Job:
     def video_on_disk(self) -> Optional[Path]:
         path = Path(self.video_path) if self.video_path else None
         return path if path is not None and path.is_file() else None
+
+
+_BLANK = dict(fingerprint="", attempt=0, external_task_id=None, task_id=None, prompt="", base_url="", node_id="",
+              created_at=0.0, updated_at=0.0, video_url="", video_path="", message="", key_id="")
 
 
 class Journal:
@@ -207,12 +212,26 @@ class Journal:
         return [Job(**row) for row in self._read("SELECT * FROM jobs WHERE created_at >= ? ORDER BY created_at DESC",
                                                  (t0,))]
 
+    def billing(self, t0: float) -> list:
+        """(job, count) for the rows created at or after t0, grouped by what they bill: each job has only
+        state, mode, seconds, video_input and unit_deduction. For totals over thousands of rows."""
+        rows = self._read(f"SELECT {', '.join(BILLING_COLUMNS)}, COUNT(*) FROM jobs WHERE created_at >= ?"
+                          f" GROUP BY {', '.join(BILLING_COLUMNS)}", (t0,))
+        return [(Job(**_BLANK, **dict(zip(BILLING_COLUMNS, row[:-1]))), row[-1]) for row in rows]
+
     def in_flight(self, key_id: str, since: float) -> list:
         """Tasks of this key created since `since` that may still hold one of the account's slots."""
         marks = ",".join("?" * len(IN_FLIGHT))
         return [Job(**row) for row in self._read(
             f"SELECT * FROM jobs WHERE key_id=? AND created_at >= ? AND state IN ({marks}) ORDER BY created_at",
             (key_id, since, *IN_FLIGHT))]
+
+    def uncollected(self, since: float) -> list:
+        """Tasks created since `since` whose video may still be fetched: unfinished, or succeeded and
+        never saved. Oldest first. (A saved file the user deleted since is their choice: not here.)"""
+        return [Job(**row) for row in self._read(
+            "SELECT * FROM jobs WHERE created_at >= ? AND task_id IS NOT NULL AND (state IN ('queued', 'processing')"
+            " OR (state = 'succeeded' AND video_path = '')) ORDER BY created_at", (since,))]
 
     # --- who wants to know -------------------------------------------------------------
 

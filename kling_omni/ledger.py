@@ -54,15 +54,33 @@ class Totals:
 
 
 def totals(jobs: Iterable[Job], rates: Rates) -> Totals:
+    return counted_totals(((job, 1) for job in jobs), rates)
+
+
+def counted_totals(groups: Iterable[tuple], rates: Rates) -> Totals:
+    """Totals over (job, count) pairs: `count` tasks that bill like `job` (Journal.billing)."""
     tasks, usd, seconds = 0, 0.0, {}
-    for job in jobs:
+    for job, count in groups:
         if job.state not in BILLABLE:
             continue
-        tasks += 1
-        usd += job_usd(job, rates)
+        tasks += count
+        usd += count * job_usd(job, rates)
         if job.mode and job.seconds is not None:
-            seconds[job.mode] = seconds.get(job.mode, 0.0) + round(job.seconds)
+            seconds[job.mode] = seconds.get(job.mode, 0.0) + count * round(job.seconds)
     return Totals(tasks, seconds, usd)
+
+
+@dataclass(frozen=True)
+class RecentTotals:
+    today: Totals
+    last_30_days: Totals
+
+
+def recent_totals(journal, rates: Rates, now: Optional[float] = None) -> RecentTotals:
+    """Today's and the last RETENTION_DAYS days' totals; quick over many thousand rows (SQL groups them)."""
+    now = time.time() if now is None else now
+    return RecentTotals(counted_totals(journal.billing(start_of_day(now)), rates),
+                        counted_totals(journal.billing(days_ago(RETENTION_DAYS, now)), rates))
 
 
 def start_of_day(now: Optional[float] = None) -> float:

@@ -41,7 +41,7 @@ class TaskLock:
         """Take the lock if nobody holds it; never blocks."""
         if self._fd is not None:
             raise RuntimeError("TaskLock is not reentrant")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _owner_only_folder(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             if not _lock(fd):
@@ -80,6 +80,39 @@ class TaskLock:
                 on_wait()
             await asyncio.sleep(POLL_SECONDS)
         return True
+
+
+def _owner_only_folder(folder: Path) -> None:
+    """Make `folder` and any missing parents owner-only (the data folder holds the key and the
+    journal); mkdir's own `parents` would give them the umask's mode."""
+    if folder.is_dir():
+        return
+    _owner_only_folder(folder.parent)
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        return
+    with contextlib.suppress(OSError):  # e.g. a filesystem without POSIX modes
+        os.chmod(folder, 0o700)  # mkdir's mode is cut by the umask
+
+
+def is_held(folder: Path, task_id: str) -> bool:
+    """True while some collection holds this task's lock. Creates nothing: no lock file, no folder.
+
+    The probe locks for an instant; whoever tries at that very instant sees the lock as held
+    and tries again (a waiter) or skips the task for a round (the background collector).
+    """
+    try:
+        fd = os.open(Path(folder) / f"{task_id}.lock", os.O_RDWR)
+    except OSError:  # no lock file: nobody is collecting it (or its folder is unreadable)
+        return False
+    try:
+        if not _lock(fd):
+            return True
+        _unlock(fd)
+        return False
+    finally:
+        os.close(fd)
 
 
 def _lock(fd: int) -> bool:

@@ -4,7 +4,7 @@ from .poll import CometOmniPoll
 from .prompt import CometOmniPrompt
 from .refs import CometOmniElementRef, CometOmniImageRef, CometOmniVideoRef
 from .submit import CometOmniSubmit
-from . import bridge, routes, runtime
+from . import background, bridge, routes, runtime, task_events, task_routes
 
 NODE_CLASS_MAPPINGS = {
     "CometOmniPrompt": CometOmniPrompt,
@@ -24,8 +24,13 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "CometOmniPoll": "Kling Omni Poll / Collect",
 }
 
-# The key routes of the settings panel (Settings › CometAPI), when a ComfyUI server runs.
+# When a ComfyUI server runs: the routes of the settings panel (Settings › CometAPI) and of
+# the Tasks sidebar, live task events, and the background collector.
 _routes = bridge.route_table()
 if _routes is not None:
     routes.register(_routes, bridge.data_dir, runtime.test_key)
+    task_routes.register(_routes, data_dir=bridge.data_dir, journal=runtime.journal, output_root=bridge.output_root,
+                         want=background.want)
+    task_events.watch_journal()
+    background.start()
 bridge.watch_queued_prompts()  # lets CometOmniPrompt check its tokens at queue time

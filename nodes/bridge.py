@@ -93,16 +93,27 @@ class _Bar:
                 raise
 
 
+def send_event(event: str, data: dict) -> None:
+    """A custom event to every open ComfyUI page (api.addEventListener(event, ...) there).
+    send_sync is thread-safe: callable from any thread."""
+    server = _server()
+    if server is not None:
+        server.send_sync(event, data)
+
+
 # --- folders ---------------------------------------------------------------------------
 
 def output_dir() -> Path:
-    """Where paid videos are kept: ComfyUI's output folder (or $COMETAPI_OMNI_OUTPUT, ./output)."""
+    """Where paid videos are kept: the pack's folder in ComfyUI's output folder."""
+    return output_root() / SUBFOLDER
+
+
+def output_root() -> Path:
+    """ComfyUI's output folder, what its /view serves as type=output (or $COMETAPI_OMNI_OUTPUT, ./output)."""
     comfy = _comfy()
     if comfy is not None:
-        base = Path(comfy["folder_paths"].get_output_directory())
-    else:
-        base = Path(os.environ.get("COMETAPI_OMNI_OUTPUT", "output"))
-    return base / SUBFOLDER
+        return Path(comfy["folder_paths"].get_output_directory())
+    return Path(os.environ.get("COMETAPI_OMNI_OUTPUT", "output"))
 
 
 def data_dir() -> Path:

@@ -130,12 +130,12 @@ async def cross_site_problem(request: web.Request) -> Optional[str]:
     site = request.headers.get("Sec-Fetch-Site", "").strip().lower()
     if site in ("cross-site", "same-site"):
         return (f"This request came from a page of another site (Sec-Fetch-Site: {site}). The CometAPI "
-                "key can only be changed from ComfyUI's own page.")
+                "pack's key, settings and tasks answer only ComfyUI's own page.")
     host = request.headers.get("Host", "")
     origin = request.headers.get("Origin")
     if origin is not None and not _same_host(origin, host):
         return (f"This request came from a page at {origin}, not from this ComfyUI ({host}). The CometAPI "
-                "key can only be changed from ComfyUI's own page.")
+                "pack's key, settings and tasks answer only ComfyUI's own page.")
     name = _hostname(host)
     if not await _known_name(name):
         return (f"This ComfyUI was reached by the name {name!r}, which is not this machine's: a web page "

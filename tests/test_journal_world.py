@@ -5,6 +5,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -61,9 +62,7 @@ def test_a_journal_deleted_while_running_is_recreated(home, fake_server, what):
     if what == "file":
         journal.unlink()
     else:
-        for path in home.iterdir():
-            path.unlink()
-        home.rmdir()
+        shutil.rmtree(home)  # the key, the journal and the collection locks
     # Same process, same Journal object (no restart): a new intent works...
     second = chain("second clip")
     assert_whole(second[2].get_stream_source(), fake_server)

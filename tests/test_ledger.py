@@ -62,3 +62,20 @@ def test_today_is_the_local_day():
     start = ledger.start_of_day(NOW)
     assert start <= NOW < start + 86400 + 3600  # a DST day can be 25 h
     assert time.localtime(start).tm_hour == 0 and time.localtime(start).tm_min == 0
+
+
+def test_grouped_rows_count_as_many_tasks(tmp_path):
+    from kling_omni.journal import Journal
+    journal = Journal(tmp_path / "j.sqlite3")
+    specs = [("pro", 5, 0, "", "succeeded")] * 3 + [("std", 10, 0, "", "processing"), ("pro", 5, 0, "4", "succeeded"),
+                                                     ("pro", None, 1, "", "queued"), ("pro", 5, 0, "", "failed")]
+    for i, (mode, seconds, video, units, state) in enumerate(specs):
+        journal.begin(f"f{i}", 1, f"comfy-{i}", prompt="p", base_url="b", mode=mode, seconds=seconds, video_input=video)
+        journal.settle(f"f{i}", 1, state, task_id=str(i))
+        if units:
+            journal.update_task(str(i), unit_deduction=units)
+    groups = journal.billing(0)
+    assert sum(n for _, n in groups) == len(specs) and len(groups) == 5
+    assert ledger.counted_totals(groups, DEFAULT_RATES) == ledger.totals(journal.since(0), DEFAULT_RATES)
+    assert ledger.counted_totals(groups, DEFAULT_RATES).as_dict() == {
+        "tasks": 6, "seconds": {"pro": 20, "std": 10}, "usd": pytest.approx(4 * 0.56 + 0.84 + 1.68)}

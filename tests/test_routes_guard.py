@@ -155,3 +155,50 @@ def test_a_mismatched_origin_is_refused_even_with_json(store):
                              json.dumps({"key": ATTACKER_KEY})))
     assert refused(answer, "evil.example")
     assert credentials.resolve_key(store) == KEY
+
+
+SIDEBAR_ROUTES = [("GET", "/settings", None), ("POST", "/settings", '{"daily_limit_usd": 1}'), ("GET", "/tasks", None),
+                  ("GET", "/tasks/31/thumb", None), ("POST", "/tasks/31/collect", "{}")]
+
+
+@pytest.mark.parametrize("method, path, body", SIDEBAR_ROUTES)
+def test_the_sidebar_and_spending_routes_refuse_other_sites(tmp_path, monkeypatch, method, path, body):
+    from fake_cometapi.media import make_mp4
+    from kling_omni.journal import Journal
+    task_routes = importlib.import_module("cometapi_kling_omni.nodes.task_routes")
+    monkeypatch.setenv(credentials.ENV_VAR, KEY)
+    home, output = tmp_path / "home", tmp_path / "output"
+    journal = Journal(home / "journal.sqlite3")
+    video = make_mp4(output / "cometapi_omni" / "kling_31.mp4", seconds=0.5, fps=12, width=160, height=120, audio=False)
+    journal.begin("f", 1, "comfy-f-1", prompt="p", base_url="b", mode="pro", seconds=5)
+    journal.settle("f", 1, "succeeded", task_id="31")
+    journal.update_task("31", video_path=str(video))
+    wanted = []
+    writes = method == "POST"
+    hostile = [browser(LAN, site="cross-site", content_type="application/json" if writes else None),
+               browser(LAN, "http://evil.example", content_type="application/json" if writes else None),
+               browser("evil.example:8188", "http://evil.example:8188", "same-origin",
+                       "application/json" if writes else None)]
+    if writes:
+        hostile.append(browser(LAN, f"http://{LAN}", "same-origin", "text/plain"))
+    own = browser(LAN, f"http://{LAN}", "same-origin", "application/json" if writes else None)
+
+    async def main():
+        table = web.RouteTableDef()
+        task_routes.register(table, data_dir=lambda: home, journal=lambda: journal, output_root=lambda: output,
+                             want=wanted.append)
+        app = web.Application()
+        app.add_routes(table)
+        statuses = []
+        async with test_utils.TestClient(test_utils.TestServer(app, host="127.0.0.1")) as client:
+            for headers in hostile + [own]:
+                if headers is own:  # the refused requests changed nothing
+                    assert wanted == [] and not (home / "settings.json").exists()
+                response = await client.request(method, PREFIX + path, headers=headers, data=body)
+                statuses.append((response.status, await response.read()))
+        return statuses
+
+    *refusals, (own_status, _) = asyncio.run(main())
+    assert all(status == 403 and json.loads(text).keys() == {"error"} for status, text in refusals)
+    assert 200 <= own_status < 300  # the same request from ComfyUI's own page is answered
+    assert wanted == (["31"] if path.endswith("/collect") else [])

@@ -1,0 +1,138 @@
+"""HTTP routes of the Tasks sidebar and the Spending settings (web/), beside the key routes.
+
+    GET  /cometapi_omni/settings                  the pack's settings, the shipped defaults, today's spend
+    POST /cometapi_omni/settings                  change some of them (JSON); 400 names a bad value
+    GET  /cometapi_omni/tasks?offset=&limit=      a page of TaskRows, newest first, with the totals
+    GET  /cometapi_omni/tasks/{task_id}/thumb     the first frame of the task's MP4, a small JPEG
+    POST /cometapi_omni/tasks/{task_id}/collect   hand the task to the background collector now
+
+Like routes.register, `register` takes callables instead of importing ComfyUI, so the tests
+mount these very handlers on a plain aiohttp app. Every route is wrapped in
+`same_origin_only`. Work that touches the disk (the journal, settings, thumbnails) runs off
+the event loop. No answer carries the key, a signed URL or the base URL (see task_rows.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from pathlib import Path
+from typing import Callable
+
+from aiohttp import web
+
+from ..kling_omni import ledger
+from ..kling_omni.credentials import resolve_key
+from ..kling_omni.errors import DecodeError, OmniError, SettingsError
+from ..kling_omni.journal import Journal
+from ..kling_omni.pricing import RATES_SOURCE
+from ..kling_omni.settings import DEFAULTS, load_settings, save_settings
+from ..kling_omni.task import TASK_ID_RULE, is_task_id
+from ..kling_omni.thumbs import thumbnail
+from .routes import PREFIX, _error, same_origin_only
+from .task_rows import NOTHING_TO_LOSE, left_today, task_row, tasks_page
+
+MAX_PAGE = 200
+THUMBS_FOLDER = "thumbs"  # under the data folder
+NO_SUCH_TASK = f"That is not a task id: {TASK_ID_RULE}."
+
+
+def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal: Callable[[], Journal],
+             output_root: Callable[[], Path], want: Callable[[str], None]) -> None:
+    """`data_dir()` holds settings.json and the thumbnail cache (it is the key store's folder);
+    `output_root()` is the folder ComfyUI's /view serves as type=output; `want(task_id)` hands a
+    task to the background collector."""
+
+    @routes.get(PREFIX + "/settings")
+    @same_origin_only
+    async def get_settings(request: web.Request) -> web.Response:
+        return web.json_response(await asyncio.to_thread(_settings_answer, data_dir(), journal()))
+
+    @routes.post(PREFIX + "/settings")
+    @same_origin_only
+    async def post_settings(request: web.Request) -> web.Response:
+        try:
+            changes = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, 'Send the settings to change as JSON, e.g. {"daily_limit_usd": 5}.')
+        store = data_dir()
+        try:
+            await asyncio.to_thread(save_settings, store, changes)
+        except SettingsError as exc:
+            return _error(400, str(exc))
+        except OSError as exc:
+            return _error(500, f"Could not write the settings file in {store}: {exc.strerror or exc}.")
+        return web.json_response(await asyncio.to_thread(_settings_answer, store, journal()))
+
+    @routes.get(PREFIX + "/tasks")
+    @same_origin_only
+    async def get_tasks(request: web.Request) -> web.Response:
+        try:
+            offset = _whole(request.query.get("offset", "0"), "offset", 0, None)
+            limit = _whole(request.query.get("limit", "50"), "limit", 0, MAX_PAGE)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        settings = await asyncio.to_thread(load_settings, data_dir())
+        page = await asyncio.to_thread(tasks_page, journal(), settings, time.time(), output_root(),
+                                       offset=offset, limit=limit)
+        return web.json_response(page)
+
+    @routes.get(PREFIX + "/tasks/{task_id}/thumb")
+    @same_origin_only
+    async def get_thumb(request: web.Request) -> web.StreamResponse:
+        task_id = request.match_info["task_id"]
+        if not is_task_id(task_id):
+            return _error(404, NO_SUCH_TASK)
+        job = await asyncio.to_thread(journal().by_task, task_id)
+        video = job.video_on_disk if job is not None else None
+        if video is None:
+            return _error(404, f"No video of task {task_id} is on disk.")
+        try:
+            data = await asyncio.to_thread(thumbnail, video, data_dir() / THUMBS_FOLDER, task_id)
+        except (DecodeError, OSError) as exc:
+            return _error(404, f"No thumbnail of task {task_id}: {exc}")
+        tag = f'"{hashlib.blake2b(data, digest_size=8).hexdigest()}"'
+        headers = {"ETag": tag, "Cache-Control": "no-cache"}  # the browser asks again, and gets a 304
+        if request.headers.get("If-None-Match") == tag:
+            return web.Response(status=304, headers=headers)
+        return web.Response(body=data, content_type="image/jpeg", headers=headers)
+
+    @routes.post(PREFIX + "/tasks/{task_id}/collect")
+    @same_origin_only
+    async def post_collect(request: web.Request) -> web.Response:
+        task_id = request.match_info["task_id"]
+        if not is_task_id(task_id):
+            return _error(404, NO_SUCH_TASK)
+        store = data_dir()
+        job = await asyncio.to_thread(journal().by_task, task_id)
+        if job is None:
+            return _error(404, f"Task {task_id} is not in the journal.")
+        if job.state in NOTHING_TO_LOSE:
+            return _error(409, f"Task {task_id} {job.state}: it has no video to collect.")
+        try:
+            await asyncio.to_thread(resolve_key, store)
+        except OmniError as exc:  # no key (or an unusable one): say where to set it
+            return _error(409, str(exc))
+        want(task_id)
+        settings = await asyncio.to_thread(load_settings, store)
+        row = task_row(job, settings.rates, time.time(), output_root(), collecting=False)
+        return web.json_response({"task": row}, status=202)
+
+
+def _settings_answer(store: Path, journal: Journal) -> dict:
+    settings = load_settings(store)
+    spent = ledger.counted_totals(journal.billing(ledger.start_of_day()), settings.rates).usd
+    return {"settings": settings.as_dict(), "defaults": DEFAULTS.as_dict(), "rates_source": RATES_SOURCE,
+            "today": {"usd": round(spent, 4), "left_usd": left_today(settings, spent)}}
+
+
+def _whole(text: str, name: str, low: int, high) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        limits = f"{low} to {high}" if high is not None else f"{low} or more"
+        raise ValueError(f"{name} must be a whole number, {limits} (got {text[:20]!r}).")
+    return value

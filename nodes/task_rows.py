@@ -1,0 +1,99 @@
+"""What the Tasks sidebar is told about journalled tasks: a TaskRow each, and a page of them.
+
+A row is plain data from a journal row, the user's rates and the clock: the same row is in
+the answer of GET /cometapi_omni/tasks and is the payload of the live `cometapi_omni.task`
+event. It never carries the key, the signed video URL, the base URL, the node id or the
+fingerprint.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Optional
+
+from ..kling_omni.collect import is_collecting
+from ..kling_omni.errors import redact
+from ..kling_omni.journal import REJECTED, Job, Journal
+from ..kling_omni.ledger import EXPIRY_WARNING_DAYS, RETENTION_DAYS, job_cost, recent_totals
+from ..kling_omni.pricing import RATES_SOURCE, Rates, actual_usd
+from ..kling_omni.settings import PackSettings
+from ..kling_omni.task import FAILED
+
+PREFIX = "/cometapi_omni"  # routes.PREFIX (not imported: this module needs no aiohttp)
+PROMPT_CHARS = 100
+DAY = 86400.0
+NOTHING_TO_LOSE = (FAILED, REJECTED)  # no video will ever exist
+_URL_TAIL = re.compile(r"(https?://[^\s?#'\"<>]+)[?#][^\s'\"<>]*")  # a signed URL's query string
+
+
+def task_row(job: Job, rates: Rates, now: float, output_root: Path, collecting: bool) -> dict:
+    """The TaskRow of `job`; `output_root` is the folder ComfyUI's /view serves as type=output."""
+    cost = job_cost(job, rates)
+    video = job.video_on_disk
+    age = max(0.0, (now - job.created_at) / DAY)
+    at_risk = video is None and job.state not in NOTHING_TO_LOSE  # a paid video that is not here yet
+    return {
+        "task_id": job.task_id,
+        "external_task_id": job.external_task_id,
+        "state": job.state,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "prompt": job.prompt[:PROMPT_CHARS],
+        "mode": job.mode if cost is not None else "",
+        "seconds": job.seconds,
+        "video_input": bool(job.video_input),
+        "label": cost.label if cost is not None else "",
+        "estimate_text": cost.usd if cost is not None else "",
+        "estimate_usd": cost.usd_high if cost is not None else None,
+        "actual_usd": actual_usd(job.unit_deduction, rates) if job.unit_deduction else None,
+        "actual_units": job.unit_deduction,
+        "message": clean_message(job.message, job.base_url),
+        "on_disk": video is not None,
+        "file": view_file(video, output_root) if video is not None else None,
+        "thumb": f"{PREFIX}/tasks/{job.task_id}/thumb" if video is not None and job.task_id else None,
+        "age_days": round(age, 4),
+        "expires_in_days": round(max(0.0, RETENTION_DAYS - age), 4) if at_risk else None,
+        "expiring": at_risk and age >= EXPIRY_WARNING_DAYS,
+        "expired": at_risk and age >= RETENTION_DAYS,
+        "collecting": bool(collecting),
+    }
+
+
+def view_file(path: Path, output_root: Path) -> Optional[dict]:
+    """ComfyUI's /view address of a file inside its output folder, else None (it serves only that)."""
+    try:
+        inside = Path(path).resolve().relative_to(Path(output_root).resolve())
+    except (ValueError, OSError):
+        return None
+    folder = inside.parent.as_posix()
+    return {"filename": inside.name, "subfolder": "" if folder == "." else folder, "type": "output"}
+
+
+def clean_message(text: str, base_url: str = "") -> str:
+    """A failure or uncertainty text fit for the browser: no key, no base URL, no signed query string."""
+    if not text:
+        return ""
+    if base_url:
+        text = text.replace(base_url, "the CometAPI host")
+    return _URL_TAIL.sub(r"\1?…", redact(text))
+
+
+def tasks_page(journal: Journal, settings: PackSettings, now: float, output_root: Path, *, offset: int,
+               limit: int) -> dict:
+    """GET /cometapi_omni/tasks: a page of rows, newest first, with the totals and what is left today."""
+    rates = settings.rates
+    rows = [task_row(job, rates, now, output_root, bool(job.task_id) and is_collecting(journal, job.task_id))
+            for job in journal.jobs(limit=limit, offset=offset)] if limit else []
+    recent = recent_totals(journal, rates, now)
+    return {"tasks": rows, "total": journal.count(), "offset": offset, "limit": limit,
+            "totals": {"today": recent.today.as_dict(), "last_30_days": recent.last_30_days.as_dict()},
+            "daily_limit_usd": settings.daily_limit_usd,
+            "left_today_usd": left_today(settings, recent.today.usd), "rates_source": RATES_SOURCE, "now": now}
+
+
+def left_today(settings: PackSettings, spent: float) -> Optional[float]:
+    """What is left of the daily limit (never below 0), or None when there is no limit."""
+    if settings.daily_limit_usd <= 0:
+        return None
+    return round(max(0.0, settings.daily_limit_usd - spent), 4)

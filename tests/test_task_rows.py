@@ -1,0 +1,124 @@
+"""What the Tasks sidebar is told about each journalled task (a TaskRow), in plain Python."""
+
+import importlib
+import json
+import time
+from dataclasses import replace
+
+import pytest
+
+from kling_omni import ledger
+from kling_omni.journal import Job, Journal
+from kling_omni.pricing import DEFAULT_RATES
+
+rows = importlib.import_module("cometapi_kling_omni.nodes.task_rows")
+
+NOW = 1_800_000_000.0
+DAY = 86400.0
+ROW_FIELDS = {"task_id", "external_task_id", "state", "created_at", "updated_at", "prompt", "mode", "seconds",
+              "video_input", "label", "estimate_text", "estimate_usd", "actual_usd", "actual_units", "message",
+              "on_disk", "file", "thumb", "age_days", "expires_in_days", "expiring", "expired", "collecting"}
+
+
+def job(**changes):
+    base = Job(fingerprint="fp-secret", attempt=1, external_task_id="comfy-abc-1", task_id="9001", state="succeeded",
+               prompt="A fox runs through snow", base_url="https://base.example", node_id="17",
+               created_at=NOW - 3600, updated_at=NOW - 3000, video_url="https://cdn.example/v.mp4?sig=SECRET",
+               video_path="", unit_deduction="", message="", mode="pro", seconds=5.0, video_input=0, key_id="k")
+    return replace(base, **changes)
+
+
+def row(j, output_root="/nowhere", collecting=False, rates=DEFAULT_RATES):
+    return rows.task_row(j, rates, NOW, output_root, collecting)
+
+
+def test_a_finished_task_on_disk_in_the_output_folder(tmp_path):
+    video = tmp_path / "cometapi_omni" / "kling_9001.mp4"
+    video.parent.mkdir()
+    video.write_bytes(b"mp4")
+    r = row(job(video_path=str(video), unit_deduction="4"), output_root=tmp_path)
+    assert set(r) == ROW_FIELDS
+    assert r["task_id"] == "9001" and r["external_task_id"] == "comfy-abc-1" and r["state"] == "succeeded"
+    assert (r["mode"], r["seconds"], r["video_input"]) == ("pro", 5.0, False)
+    assert r["label"] == "5 s · pro" and r["estimate_text"] == "≈ $0.56" and r["estimate_usd"] == pytest.approx(0.56)
+    assert r["actual_units"] == "4" and r["actual_usd"] == pytest.approx(0.56)
+    assert r["on_disk"] is True and r["thumb"] == "/cometapi_omni/tasks/9001/thumb"
+    assert r["file"] == {"filename": "kling_9001.mp4", "subfolder": "cometapi_omni", "type": "output"}
+    assert r["age_days"] == pytest.approx(1 / 24, abs=1e-3) and r["expires_in_days"] is None
+    assert not r["expiring"] and not r["expired"] and r["collecting"] is False
+
+
+def test_a_file_outside_the_output_folder_has_a_thumb_but_no_view(tmp_path):
+    video = tmp_path / "elsewhere" / "kling_9001.mp4"
+    video.parent.mkdir()
+    video.write_bytes(b"mp4")
+    r = row(job(video_path=str(video)), output_root=tmp_path / "output")
+    assert r["on_disk"] is True and r["file"] is None and r["thumb"] is not None
+
+
+def test_a_file_gone_from_disk_is_not_on_disk(tmp_path):
+    r = row(job(video_path=str(tmp_path / "deleted.mp4")), output_root=tmp_path)
+    assert r["on_disk"] is False and r["file"] is None and r["thumb"] is None
+    assert r["expires_in_days"] == pytest.approx(30 - 1 / 24, abs=1e-3)
+
+
+def test_costs_at_the_user_s_rates_a_base_edit_and_an_unpriced_task():
+    cheap = replace(DEFAULT_RATES, pro=0.05, usd_per_unit=0.1)
+    r = row(job(unit_deduction="4"), rates=cheap)
+    assert r["estimate_text"] == "≈ $0.25" and r["actual_usd"] == pytest.approx(0.4)
+    edit = row(job(seconds=None, video_input=1, state="processing"))
+    assert edit["label"] == "length of the input video, 3–10 s · pro" and edit["seconds"] is None
+    assert edit["estimate_text"] == "≈ $0.50–$1.68" and edit["estimate_usd"] == pytest.approx(1.68)
+    assert edit["video_input"] is True and edit["actual_usd"] is None and edit["actual_units"] == ""
+    by_id = row(job(mode="", seconds=None))  # collected by id: nobody knows what it was
+    assert (by_id["mode"], by_id["label"], by_id["estimate_text"], by_id["estimate_usd"]) == ("", "", "", None)
+
+
+@pytest.mark.parametrize("age, state, expiring, expired, left", [
+    (24.0, "processing", False, False, 6.0),
+    (26.0, "succeeded", True, False, 4.0),
+    (26.0, "queued", True, False, 4.0),
+    (31.0, "succeeded", True, True, 0.0),
+    (26.0, "failed", False, False, None),  # nothing to lose
+    (26.0, "rejected", False, False, None),
+])
+def test_the_thirty_day_marks(age, state, expiring, expired, left):
+    r = row(job(created_at=NOW - age * DAY, updated_at=NOW - age * DAY, state=state))
+    assert (r["expiring"], r["expired"]) == (expiring, expired)
+    assert r["expires_in_days"] == (None if left is None else pytest.approx(left))
+    assert r["age_days"] == pytest.approx(age)
+
+
+def test_a_row_without_a_task_and_the_prompt_start():
+    r = row(job(task_id=None, state="uncertain", prompt="x" * 300, mode="std"))
+    assert r["task_id"] is None and r["thumb"] is None and len(r["prompt"]) == 100
+    assert r["label"] == "5 s · std"
+
+
+def test_nothing_private_reaches_a_row():
+    key = "sk-planted-0123456789abcdefghij"
+    message = (f"Could not reach CometAPI at https://base.example (Bearer {key}); the file at "
+               f"https://cdn.example/v.mp4?sig=SECRET&exp=1 answered 403")
+    r = row(job(state="failed", message=message, node_id="17"), collecting=True)
+    text = json.dumps(r)
+    for secret in (key, "sig=SECRET", "SECRET", "base.example", "fp-secret"):
+        assert secret not in text
+    assert "https://cdn.example/v.mp4" in r["message"] and "403" in r["message"]  # still says what happened
+    assert r["collecting"] is True and '"17"' not in text
+
+
+def test_totals_for_today_and_the_last_thirty_days(tmp_path):
+    journal = Journal(tmp_path / "journal.sqlite3")
+    now = time.time()
+    specs = [("pro", 5, "succeeded", 0), ("std", 10, "processing", 0), ("pro", 5, "failed", 0),
+             ("pro", 10, "succeeded", 3), ("std", 5, "succeeded", 40)]
+    for i, (mode, seconds, state, days) in enumerate(specs):
+        journal.begin(f"f{i}", 1, f"comfy-{i}", prompt="p", base_url="b", mode=mode, seconds=seconds)
+        journal.settle(f"f{i}", 1, state, task_id=str(i))
+    with journal._connect() as db:  # back-date rows, as days pass
+        for i, (*_, days) in enumerate(specs):
+            db.execute("UPDATE jobs SET created_at=? WHERE task_id=?", (now - days * DAY, str(i)))
+    recent = ledger.recent_totals(journal, DEFAULT_RATES, now)
+    assert recent.today.as_dict() == {"tasks": 2, "seconds": {"pro": 5, "std": 10}, "usd": pytest.approx(0.56 + 0.84)}
+    assert recent.last_30_days.as_dict() == {"tasks": 3, "seconds": {"pro": 15, "std": 10},
+                                             "usd": pytest.approx(0.56 + 0.84 + 1.12)}
