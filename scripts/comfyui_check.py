@@ -692,7 +692,7 @@ async def stored_key_run(args, report: Report, work: Path, fake_url: str, key: s
         report.check(status == 200 and answer.get("source") == "store" and answer.get("ends_with") == key[-4:]
                      and key not in body, "stored-key run: POST /cometapi_omni/key stores it, answers masked",
                      body)
-        status, body = await comfy.text("POST", "/cometapi_omni/key/test")
+        status, body = await comfy.text("POST", "/cometapi_omni/key/test", json={})  # JSON: the routes require it
         report.check(status == 200 and json.loads(body).get("ok") is True and key not in body,
                      "stored-key run: POST /cometapi_omni/key/test accepts it", body)
         key_file = pack_key_file(c.base)
