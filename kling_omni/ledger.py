@@ -70,6 +70,11 @@ def counted_totals(groups: Iterable[tuple], rates: Rates) -> Totals:
     return Totals(tasks, seconds, usd)
 
 
+def spent_today(journal, rates: Rates, now: Optional[float] = None) -> float:
+    """What today's tasks count for against the daily limit (the user's local day)."""
+    return counted_totals(journal.billing(start_of_day(now)), rates).usd
+
+
 @dataclass(frozen=True)
 class RecentTotals:
     today: Totals

@@ -32,7 +32,7 @@ from . import journal as J
 from .errors import (BadRequest, CreationUncertain, NotFound, OmniError, RateLimited, SlotWaitCancelled,
                      SlotWaitStopped, SlotWaitTimeout)
 from .journal import Journal
-from .ledger import check_daily_limit, job_usd, start_of_day
+from .ledger import check_daily_limit, spent_today
 from .pricing import estimate
 from .request import OmniRequest
 from .settings import DEFAULTS, PackSettings
@@ -184,8 +184,7 @@ def _reserve(fresh: list, journal: Journal, client, *, node: str, node_id: str, 
     with _budget:  # two Submits at once must not both pass on the same remaining budget
         costs = [estimate(intent.request, settings.rates) for intent, _ in fresh]
         if settings.daily_limit_usd > 0:
-            spent = sum(job_usd(job, settings.rates) for job in journal.since(start_of_day()))
-            check_daily_limit(spent, costs, settings.daily_limit_usd, node=node)
+            check_daily_limit(spent_today(journal, settings.rates), costs, settings.daily_limit_usd, node=node)
         for (intent, job), cost in zip(fresh, costs):
             attempt = job.attempt + 1 if job is not None else 1
             journal.begin(intent.fingerprint, attempt, external_id(intent.fingerprint, attempt),
@@ -218,7 +217,10 @@ def _give_up_waiting(intents: list, tasks: list, journal: Journal) -> None:
 
 
 def _running(journal: Journal, client) -> list:
-    return journal.in_flight(client.key_id, since=time.time() - FLIGHT_WINDOW)
+    # Only this host's: a task made through another base URL cannot be asked about here, so it
+    # could never be seen to end.
+    return [job for job in journal.in_flight(client.key_id, since=time.time() - FLIGHT_WINDOW)
+            if job.base_url == client.base_url]
 
 
 def _wait_for_slot(journal: Journal, client, slot: "_SlotWait", settings: PackSettings, interval: float) -> int:

@@ -122,7 +122,7 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
 
 def _settings_answer(store: Path, journal: Journal) -> dict:
     settings = load_settings(store)
-    spent = ledger.counted_totals(journal.billing(ledger.start_of_day()), settings.rates).usd
+    spent = ledger.spent_today(journal, settings.rates)
     return {"settings": settings.as_dict(), "defaults": DEFAULTS.as_dict(), "rates_source": RATES_SOURCE,
             "today": {"usd": round(spent, 4), "left_usd": left_today(settings, spent)}}
 
