@@ -22,6 +22,14 @@ another 2xx (`create_status`, e.g. 201 or 202); a limit on the account's tasks i
 nothing; a slot frees when a task ends, on the server clock); an optional `Retry-After`
 on every 429 the API answers (`retry_after`, seconds); any status word, terminal or not,
 through `set_status()`.
+
+Remote control, for a fake running in its own process (`python -m fake_cometapi`, e.g. behind
+a real ComfyUI): on the API port, `POST /_fake/control` with JSON `{"call": NAME, "args": [...],
+"kwargs": {...}}` calls one of the fault-injection methods in `_ApiHandler.CONTROL_CALLS`, and
+`{"set": {NAME: VALUE, ...}}` sets options of `_ApiHandler.CONTROL_OPTIONS`; nothing else is
+reachable. `GET /_fake/state` answers what a check counts: the tasks made, the creation
+requests and the 429s among them, status queries, and each file request (its task, Range
+header, whether it carried an Authorization header). Neither is recorded as an API request.
 """
 
 from __future__ import annotations
@@ -779,8 +787,11 @@ class _ApiHandler(_Handler):
 
     def _serve(self) -> None:
         rec = self._recorded()
-        self.fake._record(rec)
         path = rec.path.split("?", 1)[0]
+        if path.startswith("/_fake/"):  # the remote control: not the API, not recorded
+            self._send_json(*self._control(rec.method, path, rec.body))
+            return
+        self.fake._record(rec)
         if path.startswith("/moved/"):  # a wrong base URL that redirects, as CometAPI's web host does
             self._send_html(301, "Moved Permanently", location=path[len("/moved"):])
             return
@@ -797,6 +808,51 @@ class _ApiHandler(_Handler):
             self._send_json(*self.fake._create(rec))
         else:
             self._send_json(*self.fake._query(path.rsplit("/", 1)[1]))
+
+    # --- remote control (see the module docstring) -------------------------------------------
+
+    CONTROL_CALLS = {"fail_next_create_after_commit", "reject_next_create", "status_storm", "cut_next_downloads",
+                     "break_next_files", "next_task_ids", "expire_urls", "release_delays", "finish",
+                     "set_status", "advance", "clear_records"}
+    CONTROL_OPTIONS = {"create_status", "max_in_flight", "retry_after", "create_shape", "variant",
+                       "submitted_seconds", "processing_seconds", "query_by_external_id", "drops_external_id",
+                       "succeed_without_video", "files_forbidden", "file_stall", "create_delay", "status_delay",
+                       "file_framing", "file_encoding", "file_status", "file_trickle", "result_url"}
+
+    def _control(self, method: str, path: str, body) -> tuple:
+        fake = self.fake
+        if method == "GET" and path == "/_fake/state":
+            with fake._lock:
+                tasks = [{"task_id": t.task_id, "status": fake._state(t)[0], "prompt": t.request.get("prompt", ""),
+                          "external_task_id": t.request.get("external_task_id")} for t in fake._tasks.values()]
+                files = [{"task_id": fake._tokens.get(r.path.split("/")[-1].split(".")[0], ("",))[0],
+                          "range": r.header("Range"), "authorization": r.header("Authorization") is not None}
+                         for r in fake._file_requests]
+                return 200, {"tasks": tasks, "created": len(tasks), "refused_creates": len(fake.refused_creates),
+                             "creation_requests": sum(1 for r in fake._requests
+                                                      if r.method == "POST" and r.path == API_PATH),
+                             "status_queries": sum(1 for r in fake._requests
+                                                   if r.method == "GET" and r.path.startswith(API_PATH + "/")),
+                             "file_requests": files}
+        if method != "POST" or path != "/_fake/control" or not isinstance(body, dict):
+            return 404, {"error": "GET /_fake/state, or POST /_fake/control with a JSON object"}
+        try:
+            if "set" in body:
+                unknown = set(body["set"]) - self.CONTROL_OPTIONS
+                if unknown:
+                    return 400, {"error": f"not a settable option: {sorted(unknown)}"}
+                with fake._changed:
+                    for name, value in body["set"].items():
+                        setattr(fake, name, tuple(value) if isinstance(value, list) else value)
+                    fake._changed.notify_all()
+            else:
+                name = body.get("call")
+                if name not in self.CONTROL_CALLS:
+                    return 400, {"error": f"not a callable fault: {name!r}"}
+                getattr(fake, name)(*body.get("args", []), **body.get("kwargs", {}))
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            return 400, {"error": f"{type(exc).__name__}: {exc}"}
+        return 200, {"ok": True}
 
 
 class _FileHandler(_Handler):

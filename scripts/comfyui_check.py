@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/comfyui_check.py --comfyui /path/to/ComfyUI \
         --python /path/to/comfy/venv/bin/python [--browser | --browser-only] [--keep] \
-        [--front-end-root DIR/comfyui_frontend_package/static] [--nodes2 on|off]
+        [--front-end-root DIR/comfyui_frontend_package/static] [--nodes2 on|off] [--faults | --faults-only]
 
 Frontends: ComfyUI's bundled one, or any other with --front-end-root (`pip install --no-deps
 --target DIR comfyui-frontend-package==X`); --nodes2 turns Nodes 2.0 (Vue-rendered nodes) on or
@@ -28,7 +28,14 @@ What it does (every wait is bounded; every process it starts is stopped on exit)
    in, the template is queued, the Poll node's status text, video preview and task id (Copy)
    are watched, the workflow is saved from the UI, the key removed in Settings. Screenshots
    go to <work dir>/screenshots;
-5. after each run: the key string must appear nowhere (history, every file under the base
+5. --faults: a fresh base directory with a stored key and a fake of its own, driven through
+   the fake's remote control (POST /_fake/control, GET /_fake/state): cross-site writes to the
+   pack's routes with a LAN Host and a rebound name, a chunked (and gzipping) file host, 201 and
+   202 creations queued twice, a 0-byte, an HTML and a cut file each before a good one, HTML
+   every time and then queued again, two 429 code 1303 answers before the creation, the journal
+   deleted under ComfyUI then a new intent and an old one queued again. Each: the tasks the fake
+   made (one per intent), every frame of the MP4 decoded, what the node or the error said;
+6. after each run: the key string must appear nowhere (history, every file under the base
    directory including MP4/PNG metadata, the ComfyUI log) except the pack's key file.
 
 Prints PASS/FAIL per check and a summary; exit status 0 only when everything passed.
@@ -1190,6 +1197,276 @@ async def browser_run(args, report: Report, work: Path, key: str) -> None:
     check_no_key(report, "browser run: Chromium profile", key, work / "chromium-profile", {}, allowed=set())
 
 
+# --- faults (--faults): the promises against the web as it is -----------------------------
+# One ComfyUI with a stored key, against a fake of its own that the check drives through the
+# fake's remote control: file hosts that stream, break or cut; 201 creations; 429 code 1303;
+# a journal deleted under ComfyUI; cross-site writes to the key. Each case is a new intent
+# (its own prompt words), so "one task per intent" is counted on the fake.
+
+FAKE_CLIP_FRAMES = 3 * 24  # start_fake_server's clip: --video-seconds 3 --fps 24
+LAN_HOST = "192.168.1.20:8188"  # ComfyUI started with --listen on a LAN address, as a browser names it
+
+
+class FakeControl:
+    """The fake server's remote control (POST /_fake/control, GET /_fake/state)."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str):
+        self.http, self.url = http, url
+
+    async def _post(self, body: dict) -> None:
+        async with self.http.post(self.url + "/_fake/control", json=body) as r:
+            if r.status != 200:
+                raise CheckFailed(f"the fake server refused {body}: {await r.text()}")
+
+    async def call(self, name: str, *args, **kwargs) -> None:
+        await self._post({"call": name, "args": list(args), "kwargs": kwargs})
+
+    async def set(self, **options) -> None:
+        await self._post({"set": options})
+
+    async def state(self) -> dict:
+        async with self.http.get(self.url + "/_fake/state") as r:
+            return await r.json()
+
+
+def node_of(prompt: dict, class_type: str) -> str:
+    return next(nid for nid, node in prompt.items() if node["class_type"] == class_type)
+
+
+def intent_prompt(info: dict, words: str, submit_id: str | None = None) -> dict:
+    """Text to video with these prompt words: one intent. `submit_id` renumbers Submit, which ComfyUI
+    then has not cached (its cache key holds the node id): the same intent reaches the pack again."""
+    workflow = json.loads((REPO / "example_workflows" / "kling_omni_text_to_video.json").read_text())
+    prompt = to_api_prompt(workflow, info)
+    prompt[node_of(prompt, "CometOmniPrompt")]["inputs"]["prompt"] = words
+    if submit_id is not None:
+        old = node_of(prompt, "CometOmniSubmit")
+        prompt[submit_id] = prompt.pop(old)
+        prompt[node_of(prompt, "CometOmniPoll")]["inputs"]["task"] = [submit_id, 0]
+    return prompt
+
+
+async def run_intent(comfy: Comfy, fake: FakeControl, base: Path, prompt: dict) -> types.SimpleNamespace:
+    """Queue it; what the fake saw meanwhile, what the nodes said, and the MP4 Poll recorded."""
+    before = await fake.state()
+    run = await comfy.run(prompt)
+    after = await fake.state()
+    poll, submit = node_of(prompt, "CometOmniPoll"), node_of(prompt, "CometOmniSubmit")
+    out = run["history"].get("outputs", {}).get(poll, {})
+    entry = (out.get("images") or [{}])[0]
+    path = base / "output" / entry["subfolder"] / entry["filename"] if entry else None
+    return types.SimpleNamespace(
+        run=run, task_id=(out.get("task_id") or [None])[0], path=path,
+        frames=video_info(path)["frames"] if path and path.is_file() else 0,
+        new_tasks=after["created"] - before["created"], made=[t["task_id"] for t in after["tasks"][before["created"]:]],
+        creations=after["creation_requests"] - before["creation_requests"],
+        refused=after["refused_creates"] - before["refused_creates"],
+        files=after["file_requests"][len(before["file_requests"]):],
+        poll_texts=[t.split("\ntask ")[0] for _, t in comfy.texts(poll, run["start"])],
+        submit_texts=[t for _, t in comfy.texts(submit, run["start"])],
+        error=(run["error"] or {}).get("exception_message", ""))
+
+
+def check_whole(report: Report, label: str, r: types.SimpleNamespace, new_tasks: int = 1) -> bool:
+    """It ran to success, the fake made `new_tasks` tasks, and every frame of the MP4 decodes."""
+    return report.check(r.run["outcome"] == "success" and r.new_tasks == new_tasks and r.frames == FAKE_CLIP_FRAMES,
+                        f"{label}: {new_tasks} task{'s' * (new_tasks != 1)} made, the whole video on disk",
+                        f"{outcome_text(r.run)}; {r.new_tasks} new task(s), {r.creations} creation request(s); "
+                        f"task {r.task_id}: {r.path.name if r.path else 'no file'} has {r.frames} of "
+                        f"{FAKE_CLIP_FRAMES} frames; {len(r.files)} file request(s)")
+
+
+async def raw_http(url: str, method: str, path: str, headers: dict, body: bytes = b"") -> tuple[int, str]:
+    """One request exactly as written (aiohttp would set Host itself): what a page's fetch sends."""
+    match = re.match(r"http://([^:/]+):(\d+)", url)
+    reader, writer = await asyncio.open_connection(match.group(1), int(match.group(2)))
+    try:
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        writer.write(f"{method} {path} HTTP/1.1\r\n{head}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                     .encode() + body)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2].decode(errors="replace")
+
+
+async def fault_cross_site(report: Report, comfy: Comfy, key_file: Path, attacker_key: str) -> None:
+    """A page of another site writes to the pack's routes on a ComfyUI reached by a LAN address (or
+    a rebound DNS name): refused, saying why, and the key file stays as it was. ComfyUI's own page
+    on that LAN address still gets through."""
+    before = key_file.read_bytes(), key_file.stat().st_mtime_ns
+    settings = (await comfy.text("GET", "/cometapi_omni/settings"))[1]
+    attack = {"Host": LAN_HOST, "Origin": "http://evil.example", "Content-Type": "text/plain"}
+    body = json.dumps({"key": attacker_key}).encode()
+    attempts = [("POST", "/cometapi_omni/key", attack, body, "http://evil.example"),
+                ("POST", "/api/cometapi_omni/key", attack, body, "http://evil.example"),
+                ("DELETE", "/cometapi_omni/key", attack, b"", "http://evil.example"),
+                ("POST", "/cometapi_omni/settings", attack, b'{"background_collect": false}', "http://evil.example"),
+                # DNS rebinding: the page's own name now points at ComfyUI, so Origin matches Host.
+                ("POST", "/cometapi_omni/key", {**attack, "Host": "evil.example:8188",
+                                                "Origin": "http://evil.example:8188"}, body, "DNS rebinding")]
+    for method, path, headers, data, said in attempts:
+        status, text = await raw_http(comfy.url, method, path, headers, data)
+        try:
+            message = json.loads(text).get("error", "")
+        except ValueError:
+            message = text
+        report.check(status == 403 and said in message,
+                     f"faults: a cross-site {method} {path} (Host {headers['Host']}, Origin {headers['Origin']}, "
+                     f"text/plain) is refused, saying why", f"HTTP {status}: {message[:220]}")
+    status = json.loads((await comfy.text("GET", "/cometapi_omni/key"))[1])
+    report.check((key_file.read_bytes(), key_file.stat().st_mtime_ns) == before and status.get("source") == "store"
+                 and (await comfy.text("GET", "/cometapi_omni/settings"))[1] == settings,
+                 "faults: after the cross-site writes the key file and the settings are unchanged",
+                 json.dumps(status))
+    own = {"Host": LAN_HOST, "Origin": f"http://{LAN_HOST}", "Sec-Fetch-Site": "same-origin"}
+    read = await raw_http(comfy.url, "GET", "/cometapi_omni/key", own)
+    tested = await raw_http(comfy.url, "POST", "/cometapi_omni/key/test", {**own, "Content-Type": "application/json"},
+                            b"{}")
+    report.check(read[0] == 200 and tested[0] == 200 and json.loads(tested[1]).get("ok") is True,
+                 f"faults: ComfyUI's own page on {LAN_HOST} still reads the key status and tests the key",
+                 f"GET {read[0]}, POST key/test {tested[0]}: {tested[1][:200]}")
+
+
+async def fault_chunked(report: Report, comfy: Comfy, fake: FakeControl, base: Path, info: dict) -> None:
+    """A CDN that streams without a length (chunked, in pieces over a second or two), then one that
+    also gzips it uninvited."""
+    await fake.set(file_framing="chunked", file_trickle=[32 * 1024, 0.2])
+    r = await run_intent(comfy, fake, base, intent_prompt(info, "faults: a chunked CDN, no Content-Length"))
+    await fake.set(file_trickle=None)
+    check_whole(report, "faults: chunked CDN", r)
+    downloading = [t for t in r.poll_texts if t.startswith("downloading")]
+    report.check(any(re.fullmatch(r"downloading \d+\.\d MB", t) for t in downloading)
+                 and not any("%" in t for t in downloading),
+                 "faults: chunked CDN: Poll shows the bytes received (no total to make a percentage of)",
+                 " | ".join(dict.fromkeys(downloading)) or "no download text")
+    await fake.set(file_encoding="gzip")
+    r = await run_intent(comfy, fake, base, intent_prompt(info, "faults: a chunked CDN that gzips the MP4"))
+    await fake.set(file_framing="length", file_encoding="")
+    check_whole(report, "faults: chunked + gzip CDN", r)
+
+
+async def fault_created_2xx(report: Report, comfy: Comfy, fake: FakeControl, base: Path, info: dict) -> None:
+    """A creation answered 201 (or 202) is a task: queued again, no second task."""
+    for status in (201, 202):
+        await fake.set(create_status=status)
+        words = f"faults: creation answered {status}"
+        r = await run_intent(comfy, fake, base, intent_prompt(info, words))
+        check_whole(report, f"faults: {status} creation", r)
+        again = await run_intent(comfy, fake, base, intent_prompt(info, words, submit_id="503"))
+        report.check(again.run["outcome"] == "success" and again.new_tasks == 0 and again.creations == 0
+                     and again.task_id == r.task_id and any("from disk" in t for t in again.poll_texts),
+                     f"faults: {status} creation: the same intent queued again gets its task, nothing sent",
+                     f"task {again.task_id}, {again.creations} creation request(s); Poll: {again.poll_texts[-1:]}")
+    await fake.set(create_status=200)
+
+
+async def fault_broken_files(report: Report, comfy: Comfy, fake: FakeControl, base: Path, info: dict) -> None:
+    """A 0-byte file, an HTML page served as the file, a body cut short without a length, each then a
+    good file: kept aside, said on the node, fetched again."""
+    for kind, words in (("empty", "empty (0 bytes)"), ("html", "web page"), ("cut", "cut short")):
+        await fake.call("break_next_files", kind)
+        r = await run_intent(comfy, fake, base, intent_prompt(info, f"faults: the file host serves {kind}, then good"))
+        check_whole(report, f"faults: {kind} file, then a good one", r)
+        said = [t for t in r.poll_texts if "broken video" in t]
+        kept = sorted(p.name for p in r.path.parent.glob(f"kling_{r.task_id}.broken-*.mp4")) if r.path else []
+        report.check(len(r.files) == 2 and said and words in said[0] and kept and kept[0] in said[0],
+                     f"faults: {kind} file: Poll says what the host served and where it is kept",
+                     f"{len(r.files)} file requests; {(said or ['nothing said'])[0][:300]}")
+    # Broken every time: the run stops with a plain message; queued again later, the video comes.
+    await fake.call("break_next_files", "html", 3)
+    words = "faults: the file host serves HTML three times"
+    r = await run_intent(comfy, fake, base, intent_prompt(info, words))
+    report.check(r.run["outcome"] == "error" and len(r.made) == 1 and "broken 3 times" in r.error
+                 and f"Task {r.made[0]} is finished and paid" in r.error,
+                 "faults: a file host that serves HTML every time: the error says the video is paid and how to get it",
+                 r.error[:500])
+    again = await run_intent(comfy, fake, base, intent_prompt(info, words))
+    check_whole(report, "faults: HTML three times, then queued again", again, new_tasks=0)
+
+
+async def fault_busy_account(report: Report, comfy: Comfy, fake: FakeControl, base: Path, info: dict) -> None:
+    """Two creations refused with 429 code 1303 (too many tasks in flight), then accepted."""
+    await fake.set(retry_after=1)
+    await fake.call("reject_next_create", 429, 1303)
+    await fake.call("reject_next_create", 429, 1303)
+    r = await run_intent(comfy, fake, base, intent_prompt(info, "faults: two 429 1303 answers before creation"))
+    await fake.set(retry_after=None)
+    check_whole(report, "faults: two 429 1303 answers", r)
+    waiting = [t for t in r.submit_texts if t.startswith("waiting for a free slot")]
+    report.check(r.refused == 2 and r.creations == 3 and waiting and "Kling 1303" in waiting[0],
+                 "faults: two 429 1303 answers: Submit waits, saying why, then creates once",
+                 f"{r.refused} refused, {r.creations} creation requests; Submit: {(waiting or ['nothing'])[0]}")
+
+
+async def fault_journal_deleted(report: Report, comfy: Comfy, fake: FakeControl, base: Path, info: dict) -> None:
+    """The journal deleted while ComfyUI runs (the README's way to forget intents): a new intent
+    works, and an old one queued again is refused by Kling as a duplicate of its external id,
+    so the pack collects the task it already has."""
+    old_words = "faults: made before the journal was deleted"
+    old = await run_intent(comfy, fake, base, intent_prompt(info, old_words))
+    check_whole(report, "faults: journal: an intent before the deletion", old)
+    journal = pack_key_file(base).parent / "journal.sqlite3"
+    gone = sorted(p.name for p in journal.parent.glob(journal.name + "*"))
+    for path in journal.parent.glob(journal.name + "*"):
+        path.unlink()
+    report.note(f"deleted {', '.join(gone)} while ComfyUI runs")
+    new = await run_intent(comfy, fake, base, intent_prompt(info, "faults: a new intent after the journal was deleted"))
+    check_whole(report, "faults: journal deleted: a new intent", new)
+    report.check(journal.is_file(), "faults: journal deleted: it is made again", str(journal.relative_to(base)))
+    again = await run_intent(comfy, fake, base, intent_prompt(info, old_words, submit_id="504"))
+    check_whole(report, "faults: journal deleted: an old intent queued again", again, new_tasks=0)
+    report.check(again.task_id == old.task_id and again.creations == 1,
+                 "faults: journal deleted: the old intent gets its own task back (its external id is refused "
+                 "as a duplicate, the pack looks it up)",
+                 f"task {again.task_id} (first run: {old.task_id}); {again.creations} creation request refused; "
+                 f"the video fetched again: {len(again.files)} file request(s)")
+
+
+async def faults_run(args, report: Report, work: Path, key: str) -> None:
+    """Each fault of issue 8's 'Done when' in a real ComfyUI, against a fake of its own."""
+    _, fake_url = start_fake_server(work, key, name="fake_cometapi_faults")
+    attacker_key = "sk-attacker" + secrets.token_hex(8)  # random: the pack's sources (copied too) never hold it
+    history = ""
+    async with comfyui(args, work, "faults", fake_url, None) as c:
+        report.note(f"faults run: ComfyUI at {c.url}, stored key, fake CometAPI at {fake_url}")
+        comfy = Comfy(c.http, c.url)
+        await comfy.connect()
+        fake = FakeControl(c.http, fake_url)
+        info = await comfy.get_json("/object_info")
+        status, body = await comfy.text("POST", "/cometapi_omni/key", json={"key": key})
+        if not report.check(status == 200, "faults: the key is stored from this machine", body):
+            raise CheckFailed("the faults run needs a stored key")
+        key_file = pack_key_file(c.base)
+        key_before = key_file.read_bytes()
+
+        await fault_chunked(report, comfy, fake, c.base, info)
+        await fault_created_2xx(report, comfy, fake, c.base, info)
+        await fault_broken_files(report, comfy, fake, c.base, info)
+        await fault_busy_account(report, comfy, fake, c.base, info)
+        await fault_journal_deleted(report, comfy, fake, c.base, info)
+        await fault_cross_site(report, comfy, key_file, attacker_key)  # last: if it fails, only it fails
+
+        state = await fake.state()
+        intents = {t["prompt"] for t in state["tasks"]}
+        report.check(state["created"] == len(intents) and state["created"] > 0,
+                     "faults: one task per intent over the whole run",
+                     f"{state['created']} tasks for {len(intents)} intents, {state['creation_requests']} creation "
+                     f"requests ({state['refused_creates']} answered 429)")
+        report.check(not any(f["authorization"] for f in state["file_requests"]),
+                     "faults: no file request carried an Authorization header", f"{len(state['file_requests'])} file requests")
+        report.check(key_file.read_bytes() == key_before, "faults: the key file is unchanged at the end")
+        history = (await comfy.text("GET", "/history?max_items=1000"))[1]
+        await comfy.close()
+    log = c.proc.log()
+    check_log(report, log, "faults run", expected=("DownloadError", "BrokenVideo"))  # the HTML-every-time case
+    texts = {"history": history, "ComfyUI log": log, "fake server log": (work / "fake_cometapi_faults.log").read_text()}
+    check_no_key(report, "faults run", key, c.base, texts, allowed={pack_key_file(c.base)})
+    check_no_key(report, "faults run: the attacker's key", attacker_key, c.base, texts, allowed=set())
+
+
 async def main_async(args) -> int:
     report = Report()
     work = Path(tempfile.mkdtemp(prefix="comfyui-check-"))
@@ -1198,11 +1475,13 @@ async def main_async(args) -> int:
     try:
         fake, fake_url = start_fake_server(work, key)
         report.note(f"fake CometAPI at {fake_url}")
-        if not args.browser_only:
+        if not (args.browser_only or args.faults_only):
             await env_key_run(args, report, work, fake_url, key)
             await stored_key_run(args, report, work, fake_url, key)
         if args.browser or args.browser_only:
             await browser_run(args, report, work, key)
+        if args.faults or args.faults_only:
+            await faults_run(args, report, work, key)
     except CheckFailed as exc:
         report.check(False, "the check could go on", str(exc))
     finally:
@@ -1229,6 +1508,10 @@ def main(argv=None) -> int:
     parser.add_argument("--nodes2", choices=("on", "off"),
                         help="browser part: turn Nodes 2.0 (Comfy.VueNodes.Enabled) on or off first "
                              "(default: leave the frontend's own default)")
+    parser.add_argument("--faults", action="store_true",
+                        help="also run issue 8's faults (file hosts, 2xx and 429 creations, a deleted journal, "
+                             "cross-site key writes) in a ComfyUI of their own")
+    parser.add_argument("--faults-only", action="store_true", help="only the faults part")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, outputs)")
     args = parser.parse_args(argv)
     if not (args.comfyui / "main.py").is_file():

@@ -327,3 +327,34 @@ def test_standalone_server_prints_its_urls_and_answers():
     finally:
         proc.terminate()
         proc.wait(timeout=5)
+
+
+def test_remote_control_applies_listed_faults_only_and_reports_counts(fake_server):
+    def control(body):
+        return requests.post(fake_server.base_url + "/_fake/control", json=body, timeout=5)
+
+    assert control({"set": {"create_status": 201}}).status_code == 200
+    assert control({"call": "reject_next_create", "args": [429, 1303]}).status_code == 200
+    assert post(fake_server, {"prompt": "x"}).status_code == 429
+    created = post(fake_server, {"prompt": "x", "external_task_id": "e-1"})
+    assert created.status_code == 201
+    task_id = created.json()["data"]["task_id"]
+    assert control({"call": "finish", "args": [task_id]}).status_code == 200
+    assert control({"call": "break_next_files", "kwargs": {"kind": "empty"}}).status_code == 200
+    url = get(fake_server, task_id).json()["data"]["task_result"]["videos"][0]["url"]
+    assert requests.get(url, timeout=5).content == b""
+    requests.get(url, headers={"Range": "bytes=10-"}, timeout=5)
+
+    # Nothing outside the lists: no other method, no other attribute (the key stays)
+    for body in ({"call": "stop"}, {"call": "_create"}, {"set": {"key": "attacker"}}, {"set": {"_tasks": {}}},
+                 {"call": "break_next_files", "args": ["bogus"]}, ["not", "an", "object"]):
+        assert control(body).status_code in (400, 404), body
+    assert fake_server.key == "test-key-123" and fake_server.base_url
+
+    state = requests.get(fake_server.base_url + "/_fake/state", timeout=5).json()
+    assert state["created"] == 1 and state["tasks"][0] == {"task_id": task_id, "status": "succeed", "prompt": "x",
+                                                           "external_task_id": "e-1"}
+    assert (state["creation_requests"], state["refused_creates"], state["status_queries"]) == (2, 1, 1)
+    assert state["file_requests"] == [{"task_id": task_id, "range": None, "authorization": False},
+                                      {"task_id": task_id, "range": "bytes=10-", "authorization": False}]
+    assert not any("/_fake/" in r.path for r in fake_server.requests)  # the control is no API traffic
