@@ -115,10 +115,13 @@ def check_result_url(url: str) -> None:
 
 
 def set_aside(path: Path, like: Path) -> Path:
-    """Move `path` next to `like`, as `<like's stem>.broken-<UTC time>.mp4`; return the new path."""
+    """Move `path` next to `like`, as `<like's name>.broken-<UTC time>`; return the new path.
+
+    Not ending in .mp4: it may be an HTML page, and ComfyUI's media lists would offer it as a video.
+    """
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     for n in range(1, 1000):
-        kept = like.with_name(f"{like.stem}.broken-{stamp}{'' if n == 1 else f'-{n}'}{like.suffix}")
+        kept = like.with_name(f"{like.name}.broken-{stamp}{'' if n == 1 else f'-{n}'}")
         if not kept.exists():
             os.replace(path, kept)
             return kept

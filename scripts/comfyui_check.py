@@ -1371,7 +1371,7 @@ async def fault_broken_files(report: Report, comfy: Comfy, fake: FakeControl, ba
         r = await run_intent(comfy, fake, base, intent_prompt(info, f"faults: the file host serves {kind}, then good"))
         check_whole(report, f"faults: {kind} file, then a good one", r)
         said = [t for t in r.poll_texts if "broken video" in t]
-        kept = sorted(p.name for p in r.path.parent.glob(f"kling_{r.task_id}.broken-*.mp4")) if r.path else []
+        kept = sorted(p.name for p in r.path.parent.glob(f"kling_{r.task_id}.mp4.broken-*")) if r.path else []
         report.check(len(r.files) == 2 and said and words in said[0] and kept and kept[0] in said[0],
                      f"faults: {kind} file: Poll says what the host served and where it is kept",
                      f"{len(r.files)} file requests; {(said or ['nothing said'])[0][:300]}")

@@ -64,7 +64,7 @@ def assert_whole(path, server):
 
 
 def kept_aside(folder: Path) -> list:
-    return sorted(folder.rglob("*.broken-*.mp4"))
+    return sorted(folder.rglob("*.mp4.broken-*"))
 
 
 @pytest.fixture
@@ -138,7 +138,7 @@ def test_a_broken_body_is_kept_aside_and_fetched_again(env, fake_server, status_
     assert_whole(video.get_stream_source(), fake_server)
     assert fake_server.created_count == 1 and len(fake_server.file_requests) == 2
     (kept,) = kept_aside(Path(env["COMETAPI_OMNI_OUTPUT"]))
-    assert kept.name.startswith(f"kling_{tid}.broken-")
+    assert kept.name.startswith(f"kling_{tid}.mp4.broken-")
     if kind == "html":
         assert kept.read_bytes().startswith(b"<html>")
     elif kind == "empty":
@@ -177,7 +177,7 @@ def test_a_broken_file_on_disk_is_kept_aside_named_and_fetched_again(env, fake_s
     assert Path(again.get_stream_source()) == path and path.read_bytes() == whole
     assert_whole(path, fake_server)
     (kept,) = kept_aside(path.parent)
-    assert kept.read_bytes() == damaged and kept.name.startswith(f"kling_{task_id}.broken-")
+    assert kept.read_bytes() == damaged and kept.name.startswith(f"kling_{task_id}.mp4.broken-")
     assert any(kept.name in r.getMessage() for r in caplog.records)
     assert any(kept.name in t for t in status_texts)
     assert fake_server.queries_of(task_id) >= 1 and len(fake_server.file_requests) == 1
