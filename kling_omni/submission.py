@@ -150,31 +150,34 @@ def submit_all(intents: list, journal: Journal, client_factory: Callable, *, nod
     SLICE of `should_stop()` turning true.
     """
     slot = _SlotWait(timeout, should_stop, on_wait)
-    with _holding(i.fingerprint for i in intents):  # identical intents in one prompt share one task
-        tasks: list = [None] * len(intents)
+    distinct: dict = {}  # the same request and seed twice in one batch is one intent: one task, handed out twice
+    for intent in intents:
+        distinct.setdefault(intent.fingerprint, intent)
+    tasks: dict = {}  # fingerprint -> OmniTask
+    with _holding(distinct):
         pending = []
-        for index, intent in enumerate(intents):
-            job = journal.latest(intent.fingerprint)
+        for fingerprint, intent in distinct.items():
+            job = journal.latest(fingerprint)
             if job is not None and job.state in REUSABLE and job.task_id:
-                tasks[index] = OmniTask(job.task_id, intent.request.prompt, intent.fingerprint)
+                tasks[fingerprint] = OmniTask(job.task_id, intent.request.prompt, fingerprint)
             else:
-                pending.append((index, intent, job))
-        if not pending:
-            return tasks
-        with client_factory() as client:
-            _reserve([(i, job) for _, i, job in pending if job is None or job.state in RETRYABLE],
-                     journal, client, node=node, node_id=str(node_id), settings=settings)
-            created = [t.task_id for t in tasks if t is not None]
-            try:
-                for index, intent, _ in pending:
-                    tasks[index] = _settle_intent(intent, journal, client, slot, settings, interval)
-                    created.append(tasks[index].task_id)
-                    slot.restart()  # the timeout is for a wait without progress, not for the batch
-            except SlotWaitStopped as stopped:
-                raise stopped.in_batch(created, len(intents)) if len(intents) > 1 else stopped
-            finally:
-                _give_up_waiting(intents, tasks, journal)
-    return tasks
+                pending.append((intent, job))
+        if pending:
+            with client_factory() as client:
+                _reserve([(i, job) for i, job in pending if job is None or job.state in RETRYABLE],
+                         journal, client, node=node, node_id=str(node_id), settings=settings)
+                created = [t.task_id for t in tasks.values()]
+                try:
+                    for intent, _ in pending:
+                        task = _settle_intent(intent, journal, client, slot, settings, interval)
+                        tasks[intent.fingerprint] = task
+                        created.append(task.task_id)
+                        slot.restart()  # the timeout is for a wait without progress, not for the batch
+                except SlotWaitStopped as stopped:
+                    raise stopped.in_batch(created, len(distinct)) if len(distinct) > 1 else stopped
+                finally:
+                    _give_up_waiting([i for i, _ in pending if i.fingerprint not in tasks], journal)
+    return [tasks[intent.fingerprint] for intent in intents]
 
 
 def _reserve(fresh: list, journal: Journal, client, *, node: str, node_id: str, settings: PackSettings) -> None:
@@ -202,23 +205,34 @@ def _settle_intent(intent: Intent, journal: Journal, client, slot: "_SlotWait", 
         task = _resolve_uncertain(job, intent.request, journal, client)
         if task is not None:
             return task
+        # Proven absent: it waits for a slot like any other (its own row must not hold one).
+        journal.settle(job.fingerprint, job.attempt, J.WAITING, message=job.message)
         return _create(intent, job.attempt, journal, client, slot, settings, interval, resend=True)
     # waiting: reserved just now, or left by a run that stopped before sending it
     return _create(intent, job.attempt, journal, client, slot, settings, interval)
 
 
-def _give_up_waiting(intents: list, tasks: list, journal: Journal) -> None:
+def _give_up_waiting(unsettled: list, journal: Journal) -> None:
     """Rows still waiting when a batch stops were never sent: free their reserved cost."""
-    for intent, task in zip(intents, tasks):
-        if task is None:
-            job = journal.latest(intent.fingerprint)
-            if job is not None and job.state == J.WAITING:
-                journal.settle(job.fingerprint, job.attempt, J.REJECTED,
-                               message="not sent: the batch stopped before a slot was free")
+    for intent in unsettled:
+        job = journal.latest(intent.fingerprint)
+        if job is not None and job.state == J.WAITING:
+            journal.settle(job.fingerprint, job.attempt, J.REJECTED,
+                           message="not sent: the batch stopped before a slot was free")
 
 
 def _running(journal: Journal, client) -> list:
-    return journal.in_flight(client.key_id, since=time.time() - FLIGHT_WINDOW)
+    """This key's tasks that hold a slot. A row left 'sending' by a crash is an unanswered creation:
+    like an uncertain one it is not counted (only a creation this process is sending right now
+    holds its intent's lock), or it would take a slot for a day."""
+    return [job for job in journal.in_flight(client.key_id, since=time.time() - FLIGHT_WINDOW)
+            if job.state != J.SENDING or _sending_here(job.fingerprint)]
+
+
+def _sending_here(fingerprint: str) -> bool:
+    with _locks_guard:
+        lock = _locks.get(fingerprint)
+    return lock is not None and lock.locked()
 
 
 def _wait_for_slot(journal: Journal, client, slot: "_SlotWait", settings: PackSettings, interval: float) -> int:

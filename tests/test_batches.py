@@ -183,3 +183,43 @@ def test_cancel_in_the_middle_of_a_batch_says_what_was_made(env, fake_server, mo
     submission.PACE.forget()
     _, ids = submit(requests, variations=4)  # queue again: the 2 are reused, 2 are made
     assert ids[:2] == made and fake_server.created_count == 4
+
+
+def test_the_same_prompt_twice_in_a_list_is_one_task(env, fake_server):
+    # Two identical items with the same seed are one intent: one task, handed out twice. (It was
+    # journalled twice under one external id: a "journal cannot be written" error; a host that
+    # drops external ids would have been paid twice, and the journal would have lost one task.)
+    fake_server.drops_external_id = True
+    _, ids = submit(requests_for("a fox in snow", "a cat on a roof", "a fox in snow"), variations=2)
+    assert ids[0] == ids[4] and ids[1] == ids[5] and len(set(ids)) == 4
+    assert fake_server.created_count == 4 and len(posts(fake_server)) == 4
+
+
+def crashed_while_sending(seed, key_id):
+    """The journal row a crash leaves behind while a creation request was out: 'sending', no task id."""
+    request = requests_for(PROMPT)[0]
+    fingerprint = submission.intent_fingerprint(request, seed)
+    runtime.journal().begin(fingerprint, 1, submission.external_id(fingerprint, 1), prompt=request.summary(),
+                            base_url="", node_id="4", mode="pro", seconds=5, key_id=key_id)
+    return request
+
+
+def test_a_creation_a_crash_left_unanswered_holds_no_slot(env, fake_server):
+    save_settings(env, {"max_in_flight": 1})
+    submission.PACE.forget()
+    crashed_while_sending(seed=50, key_id=runtime.make_client().key_id)
+    started = time.monotonic()
+    _, ids = submit(requests_for(PROMPT), seed=1, timeout_minutes=1)  # another intent: a slot is free
+    assert fake_server.created_count == 1 and time.monotonic() - started < 5
+
+
+def test_an_unanswered_creation_proven_absent_is_resent_under_a_set_limit(env, fake_server):
+    save_settings(env, {"max_in_flight": 1})
+    submit(requests_for(PROMPT), seed=0)  # the host showed it passes external ids on (and frees its slot)
+    fake_server.finish(next(iter(fake_server.tasks)))
+    request = crashed_while_sending(seed=51, key_id=runtime.make_client().key_id)
+    started = time.monotonic()
+    # Proven absent, so resent: its own unanswered row must not count as the one slot taken.
+    _, ids = submit([request], seed=51, timeout_minutes=1)
+    assert fake_server.created_count == 2 and time.monotonic() - started < 5
+    assert runtime.journal().latest(submission.intent_fingerprint(request, 51)).task_id == ids[0]
