@@ -5,7 +5,8 @@ the list the upstream node produced. A node without INPUT_IS_LIST is called once
 (the longest input sets the count, shorter ones repeat their last item) and async calls
 run concurrently; one with INPUT_IS_LIST is called once with the lists. Outputs marked in
 OUTPUT_IS_LIST are concatenated, the others collected one per call
-(`_async_map_node_over_list` and `merge_result_data`). Each call runs in ComfyUI's executing
+(`_async_map_node_over_list` and `merge_result_data`); a failing call fails the node once all
+its calls have ended (`resolve_map_node_over_list_results`). Each call runs in ComfyUI's executing
 context (prompt id, node id, list index: comfy_execution/utils.py, defined here the same way
 when ComfyUI is not importable).
 """
@@ -81,7 +82,12 @@ async def execute(cls, inputs: dict) -> tuple:
             return function(**call)
 
     if inspect.iscoroutinefunction(function):
-        returned = await asyncio.gather(*(call_async(i, call) for i, call in enumerate(calls)))
+        # Like resolve_map_node_over_list_results: the node ends when every call has ended, then
+        # the first failure is raised.
+        returned = await asyncio.gather(*(call_async(i, call) for i, call in enumerate(calls)), return_exceptions=True)
+        failed = [r for r in returned if isinstance(r, BaseException)]
+        if failed:
+            raise failed[0]
     else:
         returned = [call_sync(i, call) for i, call in enumerate(calls)]
     results = [r["result"] if isinstance(r, dict) else r for r in returned]

@@ -223,3 +223,69 @@ def test_an_unanswered_creation_proven_absent_is_resent_under_a_set_limit(env, f
     _, ids = submit([request], seed=51, timeout_minutes=1)
     assert fake_server.created_count == 2 and time.monotonic() - started < 5
     assert runtime.journal().latest(submission.intent_fingerprint(request, 51)).task_id == ids[0]
+
+
+def test_max_side_and_max_frames_apply_to_each_variation(env, fake_server):
+    fake_server.video_size, fake_server.video_seconds = (160, 120), 1.0  # 12 frames each
+    tasks, _ = submit(requests_for(PROMPT), variations=3)
+    frames = run(NODES["CometOmniPoll"], task=tasks, max_frames=[5], max_side=[64], unique_id=["5"])[0]
+    assert [tuple(f.shape) for f in frames] == [(5, 48, 64, 3)] * 3
+
+
+def test_decodes_take_turns_downloads_do_not(env, fake_server, monkeypatch):
+    from cometapi_kling_omni.nodes import poll
+    from kling_omni.turns import Turns
+
+    monkeypatch.setattr(poll, "DECODES", Turns(1))
+    fake_server.video_seconds = 2.0
+    overlap = {"now": 0, "most": 0}
+    guard = threading.Lock()
+    real = poll.decode_video
+
+    def counted(*args, **kwargs):  # the real decoder, counting how many run at once
+        with guard:
+            overlap["now"] += 1
+            overlap["most"] = max(overlap["most"], overlap["now"])
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with guard:
+                overlap["now"] -= 1
+
+    monkeypatch.setattr(poll, "decode_video", counted)
+    fake_server.file_stall = 0.3  # every download stalls halfway: they overlap only if they run together
+    tasks, _ = submit(requests_for(PROMPT), variations=4)
+    started = time.monotonic()
+    frames = run(NODES["CometOmniPoll"], task=tasks, unique_id=["5"])[0]
+    assert len(frames) == 4 and overlap["most"] == 1
+    assert time.monotonic() - started < 4 * 0.3  # the four stalled downloads ran at the same time
+
+
+def test_cancel_ends_polls_waiting_for_their_turn_to_decode(env, fake_server, monkeypatch, texts):
+    from cometapi_kling_omni.nodes import poll
+    from kling_omni.turns import Turns
+
+    turns = Turns(1)
+    monkeypatch.setattr(poll, "DECODES", turns)
+    stop = threading.Event()
+    monkeypatch.setattr(bridge, "interrupted", stop.is_set)
+    tasks, _ = submit(requests_for(PROMPT), variations=3)
+    assert turns.try_take()  # someone else decodes for as long as the test likes
+
+    async def go():
+        job = asyncio.ensure_future(execute(NODES["CometOmniPoll"], {"task": tasks, "unique_id": ["5"]}))
+        await asyncio.to_thread(fake_server.wait_until, lambda: len(fake_server.file_requests) >= 3)
+        deadline = time.monotonic() + 10
+        while sum("waiting for its turn to decode" in text for _, text in texts) < 3:
+            assert time.monotonic() < deadline, texts
+            await asyncio.sleep(0.02)
+        stop.set()
+        started = time.monotonic()
+        with pytest.raises(Exception) as caught:
+            await job  # ends when every one of its Polls has ended
+        return time.monotonic() - started, caught.value
+
+    elapsed, error = asyncio.run(go())
+    turns.give()
+    assert elapsed < 1.0
+    assert "is finished and paid" in str(error) and any(t.task_id in str(error) for t in tasks)
