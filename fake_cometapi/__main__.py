@@ -23,15 +23,22 @@ def main(argv=None) -> None:
     parser.add_argument("--video-seconds", type=float, default=5.0)
     parser.add_argument("--fps", type=int, default=24)
     parser.add_argument("--size", default="640x360", help="WIDTHxHEIGHT of the result video")
+    parser.add_argument("--max-in-flight", type=int, default=None, metavar="N",
+                        help="the account's limit of tasks in flight: a creation past it answers 429 with "
+                             "Kling code 1303 and makes nothing (default: no limit)")
+    parser.add_argument("--retry-after", type=float, default=None, metavar="SECONDS",
+                        help="send Retry-After with every 429 (default: none)")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
 
     server = FakeCometAPI(args.key, variant=args.variant, submitted_seconds=args.submitted_seconds,
                           processing_seconds=args.processing_seconds, video_seconds=args.video_seconds,
                           video_fps=args.fps, video_size=(width, height), host=args.host,
-                          port=args.port, files_port=args.files_port)
+                          port=args.port, files_port=args.files_port, max_in_flight=args.max_in_flight,
+                          retry_after=args.retry_after)
     with server:
-        print(f"Fake CometAPI (variant {args.variant}) at {server.base_url}", flush=True)
+        limit = f", at most {args.max_in_flight} tasks in flight" if args.max_in_flight is not None else ""
+        print(f"Fake CometAPI (variant {args.variant}{limit}) at {server.base_url}", flush=True)
         print(f"Result videos served from {server.files_base_url}", flush=True)
         print(f"Use: COMETAPI_BASE_URL={server.base_url} COMETAPI_KEY=<the --key value>", flush=True)
         print("Ctrl-C to stop.", flush=True)

@@ -327,3 +327,20 @@ def test_standalone_server_prints_its_urls_and_answers():
     finally:
         proc.terminate()
         proc.wait(timeout=5)
+
+
+def test_standalone_server_keeps_an_account_limit():
+    proc = subprocess.Popen([sys.executable, "-m", "fake_cometapi", "--port", "0", "--key", "k-standalone",
+                             "--processing-seconds", "60", "--max-in-flight", "2", "--retry-after", "3"],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "at most 2 tasks in flight" in line
+        base = re.search(r" at (http://127\.0\.0\.1:\d+)", line).group(1)
+        answers = [requests.post(base + API_PATH, json={"prompt": "x"}, timeout=5,
+                                 headers={"Authorization": "Bearer k-standalone"}) for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        assert answers[2].json()["code"] == 1303 and answers[2].headers["Retry-After"] == "3"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
