@@ -242,8 +242,10 @@ def _wait_for_slot(journal: Journal, client, slot: "_SlotWait", settings: PackSe
         limit, source = PACE.limit(client.key_id, settings.max_in_flight)
         if limit is None or len(running) < limit:
             return len(running)
+        # Between its own status queries it still sees, within a second, a slot another node freed
+        # (a Poll, the background collector: they write the journal).
         slot.wait(interval, f"one of the {len(running)} running tasks to end (at most {limit} at once: {source})",
-                  ready=lambda: False,
+                  ready=lambda: len(_running(journal, client)) < limit,
                   text=lambda left: (f"waiting for a free slot ({len(running)} running, at most {limit} at once) · "
                                      f"waited {time.monotonic() - slot.start:.0f} s"))
         _refresh(journal, client, running)

@@ -289,3 +289,28 @@ def test_cancel_ends_polls_waiting_for_their_turn_to_decode(env, fake_server, mo
     turns.give()
     assert elapsed < 1.0
     assert "is finished and paid" in str(error) and any(t.task_id in str(error) for t in tasks)
+
+
+def test_a_slot_freed_by_another_chain_is_taken_within_a_second(env, fake_server, monkeypatch, texts):
+    save_settings(env, {"max_in_flight": 1})
+    fake_server.processing_seconds = 3600
+    first_tasks, (first,) = submit(requests_for(PROMPT), seed=0)
+    monkeypatch.setenv("COMETAPI_OMNI_POLL_SECONDS", "30")  # Submit's own status queries are far apart
+    done = {}
+
+    def second_batch():
+        done["ids"] = submit(requests_for(PROMPT), seed=1)[1]
+        done["at"] = time.monotonic()
+
+    worker = threading.Thread(target=second_batch)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not any("waiting for a free slot" in text for _, text in texts):
+        assert time.monotonic() < deadline, texts
+        time.sleep(0.02)
+    fake_server.finish(first)
+    run(NODES["CometOmniPoll"], task=first_tasks, unique_id=["5"])  # another chain's Poll sees it end
+    freed = time.monotonic()
+    worker.join(10)
+    assert "at" in done, "the second batch is still waiting"
+    assert done["at"] - freed < 1.5 and fake_server.created_count == 2
