@@ -21,8 +21,9 @@ log = logging.getLogger("cometapi_omni")
 NODE = "CometOmniPoll"
 FRAMES, AUDIO = 0, 1  # output indexes
 # Polls mapped over N variations wait and download together but decode in turns, as many at once as
-# there are cores: on 2 cores, 4-8 clips decode 10-60 % faster two at a time than one at a time (the
-# conversion to float is single-threaded), and peak memory is the same, 1.02x the output tensors.
+# there are cores. Measured on 2 cores (bench/batch.py --decode-turns): 4 or 8 clips, small or 1080p,
+# took 0.64-0.88x the time two at a time than one at a time in three cases of four (1.12x in the
+# fourth), and peak memory was the same, 1.02x the output tensors.
 DECODES = Turns(os.cpu_count() or 1)
 
 
