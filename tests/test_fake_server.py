@@ -331,7 +331,8 @@ def test_standalone_server_prints_its_urls_and_answers():
 
 def test_standalone_server_keeps_an_account_limit():
     proc = subprocess.Popen([sys.executable, "-m", "fake_cometapi", "--port", "0", "--key", "k-standalone",
-                             "--processing-seconds", "60", "--max-in-flight", "2", "--retry-after", "3"],
+                             "--processing-seconds", "60", "--max-in-flight", "2", "--retry-after", "3",
+                             "--log-creations"],
                             cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
@@ -341,6 +342,9 @@ def test_standalone_server_keeps_an_account_limit():
                                  headers={"Authorization": "Bearer k-standalone"}) for _ in range(3)]
         assert [a.status_code for a in answers] == [200, 200, 429]
         assert answers[2].json()["code"] == 1303 and answers[2].headers["Retry-After"] == "3"
+        logged = [proc.stdout.readline() for _ in range(6)][3:]  # after the three lines of start-up
+        assert logged[0].startswith("creation answered 200: task ") and logged[1].startswith("creation answered 200")
+        assert logged[2].strip() == "creation answered 429 (code 1303)"
     finally:
         proc.terminate()
         proc.wait(timeout=5)
