@@ -280,7 +280,8 @@ def _create(intent: Intent, attempt: int, journal: Journal, client, slot: "_Slot
                 # Nothing was made: back to waiting (its cost still reserved), and learn the account's
                 # limit. Resent under the same external id: nothing exists under it.
                 journal.settle(fingerprint, attempt, J.WAITING, message=str(refused))
-                PACE.refused(client.key_id, running, _refusal(refused))
+                if refused.code in (1303, None, ""):  # too many at once (1302, "too fast", says nothing of slots)
+                    PACE.refused(client.key_id, running, _refusal(refused))
                 slot.pause(refused, running, freed=lambda: len(_running(journal, client)) < running)
     except CreationUncertain as exc:
         journal.settle(fingerprint, attempt, J.UNCERTAIN, message=str(exc))

@@ -314,3 +314,16 @@ def test_a_slot_freed_by_another_chain_is_taken_within_a_second(env, fake_server
     worker.join(10)
     assert "at" in done, "the second batch is still waiting"
     assert done["at"] - freed < 1.5 and fake_server.created_count == 2
+
+
+def test_requests_too_fast_teaches_no_limit(env, fake_server):
+    # 429 code 1302 says "slow down", not "too many tasks at once": waiting for one of the two running
+    # tasks to end (an hour) would be wrong. The creation is tried again after the backoff.
+    fake_server.processing_seconds = 3600
+    request = requests_for(PROMPT)[0]
+    submission.submit_all([submission.Intent(request, seed) for seed in range(2)], runtime.journal(),
+                          runtime.make_client, timeout=3, interval=0.02)
+    fake_server.reject_next_create(429, 1302)
+    submission.submit_all([submission.Intent(request, seed) for seed in range(4)], runtime.journal(),
+                          runtime.make_client, timeout=3, interval=0.02)
+    assert fake_server.created_count == 4 and len(fake_server.refused_creates) == 1
