@@ -47,6 +47,7 @@ FLIGHT_WINDOW = 24 * 3600.0  # a row older than this no longer counts as holding
 
 _locks: dict = {}
 _locks_guard = threading.Lock()
+_sending: set = set()  # fingerprints whose creation this process is making right now
 _budget = threading.Lock()  # the guard's check and the reservations it allows happen as one step
 
 
@@ -222,17 +223,24 @@ def _give_up_waiting(unsettled: list, journal: Journal) -> None:
 
 
 def _running(journal: Journal, client) -> list:
-    """This key's tasks that hold a slot. A row left 'sending' by a crash is an unanswered creation:
-    like an uncertain one it is not counted (only a creation this process is sending right now
-    holds its intent's lock), or it would take a slot for a day."""
-    return [job for job in journal.in_flight(client.key_id, since=time.time() - FLIGHT_WINDOW)
-            if job.state != J.SENDING or _sending_here(job.fingerprint)]
-
-
-def _sending_here(fingerprint: str) -> bool:
+    """This key's tasks that hold a slot. A row 'sending' that this process is not sending was left
+    by a crash: an unanswered creation, not counted (like an uncertain one), or it would hold a
+    slot for a day, and its own batch would wait for it."""
     with _locks_guard:
-        lock = _locks.get(fingerprint)
-    return lock is not None and lock.locked()
+        sending = set(_sending)
+    return [job for job in journal.in_flight(client.key_id, since=time.time() - FLIGHT_WINDOW)
+            if job.state != J.SENDING or job.fingerprint in sending]
+
+
+@contextlib.contextmanager
+def _making(fingerprint: str):
+    with _locks_guard:
+        _sending.add(fingerprint)
+    try:
+        yield
+    finally:
+        with _locks_guard:
+            _sending.discard(fingerprint)
 
 
 def _wait_for_slot(journal: Journal, client, slot: "_SlotWait", settings: PackSettings, interval: float) -> int:
@@ -267,6 +275,12 @@ def _refresh(journal: Journal, client, running: list) -> None:
 
 def _create(intent: Intent, attempt: int, journal: Journal, client, slot: "_SlotWait", settings: PackSettings,
             interval: float, *, resend: bool = False) -> OmniTask:
+    with _making(intent.fingerprint):
+        return _send(intent, attempt, journal, client, slot, settings, interval, resend=resend)
+
+
+def _send(intent: Intent, attempt: int, journal: Journal, client, slot: "_SlotWait", settings: PackSettings,
+          interval: float, *, resend: bool) -> OmniTask:
     request, fingerprint = intent.request, intent.fingerprint
     ext = external_id(fingerprint, attempt)
     try:

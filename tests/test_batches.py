@@ -327,3 +327,13 @@ def test_requests_too_fast_teaches_no_limit(env, fake_server):
     submission.submit_all([submission.Intent(request, seed) for seed in range(4)], runtime.journal(),
                           runtime.make_client, timeout=3, interval=0.02)
     assert fake_server.created_count == 4 and len(fake_server.refused_creates) == 1
+
+
+def test_a_batch_holding_an_unanswered_creation_is_not_held_up_by_it(env, fake_server):
+    save_settings(env, {"max_in_flight": 1})
+    fake_server.processing_seconds = 0.3
+    submit(requests_for(PROMPT), seed=0)  # the host showed it passes external ids on
+    request = crashed_while_sending(seed=61, key_id=runtime.make_client().key_id)
+    # Seed 60 is created first, while this batch holds seed 61's lock: 61's row must not count as running.
+    _, ids = submit([request], seed=60, variations=2, timeout_minutes=1)
+    assert fake_server.created_count == 3 and len(set(ids)) == 2
