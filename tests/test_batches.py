@@ -190,9 +190,11 @@ def test_the_same_prompt_twice_in_a_list_is_one_task(env, fake_server):
     # journalled twice under one external id: a "journal cannot be written" error; a host that
     # drops external ids would have been paid twice, and the journal would have lost one task.)
     fake_server.drops_external_id = True
-    _, ids = submit(requests_for("a fox in snow", "a cat on a roof", "a fox in snow"), variations=2)
+    tasks, ids = submit(requests_for("a fox in snow", "a cat on a roof", "a fox in snow"), variations=2)
     assert ids[0] == ids[4] and ids[1] == ids[5] and len(set(ids)) == 4
     assert fake_server.created_count == 4 and len(posts(fake_server)) == 4
+    frames, _, _, _, polled, _ = run(NODES["CometOmniPoll"], task=tasks, unique_id=["5"])  # one Poll per item
+    assert polled == ids and len(frames) == 6 and len(fake_server.file_requests) == 4  # each video fetched once
 
 
 def crashed_while_sending(seed, key_id):
