@@ -25,6 +25,7 @@ test-js:
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+	$(PY) bench/batch.py
 
 clean:
 	rm -rf $(VENV) demo_output bench/.work

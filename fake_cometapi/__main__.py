@@ -11,6 +11,19 @@ import threading
 from .server import VARIANTS, FakeCometAPI
 
 
+class LoggedCreations(FakeCometAPI):
+    """Prints one line per creation request and its answer, for a person (or a check) counting them:
+    `creation answered 200: task 878106484537192522` or `creation answered 429 (code 1303)`."""
+
+    def _create(self, rec):
+        answer = super()._create(rec)
+        body = answer[1] if isinstance(answer[1], dict) else {}
+        task_id = (body.get("data") or {}).get("task_id") or body.get("task_id") or body.get("id")
+        print(f"creation answered {answer[0]}" + (f": task {task_id}" if task_id else f" (code {body.get('code')})"),
+              flush=True)
+        return answer
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m fake_cometapi", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -23,15 +36,25 @@ def main(argv=None) -> None:
     parser.add_argument("--video-seconds", type=float, default=5.0)
     parser.add_argument("--fps", type=int, default=24)
     parser.add_argument("--size", default="640x360", help="WIDTHxHEIGHT of the result video")
+    parser.add_argument("--max-in-flight", type=int, default=None, metavar="N",
+                        help="the account's limit of tasks in flight: a creation past it answers 429 with "
+                             "Kling code 1303 and makes nothing (default: no limit)")
+    parser.add_argument("--retry-after", type=float, default=None, metavar="SECONDS",
+                        help="send Retry-After with every 429 (default: none)")
+    parser.add_argument("--log-creations", action="store_true",
+                        help="print one line per creation request and its answer")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
 
-    server = FakeCometAPI(args.key, variant=args.variant, submitted_seconds=args.submitted_seconds,
+    server_class = LoggedCreations if args.log_creations else FakeCometAPI
+    server = server_class(args.key, variant=args.variant, submitted_seconds=args.submitted_seconds,
                           processing_seconds=args.processing_seconds, video_seconds=args.video_seconds,
                           video_fps=args.fps, video_size=(width, height), host=args.host,
-                          port=args.port, files_port=args.files_port)
+                          port=args.port, files_port=args.files_port, max_in_flight=args.max_in_flight,
+                          retry_after=args.retry_after)
     with server:
-        print(f"Fake CometAPI (variant {args.variant}) at {server.base_url}", flush=True)
+        limit = f", at most {args.max_in_flight} tasks in flight" if args.max_in_flight is not None else ""
+        print(f"Fake CometAPI (variant {args.variant}{limit}) at {server.base_url}", flush=True)
         print(f"Result videos served from {server.files_base_url}", flush=True)
         print(f"Use: COMETAPI_BASE_URL={server.base_url} COMETAPI_KEY=<the --key value>", flush=True)
         print("Ctrl-C to stop.", flush=True)

@@ -64,6 +64,27 @@ def check_prompt(prompt: str) -> None:
         raise InputError(PROMPT_NODE, "prompt", f"{len(prompt)} characters", f"the limit is {MAX_PROMPT_CHARS} characters")
 
 
+def prompt_lines(text: str, node: str) -> list:
+    """The prompts of a prompt list: one per line, blank lines skipped, each checked as a prompt is
+    before its refs are known (characters, length, token syntax). Errors name `node` and the line."""
+    lines = []
+    for number, line in enumerate(str(text or "").splitlines(), start=1):
+        line = line.strip()
+        if all(ch.isspace() or unicodedata.category(ch) in INVISIBLE for ch in line):
+            continue
+        try:
+            check_prompt_characters(line)
+            text_sent = normalize_prompt(line)
+            check_prompt(text_sent)
+            check_token_syntax(text_sent)
+        except InputError as exc:
+            raise InputError(node, f"prompts, line {number}", exc.value, exc.problem) from None
+        lines.append(line)
+    if not lines:
+        raise InputError(node, "prompts", text, "the list is empty: write one prompt per line (blank lines are ignored)")
+    return lines
+
+
 def check_tokens(prompt: str, refs: Refs) -> None:
     check_token_counts(prompt, images=len(refs.images), elements=len(refs.elements), videos=len(refs.videos))
 

@@ -47,6 +47,7 @@ FLIGHT_WINDOW = 24 * 3600.0  # a row older than this no longer counts as holding
 
 _locks: dict = {}
 _locks_guard = threading.Lock()
+_sending: set = set()  # fingerprints whose creation this process is making right now
 _budget = threading.Lock()  # the guard's check and the reservations it allows happen as one step
 
 
@@ -150,31 +151,34 @@ def submit_all(intents: list, journal: Journal, client_factory: Callable, *, nod
     SLICE of `should_stop()` turning true.
     """
     slot = _SlotWait(timeout, should_stop, on_wait)
-    with _holding(i.fingerprint for i in intents):  # identical intents in one prompt share one task
-        tasks: list = [None] * len(intents)
+    distinct: dict = {}  # the same request and seed twice in one batch is one intent: one task, handed out twice
+    for intent in intents:
+        distinct.setdefault(intent.fingerprint, intent)
+    tasks: dict = {}  # fingerprint -> OmniTask
+    with _holding(distinct):
         pending = []
-        for index, intent in enumerate(intents):
-            job = journal.latest(intent.fingerprint)
+        for fingerprint, intent in distinct.items():
+            job = journal.latest(fingerprint)
             if job is not None and job.state in REUSABLE and job.task_id:
-                tasks[index] = OmniTask(job.task_id, intent.request.prompt, intent.fingerprint)
+                tasks[fingerprint] = OmniTask(job.task_id, intent.request.prompt, fingerprint)
             else:
-                pending.append((index, intent, job))
-        if not pending:
-            return tasks
-        with client_factory() as client:
-            _reserve([(i, job) for _, i, job in pending if job is None or job.state in RETRYABLE],
-                     journal, client, node=node, node_id=str(node_id), settings=settings)
-            created = [t.task_id for t in tasks if t is not None]
-            try:
-                for index, intent, _ in pending:
-                    tasks[index] = _settle_intent(intent, journal, client, slot, settings, interval)
-                    created.append(tasks[index].task_id)
-                    slot.restart()  # the timeout is for a wait without progress, not for the batch
-            except SlotWaitStopped as stopped:
-                raise stopped.in_batch(created, len(intents)) if len(intents) > 1 else stopped
-            finally:
-                _give_up_waiting(intents, tasks, journal)
-    return tasks
+                pending.append((intent, job))
+        if pending:
+            with client_factory() as client:
+                _reserve([(i, job) for i, job in pending if job is None or job.state in RETRYABLE],
+                         journal, client, node=node, node_id=str(node_id), settings=settings)
+                created = [t.task_id for t in tasks.values()]
+                try:
+                    for intent, _ in pending:
+                        task = _settle_intent(intent, journal, client, slot, settings, interval)
+                        tasks[intent.fingerprint] = task
+                        created.append(task.task_id)
+                        slot.restart()  # the timeout is for a wait without progress, not for the batch
+                except SlotWaitStopped as stopped:
+                    raise stopped.in_batch(created, len(distinct)) if len(distinct) > 1 else stopped
+                finally:
+                    _give_up_waiting([i for i, _ in pending if i.fingerprint not in tasks], journal)
+    return [tasks[intent.fingerprint] for intent in intents]
 
 
 def _reserve(fresh: list, journal: Journal, client, *, node: str, node_id: str, settings: PackSettings) -> None:
@@ -201,26 +205,42 @@ def _settle_intent(intent: Intent, journal: Journal, client, slot: "_SlotWait", 
         task = _resolve_uncertain(job, intent.request, journal, client)
         if task is not None:
             return task
+        # Proven absent: it waits for a slot like any other (its own row must not hold one).
+        journal.settle(job.fingerprint, job.attempt, J.WAITING, message=job.message)
         return _create(intent, job.attempt, journal, client, slot, settings, interval, resend=True)
     # waiting: reserved just now, or left by a run that stopped before sending it
     return _create(intent, job.attempt, journal, client, slot, settings, interval)
 
 
-def _give_up_waiting(intents: list, tasks: list, journal: Journal) -> None:
+def _give_up_waiting(unsettled: list, journal: Journal) -> None:
     """Rows still waiting when a batch stops were never sent: free their reserved cost."""
-    for intent, task in zip(intents, tasks):
-        if task is None:
-            job = journal.latest(intent.fingerprint)
-            if job is not None and job.state == J.WAITING:
-                journal.settle(job.fingerprint, job.attempt, J.REJECTED,
-                               message="not sent: the batch stopped before a slot was free")
+    for intent in unsettled:
+        job = journal.latest(intent.fingerprint)
+        if job is not None and job.state == J.WAITING:
+            journal.settle(job.fingerprint, job.attempt, J.REJECTED,
+                           message="not sent: the batch stopped before a slot was free")
 
 
 def _running(journal: Journal, client) -> list:
-    # Only this host's: a task made through another base URL cannot be asked about here, so it
-    # could never be seen to end.
+    """This key's tasks that hold a slot, made through this host (another host's could never be
+    seen to end). A row 'sending' that this process is not sending was left by a crash: an
+    unanswered creation, not counted (like an uncertain one), or it would hold a slot for a day,
+    and its own batch would wait for it."""
+    with _locks_guard:
+        sending = set(_sending)
     return [job for job in journal.in_flight(client.key_id, since=time.time() - FLIGHT_WINDOW)
-            if job.base_url == client.base_url]
+            if job.base_url == client.base_url and (job.state != J.SENDING or job.fingerprint in sending)]
+
+
+@contextlib.contextmanager
+def _making(fingerprint: str):
+    with _locks_guard:
+        _sending.add(fingerprint)
+    try:
+        yield
+    finally:
+        with _locks_guard:
+            _sending.discard(fingerprint)
 
 
 def _wait_for_slot(journal: Journal, client, slot: "_SlotWait", settings: PackSettings, interval: float) -> int:
@@ -230,8 +250,10 @@ def _wait_for_slot(journal: Journal, client, slot: "_SlotWait", settings: PackSe
         limit, source = PACE.limit(client.key_id, settings.max_in_flight)
         if limit is None or len(running) < limit:
             return len(running)
+        # Between its own status queries it still sees, within a second, a slot another node freed
+        # (a Poll, the background collector: they write the journal).
         slot.wait(interval, f"one of the {len(running)} running tasks to end (at most {limit} at once: {source})",
-                  ready=lambda: False,
+                  ready=lambda: len(_running(journal, client)) < limit,
                   text=lambda left: (f"waiting for a free slot ({len(running)} running, at most {limit} at once) · "
                                      f"waited {time.monotonic() - slot.start:.0f} s"))
         _refresh(journal, client, running)
@@ -253,6 +275,12 @@ def _refresh(journal: Journal, client, running: list) -> None:
 
 def _create(intent: Intent, attempt: int, journal: Journal, client, slot: "_SlotWait", settings: PackSettings,
             interval: float, *, resend: bool = False) -> OmniTask:
+    with _making(intent.fingerprint):
+        return _send(intent, attempt, journal, client, slot, settings, interval, resend=resend)
+
+
+def _send(intent: Intent, attempt: int, journal: Journal, client, slot: "_SlotWait", settings: PackSettings,
+          interval: float, *, resend: bool) -> OmniTask:
     request, fingerprint = intent.request, intent.fingerprint
     ext = external_id(fingerprint, attempt)
     try:
@@ -266,7 +294,8 @@ def _create(intent: Intent, attempt: int, journal: Journal, client, slot: "_Slot
                 # Nothing was made: back to waiting (its cost still reserved), and learn the account's
                 # limit. Resent under the same external id: nothing exists under it.
                 journal.settle(fingerprint, attempt, J.WAITING, message=str(refused))
-                PACE.refused(client.key_id, running, _refusal(refused))
+                if refused.code in (1303, None, ""):  # too many at once (1302, "too fast", says nothing of slots)
+                    PACE.refused(client.key_id, running, _refusal(refused))
                 slot.pause(refused, running, freed=lambda: len(_running(journal, client)) < running)
     except CreationUncertain as exc:
         journal.settle(fingerprint, attempt, J.UNCERTAIN, message=str(exc))

@@ -2,11 +2,13 @@
 
 from .poll import CometOmniPoll
 from .prompt import CometOmniPrompt
+from .prompt_list import CometOmniPromptList
 from .refs import CometOmniElementRef, CometOmniImageRef, CometOmniVideoRef
 from .submit import CometOmniSubmit
 from . import background, bridge, routes, runtime, task_events, task_routes
 
 NODE_CLASS_MAPPINGS = {
+    "CometOmniPromptList": CometOmniPromptList,
     "CometOmniPrompt": CometOmniPrompt,
     "CometOmniImageRef": CometOmniImageRef,
     "CometOmniElementRef": CometOmniElementRef,
@@ -16,6 +18,7 @@ NODE_CLASS_MAPPINGS = {
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
+    "CometOmniPromptList": "Kling Omni Prompt List",
     "CometOmniPrompt": "Kling Omni Prompt (CometAPI)",
     "CometOmniImageRef": "Kling Omni Image Reference",
     "CometOmniElementRef": "Kling Omni Element Reference",

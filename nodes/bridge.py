@@ -59,6 +59,19 @@ def interrupt_error(fallback: Exception) -> Exception:
     return comfy["mm"].InterruptProcessingException(str(fallback))
 
 
+# --- lists ---------------------------------------------------------------------------
+
+def list_index() -> int | None:
+    """Which item of an input list ComfyUI is running this node for (0-based), from its executing
+    context; None outside ComfyUI or in one without that context."""
+    try:
+        from comfy_execution.utils import get_executing_context
+    except ImportError:
+        return None
+    context = get_executing_context()
+    return None if context is None else context.list_index
+
+
 # --- progress --------------------------------------------------------------------------
 
 def progress_text(node_id, text: str) -> None:

@@ -7,7 +7,7 @@ from ..kling_omni.request import ASPECT_RATIOS, MAX_DURATION, MIN_DURATION, MODE
 from ..kling_omni.rules import (build_request, check_prompt, check_prompt_characters, check_token_counts,
                                 check_token_syntax, normalize_prompt)
 from . import bridge
-from .runtime import CATEGORY
+from .runtime import CATEGORY, label
 
 REF_KINDS = {"CometOmniImageRef": "image", "CometOmniElementRef": "element", "CometOmniVideoRef": "video"}
 ONE_IMAGE_SOURCES = {"LoadImage"}  # a batch of one, known before running
@@ -59,6 +59,7 @@ class CometOmniPrompt:
                                                 "Ignored for a base video edit (it keeps the input's length)."}),
             },
             "optional": {"refs": ("OMNI_REFS", {"tooltip": "The end of a chain of reference nodes."})},
+            "hidden": {"unique_id": "UNIQUE_ID", "graph": "PROMPT"},
         }
 
     @classmethod
@@ -93,5 +94,19 @@ class CometOmniPrompt:
             return str(exc)
         return True
 
-    async def build(self, prompt, mode, aspect_ratio, duration, refs=None):
-        return (build_request(prompt, mode, aspect_ratio, duration, refs),)
+    async def build(self, prompt, mode, aspect_ratio, duration, refs=None, unique_id=None, graph=None):
+        # Wired to a list (e.g. a CometOmniPromptList), ComfyUI runs this once per item: say which one failed.
+        try:
+            return (build_request(prompt, mode, aspect_ratio, duration, refs),)
+        except InputError as exc:
+            item = bridge.list_index()
+            if item is None or not prompt_is_linked(graph, unique_id):
+                raise
+            raise InputError(label("CometOmniPrompt", unique_id), f"{exc.input}, for item {item + 1} of the prompt list",
+                             exc.value, exc.problem) from None
+
+
+def prompt_is_linked(graph: dict | None, node_id) -> bool:
+    """Does the Prompt node's text come from a link (in the API-format graph ComfyUI runs)?"""
+    node = (graph or {}).get(str(node_id)) or {}
+    return isinstance((node.get("inputs") or {}).get("prompt"), list)

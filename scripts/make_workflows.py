@@ -61,6 +61,13 @@ class Workflow:
         self.nodes.append(node)
         return node_id
 
+    def link_widget(self, src: int, output: str, dst: int, widget: str) -> None:
+        """Feed a widget from a link: the input entry the frontend adds for a widget that takes a link."""
+        s, d = self.nodes[src - 1], self.nodes[dst - 1]
+        type_ = next(o["type"] for o in s["outputs"] if o["name"] == output)
+        d["inputs"].append({"name": widget, "type": type_, "widget": {"name": widget}, "link": None})
+        self.link(src, output, dst, widget)
+
     def note(self, text: str, pos, size=(380, 260)) -> int:
         return self.add("Note", [text], pos, size, title="About this template")
 
@@ -89,9 +96,9 @@ KEY_NOTE = ("Set your key once: environment variable COMETAPI_KEY, or Settings �
             "It is stored on the server, never in this workflow.")
 
 
-def tail(wf: Workflow, prompt_node: int, x: int, seed: int = 0, poll=None) -> tuple:
+def tail(wf: Workflow, prompt_node: int, x: int, seed: int = 0, poll=None, variations: int = 1) -> tuple:
     """Submit and Poll after a Prompt node; returns (submit, poll) ids."""
-    submit = wf.add("CometOmniSubmit", [seed, 1, 30], (x, 0), (300, 160))  # seed, variations, timeout_minutes
+    submit = wf.add("CometOmniSubmit", [seed, variations, 30], (x, 0), (300, 160))  # seed, variations, timeout_minutes
     wf.link(prompt_node, "request", submit, "request")
     polled = wf.add("CometOmniPoll", poll or list(POLL_DEFAULTS), (x + 340, 0), POLL_SIZE)
     wf.link(submit, "task", polled, "task")
@@ -223,6 +230,46 @@ def local_pipeline(defs):
     return wf
 
 
+PACE_NOTE = ("Pace: your CometAPI account runs a limited number of tasks at once. Submit never sends more: "
+             "past the limit it waits for a free slot (the node says \"waiting for a free slot (3 running)\"; "
+             "nothing is created or paid while it waits) and creates the next task when one of yours ends. "
+             "The limit is the one set in Settings › CometAPI, or, by default, learned from CometAPI's "
+             "answer 429 (Kling code 1303). Cancel stops the wait: the tasks already created run on and are "
+             "collected. A daily spend limit (Settings › CometAPI) prices the whole batch before anything is sent.")
+
+
+def variations(defs):
+    wf = Workflow(defs)
+    wf.note("Variations: Submit creates 4 tasks of the same request, with seeds 0, 1, 2, 3 (variations = 4). "
+            "It costs 4 × the price of one video (here 4 × a 5 s pro video). Poll waits for all 4 at once and "
+            "saves each MP4 in output/cometapi_omni; its outputs are lists, one item per variation, and core "
+            "nodes downstream run once per item. max_side 512 keeps the frames of 4 clips small in memory.\n\n"
+            "Queue again: nothing is sent or paid, the 4 tasks are reused. Raise variations to 6: only 2 more "
+            "are paid. A new seed makes new generations.\n\n" + PACE_NOTE + "\n\n" + KEY_NOTE, (-420, -420),
+            (380, 480))
+    prompt = wf.add("CometOmniPrompt", ["A paper boat drifts down a rain-soaked street at dusk, neon reflections",
+                                        "pro", "16:9", 5], (0, 0), (380, 260))
+    tail(wf, prompt, 420, variations=4, poll=["", 30, 0, 1, 0.0, 512])
+    return wf
+
+
+def prompt_list(defs):
+    wf = Workflow(defs)
+    wf.note("Prompt list: one prompt per line (blank lines are ignored). The Prompt node runs once per line "
+            "(each line checked on its own, with the same settings and references), and Submit creates one "
+            "task per line, as one batch: here 3 tasks, 3 × the price of one 5 s std video. Set variations on "
+            "Submit for several tasks of each line (lines × variations). Poll returns one item per task.\n\n"
+            "Queue again: nothing is sent or paid. Add a line: only that line is paid.\n\n" + PACE_NOTE
+            + "\n\n" + KEY_NOTE, (-420, -420), (380, 480))
+    lines = wf.add("CometOmniPromptList", ["a red kite over the dunes at sunrise\n"
+                                           "a paper boat on a rain-soaked street at dusk\n"
+                                           "a lighthouse in a storm, waves crashing"], (0, 0), (380, 200))
+    prompt = wf.add("CometOmniPrompt", ["", "std", "16:9", 5], (420, 0), (380, 260))
+    wf.link_widget(lines, "prompts", prompt, "prompt")
+    tail(wf, prompt, 840, poll=["", 30, 0, 1, 0.0, 512])
+    return wf
+
+
 TEMPLATES = {  # file name: (build, card title, the chain drawn on the card)
     "kling_omni_text_to_video": (text_to_video, "Text to video", ["Prompt", "Submit", "Poll"]),
     "kling_omni_image_references": (image_references, "Image references", ["Images", "Prompt", "Submit", "Poll"]),
@@ -232,6 +279,8 @@ TEMPLATES = {  # file name: (build, card title, the chain drawn on the card)
     "kling_omni_video_reference": (video_reference, "Video reference (next shot)", ["Video", "Prompt", "Submit", "Poll"]),
     "kling_omni_collect_by_id": (collect_by_id, "Collect a task by id", ["task id", "Poll"]),
     "kling_omni_local_pipeline": (local_pipeline, "Chain with local pipelines", ["Load", "Resize", "Kling", "Frames", "Save"]),
+    "kling_omni_variations": (variations, "Variations (N tasks, one run)", ["Prompt", "Submit x4", "Poll x4"]),
+    "kling_omni_prompt_list": (prompt_list, "Prompt list (one task a line)", ["Lines", "Prompt", "Submit", "Poll"]),
 }
 
 

@@ -183,3 +183,159 @@ def test_cancel_in_the_middle_of_a_batch_says_what_was_made(env, fake_server, mo
     submission.PACE.forget()
     _, ids = submit(requests, variations=4)  # queue again: the 2 are reused, 2 are made
     assert ids[:2] == made and fake_server.created_count == 4
+
+
+def test_the_same_prompt_twice_in_a_list_is_one_task(env, fake_server):
+    # Two identical items with the same seed are one intent: one task, handed out twice. (It was
+    # journalled twice under one external id: a "journal cannot be written" error; a host that
+    # drops external ids would have been paid twice, and the journal would have lost one task.)
+    fake_server.drops_external_id = True
+    tasks, ids = submit(requests_for("a fox in snow", "a cat on a roof", "a fox in snow"), variations=2)
+    assert ids[0] == ids[4] and ids[1] == ids[5] and len(set(ids)) == 4
+    assert fake_server.created_count == 4 and len(posts(fake_server)) == 4
+    frames, _, _, _, polled, _ = run(NODES["CometOmniPoll"], task=tasks, unique_id=["5"])  # one Poll per item
+    assert polled == ids and len(frames) == 6 and len(fake_server.file_requests) == 4  # each video fetched once
+
+
+def crashed_while_sending(seed, key_id):
+    """The journal row a crash leaves behind while a creation request was out: 'sending', no task id."""
+    request = requests_for(PROMPT)[0]
+    fingerprint = submission.intent_fingerprint(request, seed)
+    runtime.journal().begin(fingerprint, 1, submission.external_id(fingerprint, 1), prompt=request.summary(),
+                            base_url="", node_id="4", mode="pro", seconds=5, key_id=key_id)
+    return request
+
+
+def test_a_creation_a_crash_left_unanswered_holds_no_slot(env, fake_server):
+    save_settings(env, {"max_in_flight": 1})
+    submission.PACE.forget()
+    crashed_while_sending(seed=50, key_id=runtime.make_client().key_id)
+    started = time.monotonic()
+    _, ids = submit(requests_for(PROMPT), seed=1, timeout_minutes=1)  # another intent: a slot is free
+    assert fake_server.created_count == 1 and time.monotonic() - started < 5
+
+
+def test_an_unanswered_creation_proven_absent_is_resent_under_a_set_limit(env, fake_server):
+    save_settings(env, {"max_in_flight": 1})
+    submit(requests_for(PROMPT), seed=0)  # the host showed it passes external ids on (and frees its slot)
+    fake_server.finish(next(iter(fake_server.tasks)))
+    request = crashed_while_sending(seed=51, key_id=runtime.make_client().key_id)
+    started = time.monotonic()
+    # Proven absent, so resent: its own unanswered row must not count as the one slot taken.
+    _, ids = submit([request], seed=51, timeout_minutes=1)
+    assert fake_server.created_count == 2 and time.monotonic() - started < 5
+    assert runtime.journal().latest(submission.intent_fingerprint(request, 51)).task_id == ids[0]
+
+
+def test_max_side_and_max_frames_apply_to_each_variation(env, fake_server):
+    fake_server.video_size, fake_server.video_seconds = (160, 120), 1.0  # 12 frames each
+    tasks, _ = submit(requests_for(PROMPT), variations=3)
+    frames = run(NODES["CometOmniPoll"], task=tasks, max_frames=[5], max_side=[64], unique_id=["5"])[0]
+    assert [tuple(f.shape) for f in frames] == [(5, 48, 64, 3)] * 3
+
+
+def test_decodes_take_turns_downloads_do_not(env, fake_server, monkeypatch):
+    from cometapi_kling_omni.nodes import poll
+    from kling_omni.turns import Turns
+
+    monkeypatch.setattr(poll, "DECODES", Turns(1))
+    fake_server.video_seconds = 2.0
+    overlap = {"now": 0, "most": 0}
+    guard = threading.Lock()
+    real = poll.decode_video
+
+    def counted(*args, **kwargs):  # the real decoder, counting how many run at once
+        with guard:
+            overlap["now"] += 1
+            overlap["most"] = max(overlap["most"], overlap["now"])
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with guard:
+                overlap["now"] -= 1
+
+    monkeypatch.setattr(poll, "decode_video", counted)
+    fake_server.file_stall = 0.3  # every download stalls halfway: they overlap only if they run together
+    tasks, _ = submit(requests_for(PROMPT), variations=4)
+    started = time.monotonic()
+    frames = run(NODES["CometOmniPoll"], task=tasks, unique_id=["5"])[0]
+    assert len(frames) == 4 and overlap["most"] == 1
+    assert time.monotonic() - started < 4 * 0.3  # the four stalled downloads ran at the same time
+
+
+def test_cancel_ends_polls_waiting_for_their_turn_to_decode(env, fake_server, monkeypatch, texts):
+    from cometapi_kling_omni.nodes import poll
+    from kling_omni.turns import Turns
+
+    turns = Turns(1)
+    monkeypatch.setattr(poll, "DECODES", turns)
+    stop = threading.Event()
+    monkeypatch.setattr(bridge, "interrupted", stop.is_set)
+    tasks, _ = submit(requests_for(PROMPT), variations=3)
+    assert turns.try_take()  # someone else decodes for as long as the test likes
+
+    async def go():
+        job = asyncio.ensure_future(execute(NODES["CometOmniPoll"], {"task": tasks, "unique_id": ["5"]}))
+        await asyncio.to_thread(fake_server.wait_until, lambda: len(fake_server.file_requests) >= 3)
+        deadline = time.monotonic() + 10
+        while sum("waiting for its turn to decode" in text for _, text in texts) < 3:
+            assert time.monotonic() < deadline, texts
+            await asyncio.sleep(0.02)
+        stop.set()
+        started = time.monotonic()
+        with pytest.raises(Exception) as caught:
+            await job  # ends when every one of its Polls has ended
+        return time.monotonic() - started, caught.value
+
+    elapsed, error = asyncio.run(go())
+    turns.give()
+    assert elapsed < 1.0
+    assert "is finished and paid" in str(error) and any(t.task_id in str(error) for t in tasks)
+
+
+def test_a_slot_freed_by_another_chain_is_taken_within_a_second(env, fake_server, monkeypatch, texts):
+    save_settings(env, {"max_in_flight": 1})
+    fake_server.processing_seconds = 3600
+    first_tasks, (first,) = submit(requests_for(PROMPT), seed=0)
+    monkeypatch.setenv("COMETAPI_OMNI_POLL_SECONDS", "30")  # Submit's own status queries are far apart
+    done = {}
+
+    def second_batch():
+        done["ids"] = submit(requests_for(PROMPT), seed=1)[1]
+        done["at"] = time.monotonic()
+
+    worker = threading.Thread(target=second_batch)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not any("waiting for a free slot" in text for _, text in texts):
+        assert time.monotonic() < deadline, texts
+        time.sleep(0.02)
+    fake_server.finish(first)
+    run(NODES["CometOmniPoll"], task=first_tasks, unique_id=["5"])  # another chain's Poll sees it end
+    freed = time.monotonic()
+    worker.join(10)
+    assert "at" in done, "the second batch is still waiting"
+    assert done["at"] - freed < 1.5 and fake_server.created_count == 2
+
+
+def test_requests_too_fast_teaches_no_limit(env, fake_server):
+    # 429 code 1302 says "slow down", not "too many tasks at once": waiting for one of the two running
+    # tasks to end (an hour) would be wrong. The creation is tried again after the backoff.
+    fake_server.processing_seconds = 3600
+    request = requests_for(PROMPT)[0]
+    submission.submit_all([submission.Intent(request, seed) for seed in range(2)], runtime.journal(),
+                          runtime.make_client, timeout=3, interval=0.02)
+    fake_server.reject_next_create(429, 1302)
+    submission.submit_all([submission.Intent(request, seed) for seed in range(4)], runtime.journal(),
+                          runtime.make_client, timeout=3, interval=0.02)
+    assert fake_server.created_count == 4 and len(fake_server.refused_creates) == 1
+
+
+def test_a_batch_holding_an_unanswered_creation_is_not_held_up_by_it(env, fake_server):
+    save_settings(env, {"max_in_flight": 1})
+    fake_server.processing_seconds = 0.3
+    submit(requests_for(PROMPT), seed=0)  # the host showed it passes external ids on
+    request = crashed_while_sending(seed=61, key_id=runtime.make_client().key_id)
+    # Seed 60 is created first, while this batch holds seed 61's lock: 61's row must not count as running.
+    _, ids = submit([request], seed=60, variations=2, timeout_minutes=1)
+    assert fake_server.created_count == 3 and len(set(ids)) == 2

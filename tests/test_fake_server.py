@@ -358,3 +358,24 @@ def test_remote_control_applies_listed_faults_only_and_reports_counts(fake_serve
     assert state["file_requests"] == [{"task_id": task_id, "range": None, "authorization": False},
                                       {"task_id": task_id, "range": "bytes=10-", "authorization": False}]
     assert not any("/_fake/" in r.path for r in fake_server.requests)  # the control is no API traffic
+
+
+def test_standalone_server_keeps_an_account_limit():
+    proc = subprocess.Popen([sys.executable, "-m", "fake_cometapi", "--port", "0", "--key", "k-standalone",
+                             "--processing-seconds", "60", "--max-in-flight", "2", "--retry-after", "3",
+                             "--log-creations"],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "at most 2 tasks in flight" in line
+        base = re.search(r" at (http://127\.0\.0\.1:\d+)", line).group(1)
+        answers = [requests.post(base + API_PATH, json={"prompt": "x"}, timeout=5,
+                                 headers={"Authorization": "Bearer k-standalone"}) for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        assert answers[2].json()["code"] == 1303 and answers[2].headers["Retry-After"] == "3"
+        logged = [proc.stdout.readline() for _ in range(6)][3:]  # after the three lines of start-up
+        assert logged[0].startswith("creation answered 200: task ") and logged[1].startswith("creation answered 200")
+        assert logged[2].strip() == "creation answered 429 (code 1303)"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)

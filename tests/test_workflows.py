@@ -65,7 +65,7 @@ def load(path):
 def test_there_are_templates_for_every_scenario():
     names = {p.stem for p in WORKFLOWS}
     for scenario in ("text_to_video", "image_references", "first_end_frame", "elements", "video_edit",
-                     "video_reference", "collect_by_id", "local_pipeline"):
+                     "video_reference", "collect_by_id", "local_pipeline", "variations", "prompt_list"):
         assert f"kling_omni_{scenario}" in names
     for path in WORKFLOWS:  # Browse Templates shows <name>.jpg as the card
         assert path.with_suffix(".jpg").is_file()
@@ -143,9 +143,31 @@ def test_pack_nodes_of_each_template_run(path, fake_server, omni_client, tmp_pat
     monkeypatch.setenv("COMETAPI_OMNI_POLL_SECONDS", "0.02")
     existing = omni_client.create_task({"model_name": "kling-video-o1", "prompt": "earlier", "duration": "5"})
     fake_server.clear_records()
-    results = run_workflow(load(path), task_id_for_collect=existing.task_id)
-    (frames,), (audio,), (video,), (fps,), (task_id,), (url,) = results["CometOmniPoll"]
-    assert frames.dim() == 4 and frames.shape[-1] == 3 and frames.shape[0] >= 1
-    assert audio["waveform"].dim() == 3 and fps > 0 and task_id and url
+    workflow = load(path)
+    results = run_workflow(workflow, task_id_for_collect=existing.task_id)
+    frames, audio, video, fps, task_ids, urls = results["CometOmniPoll"]
+    tasks = tasks_of(workflow)
+    assert len(task_ids) == len(set(task_ids)) == max(tasks, 1)  # one item per task
+    for item in range(len(task_ids)):
+        assert frames[item].dim() == 4 and frames[item].shape[-1] == 3 and frames[item].shape[0] >= 1
+        assert audio[item]["waveform"].dim() == 3 and fps[item] > 0 and task_ids[item] and urls[item]
     created = [r for r in fake_server.requests if r.method == "POST"]
-    assert len(created) == (0 if "collect" in path.stem else 1)
+    assert len(created) == tasks
+
+
+def tasks_of(workflow: dict) -> int:
+    """How many tasks a template's Submit pays for: its variations × the lines of a prompt list (if any)."""
+    kinds = {n["type"]: n for n in workflow["nodes"]}
+    if "CometOmniSubmit" not in kinds:
+        return 0
+    lines = kinds.get("CometOmniPromptList", {}).get("widgets_values", ["one"])[0]
+    return kinds["CometOmniSubmit"]["widgets_values"][1] * len([line for line in lines.splitlines() if line.strip()])
+
+
+@pytest.mark.parametrize("name", ["kling_omni_variations", "kling_omni_prompt_list"])
+def test_batch_templates_say_what_they_cost_and_how_the_pace_works(name):
+    workflow = load(FOLDER / f"{name}.json")
+    note = next(n for n in workflow["nodes"] if n["type"] == "Note")["widgets_values"][0]
+    assert f"{tasks_of(workflow)} × the price of one" in note
+    assert "Queue again: nothing is sent or paid" in note
+    assert "waiting for a free slot" in note and "429" in note and "Cancel" in note
