@@ -176,6 +176,12 @@ def submit_all(intents: list, journal: Journal, client_factory: Callable, *, nod
                         slot.restart()  # the timeout is for a wait without progress, not for the batch
                 except SlotWaitStopped as stopped:
                     raise stopped.in_batch(created, len(distinct)) if len(distinct) > 1 else stopped
+                except OmniError as failure:
+                    if len(distinct) > 1 and created:  # whatever stopped it, say what the batch did make
+                        failure.args = (f"{failure} Before this, {len(created)} of {len(distinct)} tasks of the "
+                                        f"batch were created ({', '.join(created)}): they run on and are collected "
+                                        f"as usual; queue again to make the rest (those are reused).",)
+                    raise
                 finally:
                     _give_up_waiting([i for i, _ in pending if i.fingerprint not in tasks], journal)
     return [tasks[intent.fingerprint] for intent in intents]

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from kling_omni import submission
-from kling_omni.errors import SlotWaitCancelled, SpendLimitReached
+from kling_omni.errors import QuotaError, SlotWaitCancelled, SpendLimitReached
 from kling_omni.settings import save_settings
 from kling_omni.waiting import Backoff
 
@@ -339,3 +339,23 @@ def test_a_batch_holding_an_unanswered_creation_is_not_held_up_by_it(env, fake_s
     # Seed 60 is created first, while this batch holds seed 61's lock: 61's row must not count as running.
     _, ids = submit([request], seed=60, variations=2, timeout_minutes=1)
     assert fake_server.created_count == 3 and len(set(ids)) == 2
+
+
+def test_any_failure_in_the_middle_of_a_batch_says_what_was_made(env, fake_server):
+    submit(requests_for(PROMPT), seed=0, variations=2)  # made before: reused, part of what the batch has
+    fake_server.clear_records()
+    original = fake_server._create
+    answers = iter([None, (429, {"code": 1102, "message": "resource pack exhausted"})])
+
+    def third_refused(rec):  # the account runs dry after one more task
+        answer = next(answers, None)
+        return original(rec) if answer is None else answer
+
+    fake_server._create = third_refused
+    with pytest.raises(QuotaError) as refused:
+        submit(requests_for(PROMPT), seed=0, variations=4)
+    made = list(fake_server.tasks)
+    assert len(made) == 3
+    text = str(refused.value)
+    assert "top up" in text and "3 of 4 tasks of the batch were created" in text
+    assert all(task_id in text for task_id in made)
