@@ -15,6 +15,17 @@ from fake_cometapi.server import FakeCometAPI
 # aliased the pack's library as `kling_omni`, and a second copy would split the error classes.
 
 
+def point_pack_at(server, tmp_path, monkeypatch, **extra) -> dict:
+    """The environment the pack reads, pointed at `server`: its key and URL, a journal and an output
+    folder under tmp_path, a quick poll interval. Returns the values set."""
+    values = {"COMETAPI_KEY": server.key, "COMETAPI_BASE_URL": server.base_url,
+              "COMETAPI_OMNI_HOME": str(tmp_path / "home"), "COMETAPI_OMNI_OUTPUT": str(tmp_path / "output"),
+              "COMETAPI_OMNI_POLL_SECONDS": "0.02", **extra}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
 @pytest.fixture
 def fake_server():
     with FakeCometAPI(key="test-key-123") as server:

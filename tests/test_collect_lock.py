@@ -13,15 +13,12 @@ from kling_omni.client import OmniClient
 
 from cometapi_kling_omni import NODE_CLASS_MAPPINGS as NODES
 from cometapi_kling_omni.nodes import bridge, runtime
+from tests.fakeserver_fixtures import point_pack_at
 
 
 @pytest.fixture
 def env(fake_server, tmp_path, monkeypatch):
-    values = {"COMETAPI_KEY": fake_server.key, "COMETAPI_BASE_URL": fake_server.base_url,
-              "COMETAPI_OMNI_HOME": str(tmp_path / "home"), "COMETAPI_OMNI_OUTPUT": str(tmp_path / "output"),
-              "COMETAPI_OMNI_POLL_SECONDS": "0.02"}
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
+    values = point_pack_at(fake_server, tmp_path, monkeypatch)
     runtime._journal_at.cache_clear()
     return values
 
