@@ -4,6 +4,7 @@
 // a render-function setting whose frontend value is never set; every change is POSTed to
 // /cometapi_omni/settings and the server's answer (or its 400 text) is shown.
 import { app } from "../../scripts/app.js";
+import { api } from "../../scripts/api.js";
 import { RATE_FIELDS, numberFromInput, ratesSourceText, todayText } from "./lib/spending.js";
 import { loadSettings, onSettings, saveSettings } from "./pack_api.js";
 
@@ -111,7 +112,7 @@ function ratesPanel() {
     return (answer) => {
       for (const field of RATE_FIELDS) show(inputs[field.name], answer.settings.rates[field.name]);
       shipped = answer.defaults?.rates ?? null;
-      source.textContent = `${ratesSourceText(answer)} Every USD amount the pack shows is an estimate at these rates.`;
+      source.textContent = `${ratesSourceText(answer)} Every USD amount the pack shows is an estimate at the rates above.`;
       reset.disabled = !shipped;
     };
   });
@@ -145,8 +146,23 @@ function inFlightPanel() {
   });
 }
 
+// The spend guard's error names today's spend, the task's cost, the limit and where to change
+// it. Frontend 1.5x shows a node's error only as "<node> failed" until "View details" is
+// clicked: the guard's own words go in a toast too, so nobody has to dig for them.
+function showSpendLimitError(event) {
+  const error = event.detail;
+  if (!String(error?.exception_type ?? "").endsWith(".SpendLimitReached")) return;
+  app.extensionManager?.toast?.add({
+    severity: "warn", summary: "Daily limit: nothing was sent to CometAPI", detail: String(error.exception_message ?? ""),
+    life: 20000,
+  });
+}
+
 app.registerExtension({
   name: "CometAPI.Omni.Spending",
+  setup() {
+    api.addEventListener("execution_error", showSpendLimitError);
+  },
   // Render functions: the frontend shows the panels and never stores a value for them.
   // Listed as Daily limit, Rates, Background collection, Tasks in flight: frontend 1.5x sorts a
   // group by sortOrder (and the group by its highest, with 0 for the key's); 1.27 has no

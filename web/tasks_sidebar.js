@@ -26,6 +26,7 @@ let list = emptyList();
 let ui = null; // the panel's elements, built on first open and kept (state survives closing the tab)
 let loading = false;
 const previews = new Set(); // keys of the rows whose video preview is open
+const notes = new Map(); // key -> {text, ok, about}: what an action said, shown until its row's state changes
 let timers = {};
 
 function element(tag, props = {}, style = {}) {
@@ -83,10 +84,10 @@ function onTaskEvent(event) {
   if (row) {
     list = withLiveRow(list, row);
     render();
-    later("totals", () => loadTop(0)); // the totals only (limit 0): what the task counts for changed
-  } else {
-    later("top", () => loadTop()); // a row without a task id changed: its page again
   }
+  if (!ui?.root.isConnected) return; // closed: opening it reads the first page and the totals again
+  if (row) later("totals", () => loadTop(0)); // the totals only (limit 0): what the task counts for changed
+  else later("top", () => loadTop()); // a row without a task id changed: its page again
 }
 
 // --- actions -----------------------------------------------------------------------------
@@ -221,10 +222,15 @@ function rowElement(row) {
   for (const mark of view.marks) li.append(element("div", { textContent: mark }, { color: COLORS.warn }));
 
   const said = element("div", { role: "status" }, { color: MUTED, fontSize: "11px" });
+  const about = `${row.state} ${row.on_disk}`;
   const say = (text, ok = true) => {
+    notes.set(key, { text, ok, about });
     said.textContent = text;
     said.style.color = ok ? MUTED : COLORS.error;
   };
+  const note = notes.get(key);
+  if (note?.about === about) say(note.text, note.ok);
+  else notes.delete(key);
   const act = (work) => async () => {
     try {
       const text = await work();

@@ -39,5 +39,5 @@ export function ratesSourceText(answer) {
   const changed = RATE_FIELDS.map((f) => f.name).filter((name) => name in shipped && rates[name] !== shipped[name]);
   const source = answer?.rates_source ?? "";
   if (!changed.length) return `Shipped rates: ${source}`;
-  return `Your rates (${changed.join(", ")} differ${changed.length === 1 ? "s" : ""} from the shipped table: ${source})`;
+  return `Your rates (${changed.join(", ")} differ${changed.length === 1 ? "s" : ""} from the shipped table). Shipped: ${source}`;
 }

@@ -135,6 +135,7 @@ export function withPage(list, answer) {
 
 /** The list with a live row (the `cometapi_omni.task` event): updated in place, or a new task on top. */
 export function withLiveRow(list, row) {
+  if (!list.loaded) return list; // the first page brings it, where it belongs
   const key = rowKey(row);
   const at = list.rows.findIndex((r) => rowKey(r) === key);
   if (at >= 0) {

@@ -35,5 +35,5 @@ test("the rates' source: the shipped table's, or the user's own", () => {
   assert.equal(ratesSourceText({ settings: { rates: shipped }, defaults: { rates: shipped }, rates_source: "Kling's list price" }),
     "Shipped rates: Kling's list price");
   assert.equal(ratesSourceText({ settings: { rates: { ...shipped, pro: 0.2 } }, defaults: { rates: shipped }, rates_source: "Kling's list price" }),
-    "Your rates (pro differs from the shipped table: Kling's list price)");
+    "Your rates (pro differs from the shipped table). Shipped: Kling's list price");
 });

@@ -129,6 +129,12 @@ test("a live row replaces its row in place; a new task goes on top and shifts th
   assert.equal(withLiveRow(list, deep), list);
 });
 
+test("live rows before the first page are left to it (an old task's event must not shift the paging)", () => {
+  const list = emptyList();
+  assert.equal(withLiveRow(list, row({ created_at: NOW - 5 * 86400 })), list);
+  assert.deepEqual(nextPage(list), { offset: 0, limit: PAGE_SIZE });
+});
+
 test("a row that gets its task id is the same row (keyed by its external id)", () => {
   const sending = row({ task_id: null, state: "sending", on_disk: false, file: null });
   let list = withPage(emptyList(), answer([sending]));
