@@ -12,7 +12,7 @@ import {
   PAGE_SIZE, emptyList, leftTodayText, nextPage, rowKey, rowView, totalsText, viewPath, withLiveRow, withPage,
 } from "./lib/task_list.js";
 import { onGraphPrice } from "./omni_nodes.js";
-import { packCall } from "./pack_api.js";
+import { loadSettings, packCall } from "./pack_api.js";
 
 const TAB_ID = "cometapi-omni-tasks";
 const TITLE = "Kling Omni tasks";
@@ -180,7 +180,8 @@ function draw() {
     ui.rows.replaceChildren(...children);
   }
   ui.count.textContent = list.loaded
-    ? (list.total ? `${list.rows.length} of ${list.total} task${list.total === 1 ? "" : "s"}` : "No tasks yet: they appear here when a Submit runs.")
+    ? (list.total ? `${list.rows.length.toLocaleString()} of ${list.total.toLocaleString()} task${list.total === 1 ? "" : "s"}`
+      : "No tasks yet: they appear here when a Submit runs.")
     : "Loading…";
   ui.more.hidden = !nextPage(list) || !list.loaded;
 }
@@ -302,7 +303,10 @@ app.registerExtension({
         // The frontend may call this again for the same container: the one panel moves in once.
         ui ??= buildPanel();
         if (ui.root.parentElement !== container) container.replaceChildren(ui.root);
+        // As tall as the sidebar: the totals stay in view and the list scrolls (and loads more) by itself.
+        container.style.height = "100%";
         showGraphPrice(lastGraphPrice);
+        loadSettings().catch(() => {}); // the rates may have changed elsewhere: the prices follow
         render();
         if (!list.loaded) loadMore();
         else loadTop(); // what changed while it was closed (events keep the rows current meanwhile)
