@@ -22,12 +22,18 @@ What it does (every wait is bounded; every process it starts is stopped on exit)
    at the same time;
 3. stored-key run: a fresh base directory, no COMETAPI_KEY; the key is POSTed to the pack's
    route /cometapi_omni/key, tested, and a template runs with it;
-4. --browser: a fresh base directory and headless Chromium driven over the DevTools protocol:
+4. --browser: a fresh base directory and headless Chromium driven over the DevTools protocol,
+   against a fake CometAPI of its own (in this process: the steps see what it was sent):
    the key is typed into Settings › CometAPI and tested, a template is opened from Browse
-   Templates, the Prompt node's token help is read and a token that points at nothing typed
-   in, the template is queued, the Poll node's status text, video preview and task id (Copy)
-   are watched, the workflow is saved from the UI, the key removed in Settings. Screenshots
-   go to <work dir>/screenshots;
+   Templates, the Submit node's price and the whole graph's are read (and follow the widgets),
+   the Prompt node's token help is read and a token that points at nothing typed in, the
+   template is queued, the Poll node's status text, video preview and task id (Copy) are
+   watched; Settings › CometAPI › Spending shows today's spend, takes a daily limit (and shows
+   the server's refusal of a bad one) and a rate; a run past the limit stops with the guard's
+   message and no creation request; a Poll cancelled mid-wait leaves its task to the background
+   collector, which the Tasks sidebar shows live (thumbnail, /view preview, totals equal to the
+   journal's, Collect now, Add a Poll node, Copy id); the workflow is saved from the UI, the key
+   removed in Settings. Screenshots go to <work dir>/screenshots;
 5. --faults: a fresh base directory with a stored key and a fake of its own, driven through
    the fake's remote control (POST /_fake/control, GET /_fake/state): cross-site writes to the
    pack's routes with a LAN Host and a rebound name, a chunked (and gzipping) file host, 201 and
@@ -1114,6 +1120,260 @@ async def browser_run_poll(page: Page, report: Report, nodes2: bool, shots: Path
     report.check(copied == task_id, "browser: Copy on the Poll node puts the task id on the clipboard", repr(copied))
 
 
+# --- costs and the Tasks sidebar in the browser (issue 9) ----------------------------------
+
+SUBMIT = APP + ".graph.nodes.find(n => n.type === 'CometOmniSubmit')"
+SUBMIT_PRICE = f"(({SUBMIT}.widgets || []).find(w => w.name === 'cometapi_submit_price') || {{}}).element"
+POLL_STATUS = f"String((({POLL}.widgets || []).find(w => w.name === '$$node-text-preview') || {{}}).value || '')"
+LIMIT_INPUT = 'document.querySelector(\'input[aria-label="Daily limit in USD"]\')'
+LIMIT_PANEL = LIMIT_INPUT + "?.closest('label')?.parentElement"
+STD_RATE_INPUT = 'document.querySelector(\'input[aria-label^="Rate for std,"]\')'
+RATES_PANEL = STD_RATE_INPUT + "?.parentElement?.parentElement"
+TASKS_TAB = "__check.named(document, 'Kling Omni tasks')"
+TASKS_LIST = "document.querySelector('ul[aria-label=\"Kling Omni tasks\"]')"
+TASKS_PANEL = TASKS_LIST + "?.parentElement?.parentElement"
+SPEND_GUARD_WORDS = "this would cross your daily limit"
+COLLECT_ENV = "COMETAPI_OMNI_COLLECT_SECONDS"  # kling_omni.collector.INTERVAL_ENV
+
+
+def task_row(task_id: str) -> str:
+    return f"document.querySelector('li[data-task-id=\"{task_id}\"]')"
+
+
+def set_widget(node: str, name: str, value) -> str:
+    """Set a widget as its own control does (value, then its callback)."""
+    return f"""(() => {{ const n = {node}, w = n.widgets.find(w => w.name === '{name}'); w.value = {json.dumps(value)};
+        w.callback?.(w.value, {APP}.canvas, n); n.setDirtyCanvas?.(true, true); return 1; }})()"""
+
+
+def usd(amount: float) -> str:
+    """What the pack shows for an amount (kling_omni.pricing.money)."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from kling_omni.pricing import money
+    return money(amount)
+
+
+async def settled_text(page: Page, expression: str, expected: str, timeout: float) -> str:
+    """The element's text once it is `expected` (what it is at the end of `timeout` otherwise)."""
+    deadline, text = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        text = await page.js(f"(() => {{ const e = {expression}; return e ? e.innerText : null; }})()")
+        if text == expected:
+            break
+        await asyncio.sleep(0.2)
+    return text
+
+
+async def type_into(page: Page, field: str, text: str) -> None:
+    """Click a field, clear it, type, press Enter: as a person changes a number."""
+    await page.click(field)
+    await page.js(f"(() => {{ const e = {field}; e.focus(); e.value = ''; return 1; }})()")
+    await page.type_text(text)
+    await page.press("Enter", 13)
+
+
+async def settings_json(comfy: Comfy) -> dict:
+    return json.loads((await comfy.text("GET", "/cometapi_omni/settings"))[1])
+
+
+async def browser_submit_price(page: Page, report: Report, shots: Path) -> None:
+    """The Submit node shows what it bills and what the whole graph bills, live as widgets change."""
+    await show_node(page, SUBMIT)
+    template = "5 s · std ≈ $0.42\nWhole graph ≈ $0.42: 1 Submit, 1 task"  # the template: std, 5 s, 1 variation
+    shown = await page.wait_for(f"__check.onScreen({SUBMIT_PRICE}) && {SUBMIT_PRICE}.innerText", 10,
+                                "the price on the Submit node")
+    shown = await settled_text(page, SUBMIT_PRICE, template, 5)
+    await page.shot(shots / "06a_submit_price.png")
+    report.check(shown == template, "browser: the Submit node shows what it bills and what the whole graph bills",
+                 str(shown).replace("\n", " | "))
+    await page.js(set_widget(SUBMIT, "variations", 4))
+    await page.js(set_widget(PROMPT, "mode", "pro"))
+    live = "4 × 5 s · pro ≈ $2.24\nWhole graph ≈ $2.24: 1 Submit, 4 tasks"
+    shown = await settled_text(page, SUBMIT_PRICE, live, 10)
+    await page.shot(shots / "06b_submit_price_live.png")
+    report.check(shown == live, "browser: the price follows the widgets (variations 4, mode pro)",
+                 str(shown).replace("\n", " | "))
+    await page.js(f"(() => {{ {SUBMIT}.mode = 4; {APP}.canvas.setDirty(true, true); return 1; }})()")
+    bypassed = "Bypassed: bills nothing (when on: 4 × 5 s · pro ≈ $2.24)\nWhole graph: no Submit will run."
+    shown = await settled_text(page, SUBMIT_PRICE, bypassed, 10)
+    report.check(shown == bypassed, "browser: a bypassed Submit counts for nothing in the whole graph",
+                 str(shown).replace("\n", " | "))
+    await page.js(f"(() => {{ {SUBMIT}.mode = 0; {APP}.canvas.setDirty(true, true); return 1; }})()")
+    await page.js(set_widget(SUBMIT, "variations", 1))
+    await page.js(set_widget(PROMPT, "mode", "std"))
+    await settled_text(page, SUBMIT_PRICE, template, 10)
+
+
+async def browser_spending_settings(page: Page, report: Report, comfy: Comfy, shots: Path) -> None:
+    """Settings › CometAPI › Spending: today's spend, a refused value, a daily limit; a rate, live in
+    the Submit's price, and back to the shipped table."""
+    await close_dialogs(page)
+    await page.js(command("Comfy.ShowSettingsDialog"))
+    await page.click_until("__check.named(__check.dialog(), 'CometAPI')", f"__check.shown({LIMIT_INPUT})", 20,
+                           "Settings › CometAPI")
+    answer = await settings_json(comfy)
+    spent = f"Spent today ≈ {usd(answer['today']['usd'])}"
+    shown = await page.wait_for(f"{LIMIT_PANEL}?.innerText.includes('Spent today') && {LIMIT_PANEL}.innerText", 10,
+                                "today's spend in Settings › CometAPI › Spending")
+    heading = await page.js("[...__check.dialog().querySelectorAll('*')].some(e => !e.children.length "
+                            "&& e.textContent.trim() === 'Spending' && __check.shown(e))")
+    report.check(heading and f"{spent} · no limit" in shown,
+                 "browser: Settings › CometAPI › Spending shows today's spend, as the journal counts it",
+                 f"{shown.strip()!r} (server: {answer['today']})")
+    await type_into(page, LIMIT_INPUT, "-1")
+    refused = await page.wait_for(f"{LIMIT_PANEL}.innerText.includes('Nothing was saved') && {LIMIT_PANEL}.innerText",
+                                  10, "the server's answer to a negative limit")
+    stored = (await settings_json(comfy))["settings"]["daily_limit_usd"]
+    report.check("daily_limit_usd" in refused and stored == 0,
+                 "browser: a limit the server refuses shows its reason next to the field, nothing saved",
+                 refused.strip().splitlines()[-1])
+    await type_into(page, LIMIT_INPUT, "0.5")
+    saved = await page.wait_for(f"{LIMIT_PANEL}.innerText.includes('left of $0.50') && {LIMIT_PANEL}.innerText", 10,
+                                "the saved daily limit")
+    stored = (await settings_json(comfy))["settings"]["daily_limit_usd"]
+    report.check(stored == 0.5, "browser: a daily limit typed in Settings › CometAPI › Spending is saved on the server",
+                 f"{saved.strip()!r}; server: {stored}")
+    await type_into(page, STD_RATE_INPUT, "0.1")
+    repriced = await settled_text(page, SUBMIT_PRICE, "5 s · std ≈ $0.50\nWhole graph ≈ $0.50: 1 Submit, 1 task", 10)
+    rates = (await settings_json(comfy))["settings"]["rates"]
+    await page.shot(shots / "12_settings_spending.png")
+    report.check(rates["std"] == 0.1 and str(repriced).startswith("5 s · std ≈ $0.50"),
+                 "browser: a rate changed in Settings reprices the Submit at once",
+                 f"std rate {rates['std']}; Submit: {str(repriced).splitlines()[0] if repriced else repriced}")
+    await page.click(f"__check.named({RATES_PANEL}, 'Reset to the shipped rates')")
+    back = await settled_text(page, SUBMIT_PRICE, "5 s · std ≈ $0.42\nWhole graph ≈ $0.42: 1 Submit, 1 task", 10)
+    answer = await settings_json(comfy)
+    source = await page.js(f"{RATES_PANEL}.innerText")
+    report.check(answer["settings"]["rates"] == answer["defaults"]["rates"] and str(back).startswith("5 s · std ≈ $0.42")
+                 and answer["rates_source"] in source,
+                 "browser: Reset to the shipped rates restores them; the panel names their source",
+                 f"Submit: {str(back).splitlines()[0] if back else back}")
+    await close_dialogs(page)
+
+
+async def browser_spend_guard(page: Page, report: Report, comfy: Comfy, fake, shots: Path) -> None:
+    """A new generation that would cross the daily limit stops with the guard's words, before any request."""
+    created = fake.created_count
+    posts = sum(1 for r in fake.requests if r.method == "POST")
+    await page.js(set_widget(SUBMIT, "seed", 1))  # a new generation: the one already made cost nothing again
+    await page.click("__check.named(document, 'Run')")
+    said = await page.wait_for(f"(() => {{ const t = document.body.innerText;"
+                               f" return t.includes({json.dumps(SPEND_GUARD_WORDS)}) && t; }})()", 60,
+                               "the spend guard's message")
+    await asyncio.sleep(0.5)
+    await page.shot(shots / "13_spend_guard.png")
+    sentence = next((line for line in said.splitlines() if SPEND_GUARD_WORDS in line), "")
+    report.check("Settings › CometAPI › Spending" in sentence and "$0.50" in sentence and "Nothing was sent" in sentence,
+                 "browser: a run past the daily limit is stopped with a message saying where to change it",
+                 sentence[:400])
+    report.check(fake.created_count == created and sum(1 for r in fake.requests if r.method == "POST") == posts,
+                 "browser: the stopped run sent no creation request",
+                 f"{fake.created_count - created} tasks created, "
+                 f"{sum(1 for r in fake.requests if r.method == 'POST') - posts} POSTs")
+    await close_dialogs(page)
+    await page.js(f"(() => {{ const t = {APP}.extensionManager.toast; (t.removeAll || t.dismissAll)?.call(t); return 1; }})()")
+
+
+async def browser_cancel_poll(page: Page, report: Report, comfy: Comfy, fake, shots: Path) -> str:
+    """A new task whose Poll is cancelled while it waits: the paid task is left for the collector."""
+    await comfy.text("POST", "/cometapi_omni/settings", json={"daily_limit_usd": 0})  # the user lifts the limit
+    fake.processing_seconds = 3600  # it runs until finish() below
+    before = set(fake.tasks)
+    await page.js(set_widget(SUBMIT, "seed", 2))
+    await show_node(page, POLL)
+    await page.click("__check.named(document, 'Run')")
+    if not await asyncio.to_thread(fake.wait_until, lambda: len(fake.tasks) > len(before), 60):
+        raise CheckFailed("the run made no task")
+    task_id = (set(fake.tasks) - before).pop()
+    await page.wait_for(f"{POLL_STATUS}.startsWith('processing')", 60, "the Poll waiting for the new task")
+    await page.js(command("Comfy.Interrupt"))
+    deadline, queue = time.monotonic() + 20, {}
+    while time.monotonic() < deadline:
+        queue = json.loads((await comfy.text("GET", "/queue"))[1])
+        if not queue.get("queue_running"):
+            break
+        await asyncio.sleep(0.2)
+    rows = json.loads((await comfy.text("GET", "/cometapi_omni/tasks?offset=0&limit=5"))[1])["tasks"]
+    row = next((r for r in rows if r["task_id"] == task_id), {})
+    await page.shot(shots / "14_poll_cancelled.png")
+    report.check(not queue.get("queue_running") and row.get("state") in ("queued", "processing") and not row.get("on_disk"),
+                 "browser: Cancel stops the Poll mid-wait; the task stays journalled, not collected",
+                 f"task {task_id}: {row.get('state')}, on disk {row.get('on_disk')}; status {await page.js(POLL_STATUS)!r}")
+    return task_id
+
+
+async def browser_tasks_sidebar(page: Page, report: Report, comfy: Comfy, fake, base: Path, key: str,
+                                task_id: str, nodes2: bool, shots: Path) -> None:
+    """The Tasks sidebar: the cancelled task collected in the background, live; totals as the journal
+    counts them; preview through /view; Add a Poll node; Copy."""
+    await close_dialogs(page)
+    await page.click_until(TASKS_TAB, f"__check.shown({TASKS_LIST})", 20, "the Kling Omni tasks sidebar button")
+    row = task_row(task_id)
+    waiting = await page.wait_for(f"{row}?.innerText", 15, "the cancelled task in the sidebar")
+    report.check("5 s · std · ≈ $0.42" in waiting and re.search(r"\b(queued|processing)\b", waiting),
+                 "browser: the sidebar lists the cancelled task, not finished yet, with what it bills",
+                 waiting.replace("\n", " | ")[:300])
+    # Clicked again if the row was redrawn under the pointer (a live event): collecting twice is harmless.
+    await page.click_until(f"__check.named({row}, 'Collect now')", f"{row}?.innerText.includes('collector')", 20,
+                           "Collect now")
+    handed = await page.js(f"{row}.innerText")
+    report.check("fetches it now" in handed, "browser: Collect now hands the task to the background collector",
+                 [line for line in handed.splitlines() if "collector" in line][0])
+    fake.finish(task_id)
+    collected = await page.wait_for(f"""(() => {{ const r = {row}, i = r?.querySelector('img');
+        return r && /\\bsaved\\b/.test(r.innerText) && i && i.complete && i.naturalWidth > 0 && r.innerText; }})()""",
+                                    60, "the cancelled task saved, with its thumbnail")
+    mp4 = base / "output" / "cometapi_omni" / f"kling_{task_id}.mp4"
+    report.check(mp4.is_file() and video_info(mp4)["frames"] > 0,
+                 "browser: the cancelled Poll's video is collected in the background and shows up live in the sidebar",
+                 f"{mp4.relative_to(base)}; row: {collected.splitlines()[-4:]}")
+    await page.click(f"{row}.querySelector('button[aria-label^=\"Preview\"]')")
+    preview = await page.wait_for(f"""(() => {{ const v = {row}.querySelector('video');
+        return v && v.readyState >= 2 && v.videoWidth > 0 && {{src: v.getAttribute('src'),
+        open: {row}.querySelector('a')?.getAttribute('href')}}; }})()""", 15, "the preview in the sidebar")
+    await asyncio.sleep(0.5)
+    await page.shot(shots / "15_tasks_sidebar.png")
+    view = f"/view?filename=kling_{task_id}.mp4&subfolder=cometapi_omni&type=output"
+    report.check(preview["src"].endswith(view) and preview["open"].endswith(view),
+                 "browser: the sidebar previews and opens the video through ComfyUI's /view", preview["open"])
+
+    answer = json.loads((await comfy.text("GET", "/cometapi_omni/tasks?offset=0&limit=50"))[1])
+    totals = answer["totals"]
+    shown = await page.wait_for(f"{TASKS_PANEL}?.innerText", 5, "the sidebar's text")
+
+    def line(period, t):
+        seconds = ", ".join(f"{m} {s:g} s" for m, s in sorted(t["seconds"].items())) or "0 s"
+        return f"{period}: {t['tasks']} task{'' if t['tasks'] == 1 else 's'} · {seconds} · ≈ {usd(t['usd'])}"
+
+    expected = [line("Today", totals["today"]), line("Last 30 days", totals["last_30_days"])]
+    ids = {r["task_id"] for r in answer["tasks"]}
+    report.check(all(e in shown for e in expected) and totals["today"]["tasks"] == len(fake.tasks) == len(ids)
+                 and ids == set(fake.tasks) and "No daily limit" in shown,
+                 "browser: the sidebar's totals are the journal's and match the tasks created",
+                 f"{' / '.join(expected)}; {len(fake.tasks)} created, {len(ids)} journalled")
+    report.check("http" not in shown and key not in shown and key[-8:] not in shown,
+                 "browser: the sidebar shows no URL and no key", f"{len(shown)} characters")
+
+    polls = f"{APP}.graph.nodes.filter(n => n.type === 'CometOmniPoll')"
+    count = await page.js(f"{polls}.length")
+    await page.click(f"__check.named({row}, 'Add a Poll node')")
+    added = await page.wait_for(f"""(() => {{ const p = {polls}.find(n => (n.widgets.find(w => w.name === 'task_id')
+        || {{}}).value === '{task_id}'); if (!p) return null; const a = {APP}.canvas.visible_area, el = __check.nodeElement(p);
+        return {{count: {polls}.length, inView: p.pos[0] >= a[0] && p.pos[1] >= a[1] && p.pos[0] < a[0] + a[2]
+            && p.pos[1] < a[1] + a[3], shown: el ? [...el.querySelectorAll('input, textarea')].some(i => i.value === '{task_id}')
+            : null}}; }})()""", 10, "the Poll node added from the sidebar")
+    await page.shot(shots / "16_poll_added_from_sidebar.png")
+    report.check(added["count"] == count + 1 and added["inView"] and (added["shown"] if nodes2 else True),
+                 "browser: Add a Poll node puts a Poll with the task id in the middle of the view",
+                 json.dumps(added))
+    await page.js(f"(() => {{ const g = {APP}.graph; g.remove({polls}.pop()); return 1; }})()")
+    await page.click(f"__check.named({row}, 'Copy id')")
+    copied = await page.wait_for("navigator.clipboard.readText().catch(e => String(e))", 5, "the clipboard")
+    report.check(copied == task_id, "browser: Copy id in the sidebar puts the task id on the clipboard", repr(copied))
+    await page.click(TASKS_TAB)  # closed again
+
+
 async def browser_remove_key(page: Page, report: Report, comfy: Comfy) -> None:
     """Settings › CometAPI › Remove saved key: the server forgets it."""
     await close_dialogs(page)
@@ -1149,22 +1409,51 @@ async def browser_save(page: Page, report: Report, base: Path, key: str, name: s
                  f"{saved_file.relative_to(base)} ({len(saved_text)} bytes)")
 
 
+def in_process_fake_server(key: str, processing_seconds: float):
+    """The fake CometAPI on a thread of this process: the browser steps count what it was sent and
+    end tasks when they want (FakeCometAPI.created_count, .requests, .finish)."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from fake_cometapi.server import FakeCometAPI
+    return FakeCometAPI(key, submitted_seconds=1, processing_seconds=processing_seconds, video_seconds=3,
+                        video_fps=24, video_size=(640, 360)).start()
+
+
+@contextlib.asynccontextmanager
+async def comfyui_collecting_often(args, work: Path, name: str, fake_url: str):
+    """`comfyui(...)` without a key, whose background collector looks every second (a cancelled
+    Poll's task is collected while the browser watches)."""
+    old = os.environ.get(COLLECT_ENV)
+    os.environ[COLLECT_ENV] = "1"
+    try:
+        async with comfyui(args, work, name, fake_url, None) as c:
+            yield c
+    finally:
+        if old is None:
+            os.environ.pop(COLLECT_ENV, None)
+        else:
+            os.environ[COLLECT_ENV] = old
+
+
 async def browser_run(args, report: Report, work: Path, key: str) -> None:
     """A new user in the real frontend: key from Settings, a template from Browse Templates,
-    the prompt's token help, Run, the Poll node's status, preview and task id, Save."""
+    the Submit's price, the prompt's token help, Run, the Poll node's status, preview and task id;
+    Settings › CometAPI › Spending, the spend guard, a cancelled Poll collected in the background,
+    the Tasks sidebar; Save."""
     shots = work / "screenshots"
     shots.mkdir(exist_ok=True)
-    # Its own fake server, with time to watch the status change; a fresh account, so a new task.
-    _, fake_url = start_fake_server(work, key, processing_seconds=6, name="fake_cometapi_browser")
+    # Its own fake server, in this process so the steps can see what it was sent and end tasks;
+    # time to watch the status change; a fresh account, so a new task.
+    fake = in_process_fake_server(key, processing_seconds=6)
     storage, history, page = "", "", None
-    async with comfyui(args, work, "browser", fake_url, None) as c:
+    async with comfyui_collecting_often(args, work, "browser", fake.base_url) as c:
         comfy = Comfy(c.http, c.url)
         try:
             devtools = await start_chromium(args, c.http, work)
             page = await open_page(c.http, devtools, c.url + "/")
             await page.wait_for(f"!!({APP}?.graph && {APP}.extensionManager)", 90, "the ComfyUI app")
             names = await page.wait_for(f"""(() => {{ const n = {APP}.extensions.map(e => e.name)
-                .filter(n => n.startsWith('CometAPI')); return n.length === 2 && n; }})()""", 30, "the pack's extensions")
+                .filter(n => n.startsWith('CometAPI')); return n.length === 4 && n; }})()""", 30, "the pack's extensions")
             version = await page.js("window.__COMFYUI_FRONTEND_VERSION__ || '?'")
             nodes2 = await set_nodes2(page, args.nodes2)
             report.note(f"browser run: ComfyUI at {c.url}, no COMETAPI_KEY, Chromium {devtools}, "
@@ -1175,8 +1464,13 @@ async def browser_run(args, report: Report, work: Path, key: str) -> None:
 
             await browser_settings_key(page, report, comfy, key, shots)
             await browser_open_template(page, report, nodes2, shots)
+            await browser_submit_price(page, report, shots)
             await browser_prompt_help(page, report, shots)
             await browser_run_poll(page, report, nodes2, shots)
+            await browser_spending_settings(page, report, comfy, shots)
+            await browser_spend_guard(page, report, comfy, fake, shots)
+            task_id = await browser_cancel_poll(page, report, comfy, fake, shots)
+            await browser_tasks_sidebar(page, report, comfy, fake, c.base, key, task_id, nodes2, shots)
             await browser_save(page, report, c.base, key, "my_kling_video")
             await browser_remove_key(page, report, comfy)
 
@@ -1195,8 +1489,9 @@ async def browser_run(args, report: Report, work: Path, key: str) -> None:
             for service in list(Service.running):
                 if service.name == "Chromium":
                     service.stop()
+            fake.stop()
     log = c.proc.log()
-    check_log(report, log, "browser run")
+    check_log(report, log, "browser run", expected=("SpendLimitReached",))
     check_no_key(report, "browser run", key, c.base,
                  {"history": history, "ComfyUI log": log, "browser localStorage/sessionStorage": storage},
                  allowed={pack_key_file(c.base)})

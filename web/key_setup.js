@@ -2,23 +2,10 @@
 // ever answers with a masked status. The "setting" is a custom-rendered panel whose
 // setter is never called, so nothing reaches comfy.settings.json (readable via GET /settings).
 import { app } from "../../scripts/app.js";
-import { api } from "../../scripts/api.js";
 import { keyStatusText, keyTestText } from "./lib/format.js";
-import { packRequestInit } from "./lib/pack_request.js";
+import { packCall as call } from "./pack_api.js";
 
 const KEY_ROUTE = "/cometapi_omni/key";
-
-async function call(method, path, body) {
-  const response = await api.fetchApi(path, packRequestInit(method, body));
-  let data = null;
-  try {
-    data = await response.json();
-  } catch {
-    data = null;
-  }
-  if (!response.ok) throw new Error(data?.error ?? `The server answered HTTP ${response.status}.`);
-  return data;
-}
 
 function element(tag, props = {}, style = {}) {
   const node = Object.assign(document.createElement(tag), props);

@@ -1,18 +1,42 @@
-// On-canvas help for the Omni nodes:
+// On-canvas help for the Omni nodes (DOM widgets: the canvas renderer and Nodes 2.0 alike):
 // - CometOmniPrompt: which tokens the wired refs chain provides, and tokens pointing at nothing.
+// - CometOmniSubmit: what it will bill, live (mode and seconds exact, USD an estimate at the
+//   user's rates), and what the whole graph will bill if run.
 // - CometOmniPoll: the task id of the last run stays visible (and copyable) to collect later.
 // Live status text while Poll runs is ComfyUI's own: the server's send_progress_text is
 // shown natively by frontend >= 1.16, so it is not duplicated here. The video preview is
 // native too (the node's ui payload has "images" with "animated": [true]).
 import { app } from "../../scripts/app.js";
 import { PROMPT_NODE, POLL_NODE, describeRefs, snapshotGraph } from "./lib/graph_refs.js";
+import { SUBMIT_NODE, graphPrice, graphPriceText, submitPrice, submitPriceText } from "./lib/graph_price.js";
+import { currentRates, loadSettings } from "./pack_api.js";
 import { checkTokens } from "./lib/tokens.js";
 import { promptHelpLines, taskIdFromOutput, taskIdText } from "./lib/format.js";
 
 const REFRESH_MS = 700; // the refs chain can change anywhere upstream: a cheap periodic look
 const TASK_PROPERTY = "cometapi_task_id";
-const COLORS = { error: "var(--error-text, #ff6b6b)", warn: "#e0a040", info: "" };
+const COLORS = { error: "var(--error-text, #ff6b6b)", warn: "#e0a040", info: "", muted: "var(--descrip-text, #999)" };
+const PRICE_TOOLTIP = "Mode and seconds are exact; the USD amount is an estimate at your rates "
+  + "(Settings › CometAPI › Spending). Muted and bypassed Submits bill nothing.";
 const tracked = new Set();
+const graphPriceListeners = new Set();
+let rootPrice = null; // what the graph on screen's root will bill, null without a Submit in it
+let rootPriceKey = "null";
+
+/** Hear what the whole graph (the workflow's root) will bill, now and whenever it changes. */
+export function onGraphPrice(listener) {
+  graphPriceListeners.add(listener);
+  listener(rootPrice);
+  return () => graphPriceListeners.delete(listener);
+}
+
+function publishRootPrice(total) {
+  const key = JSON.stringify(total);
+  if (key === rootPriceKey) return;
+  rootPrice = total;
+  rootPriceKey = key;
+  for (const listener of graphPriceListeners) listener(total);
+}
 
 function addTextWidget(node, name) {
   const box = document.createElement("div");
@@ -75,6 +99,24 @@ function setUpPrompt(node) {
   tracked.add(node);
 }
 
+function setUpSubmit(node) {
+  const view = addTextWidget(node, "cometapi_submit_price");
+  view.box.title = PRICE_TOOLTIP;
+  let shown = "";
+  node.cometapiRefresh = (snapshot, context) => {
+    const price = submitPrice(snapshot, node.id, context.rates);
+    const lines = [
+      { text: submitPriceText(price), level: price.problem || !price.active ? "warn" : "info" },
+      { text: graphPriceText(context.whole()), level: "muted" },
+    ];
+    const key = JSON.stringify(lines);
+    if (key === shown) return;
+    shown = key;
+    view.render(lines.map((l) => line(l.text, l.level)));
+  };
+  tracked.add(node);
+}
+
 function setUpPoll(node) {
   const view = addTextWidget(node, "cometapi_task_id");
   let shown = null;
@@ -112,6 +154,8 @@ function setUpPoll(node) {
 
 function refreshAll() {
   const snapshots = new Map();
+  const wholes = new Map(); // graph -> its price, worked out once per round when a Submit asks
+  const rates = currentRates();
   for (const node of tracked) {
     if (!node.graph) {
       tracked.delete(node); // removed from the canvas
@@ -119,20 +163,32 @@ function refreshAll() {
     }
     try {
       if (!snapshots.has(node.graph)) snapshots.set(node.graph, snapshotGraph(node.graph));
-      node.cometapiRefresh(snapshots.get(node.graph));
+      const snapshot = snapshots.get(node.graph);
+      const whole = () => {
+        if (!wholes.has(node.graph)) wholes.set(node.graph, graphPrice(snapshot, rates));
+        return wholes.get(node.graph);
+      };
+      node.cometapiRefresh(snapshot, { rates, whole });
     } catch (error) {
       console.warn("[CometAPI Omni] could not refresh node help", error);
     }
   }
+  const root = app.graph;
+  const hasSubmit = [...tracked].some((n) => n.graph === root && n.comfyClass === SUBMIT_NODE);
+  if (!hasSubmit) return publishRootPrice(null);
+  if (!wholes.has(root)) wholes.set(root, graphPrice(snapshots.get(root) ?? snapshotGraph(root), rates));
+  publishRootPrice(wholes.get(root));
 }
 
 app.registerExtension({
   name: "CometAPI.Omni.NodeHelp",
   nodeCreated(node) {
     if (node.comfyClass === PROMPT_NODE) setUpPrompt(node);
+    else if (node.comfyClass === SUBMIT_NODE) setUpSubmit(node);
     else if (node.comfyClass === POLL_NODE) setUpPoll(node);
   },
   setup() {
+    loadSettings().catch(() => {}); // the user's rates; the shipped ones until then, or if it fails
     setInterval(refreshAll, REFRESH_MS);
   },
 });

@@ -20,7 +20,8 @@ const MAX_HOPS = 1000; // a chain longer than this is a loop the walk missed
 /**
  * A plain copy of a litegraph graph (duck-typed: nodes with id, type/comfyClass, title,
  * widgets [{name, value}], inputs [{name, link}]; links via getLink(id) or links[id]).
- * -> {nodes: [{id, type, title, widgets: {name: value}, inputs: {name: {node, slot} | null}}]}
+ * -> {nodes: [{id, type, title, mode, widgets: {name: value}, inputs: {name: {node, slot} | null}}]}
+ * `mode` is litegraph's: 0 runs, 2 muted (never), 4 bypassed.
  */
 export function snapshotGraph(graph) {
   const nodes = [];
@@ -34,7 +35,7 @@ export function snapshotGraph(graph) {
       const link = input?.link == null ? null : linkById(graph, input.link);
       inputs[input?.name || String(index)] = link ? { node: link.origin_id, slot: link.origin_slot } : null;
     });
-    nodes.push({ id: node.id, type: node.comfyClass ?? node.type, title: node.title ?? "", widgets, inputs });
+    nodes.push({ id: node.id, type: node.comfyClass ?? node.type, title: node.title ?? "", mode: node.mode ?? 0, widgets, inputs });
   }
   return { nodes };
 }
@@ -112,6 +113,13 @@ export function describeRefs(snapshot, promptId) {
     list.push(entry);
   }
   return result;
+}
+
+/** The node whose output feeds input `name` of node `nodeId` (through reroutes), or null. */
+export function sourceOf(snapshot, nodeId, name) {
+  const byId = new Map((snapshot?.nodes ?? []).map((n) => [String(n.id), n]));
+  const link = byId.get(String(nodeId))?.inputs[name];
+  return link ? follow(byId, link) : null;
 }
 
 // Resolve a link to the node that really produces the value (through reroute nodes).

@@ -1,0 +1,167 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+
+import { graphPrice, graphPriceText, submitPrice, submitPriceText } from "../lib/graph_price.js";
+import { snapshotGraph } from "../lib/graph_refs.js";
+import { makeRates } from "../lib/pricing.js";
+
+// A tiny stand-in for litegraph's LGraph (as in graph_refs.test.mjs), with node modes.
+function makeGraph() {
+  const nodes = [];
+  const links = new Map();
+  let nextLink = 1;
+  return {
+    nodes,
+    links,
+    getLink: (id) => links.get(id),
+    add(id, type, { widgets = {}, inputs = [], mode = 0, title = "" } = {}) {
+      const node = {
+        id, type, comfyClass: type, mode, title,
+        widgets: Object.entries(widgets).map(([name, value]) => ({ name, value })),
+        inputs: inputs.map((name) => ({ name, link: null })),
+      };
+      nodes.push(node);
+      return node;
+    },
+    connect(fromId, toId, inputName) {
+      const input = nodes.find((n) => n.id === toId).inputs.find((i) => i.name === inputName);
+      const id = nextLink++;
+      links.set(id, { id, origin_id: fromId, origin_slot: 0, target_id: toId });
+      input.link = id;
+    },
+  };
+}
+
+const prompt = (g, id, mode = "pro", duration = 5, extra = {}) =>
+  g.add(id, "CometOmniPrompt", { widgets: { prompt: "a kite", mode, aspect_ratio: "16:9", duration }, inputs: ["refs", "prompt", "mode", "duration"], ...extra });
+const submit = (g, id, variations = 1, extra = {}) =>
+  g.add(id, "CometOmniSubmit", { widgets: { seed: 0, variations, timeout_minutes: 30 }, inputs: ["request", "variations"], ...extra });
+const video = (g, id, referType) =>
+  g.add(id, "CometOmniVideoRef", { widgets: { video_url: "https://example.com/a.mp4", refer_type: referType, keep_original_sound: true }, inputs: ["refs", "refer_type"] });
+
+function priced(g, id, rates = makeRates()) {
+  return submitPrice(snapshotGraph(g), id, rates);
+}
+
+test("a Submit shows the mode and seconds exactly and the USD as an estimate", () => {
+  const g = makeGraph();
+  prompt(g, 1, "pro", 5);
+  submit(g, 2);
+  g.connect(1, 2, "request");
+  const price = priced(g, 2);
+  assert.equal(submitPriceText(price), "5 s · pro ≈ $0.56");
+  assert.deepEqual([price.usdLow, price.usdHigh, price.tasks], [0.56, 0.56, 1]);
+});
+
+test("variations multiply the price", () => {
+  const g = makeGraph();
+  prompt(g, 1, "pro", 5);
+  submit(g, 2, 4);
+  g.connect(1, 2, "request");
+  assert.equal(submitPriceText(priced(g, 2)), "4 × 5 s · pro ≈ $2.24");
+  assert.equal(submitPriceText(priced(g, 2, makeRates({ pro: 0.2 }))), "4 × 5 s · pro ≈ $4.00");
+});
+
+test("a video in the refs chain uses the video rates; a base edit is a range over the input's length", () => {
+  const g = makeGraph();
+  video(g, 5, "feature");
+  prompt(g, 1, "std", 7);
+  submit(g, 2);
+  g.connect(5, 1, "refs");
+  g.connect(1, 2, "request");
+  assert.equal(submitPriceText(priced(g, 2)), "7 s · std ≈ $0.88");
+  g.nodes.find((n) => n.id === 5).widgets.find((w) => w.name === "refer_type").value = "base";
+  const edit = priced(g, 2);
+  assert.equal(submitPriceText(edit), "length of the input video, 3–10 s · std ≈ $0.38–$1.26");
+  assert.deepEqual([edit.usdLow, edit.usdHigh], [0.378, 1.26]);
+});
+
+test("a prompt from a link (a prompt list) is priced per prompt", () => {
+  const g = makeGraph();
+  g.add(9, "CometOmniPromptList", { widgets: { prompts: "a\nb" } });
+  prompt(g, 1, "std", 5);
+  submit(g, 2, 2);
+  g.connect(9, 1, "prompt");
+  g.connect(1, 2, "request");
+  const price = priced(g, 2);
+  assert.equal(price.perPrompt, true);
+  assert.equal(submitPriceText(price), "2 × 5 s · std ≈ $0.84 per prompt");
+});
+
+test("settings fed by links give the range of what they can be", () => {
+  const g = makeGraph();
+  prompt(g, 1, "pro", 5);
+  submit(g, 2);
+  g.add(8, "PrimitiveInt");
+  g.connect(8, 1, "duration");
+  g.connect(1, 2, "request");
+  assert.equal(submitPriceText(priced(g, 2)), "3–10 s (duration set by a link) · pro ≈ $0.34–$1.12");
+  g.add(7, "PrimitiveString");
+  g.connect(7, 1, "mode");
+  assert.equal(submitPriceText(priced(g, 2)), "3–10 s (duration set by a link) · std or pro (mode set by a link) ≈ $0.25–$1.12");
+});
+
+test("a video whose refer_type comes from a link may be a base edit: the whole range", () => {
+  const g = makeGraph();
+  video(g, 5, "feature");
+  prompt(g, 1, "pro", 5);
+  submit(g, 2);
+  g.add(6, "PrimitiveString");
+  g.connect(6, 5, "refer_type");
+  g.connect(5, 1, "refs");
+  g.connect(1, 2, "request");
+  assert.equal(submitPriceText(priced(g, 2)), "5 s, or the input video's length (refer_type set by a link) · pro ≈ $0.50–$1.68");
+});
+
+test("a Submit without a Prompt says what to connect and is not priced", () => {
+  const g = makeGraph();
+  submit(g, 2);
+  let price = priced(g, 2);
+  assert.equal(price.problem, "Connect a Kling Omni Prompt to request to see what this Submit bills.");
+  assert.equal(submitPriceText(price), price.problem);
+  g.add(3, "SomethingElse", { title: "Mystery" });
+  g.connect(3, 2, "request");
+  price = priced(g, 2);
+  assert.match(price.problem, /request comes from Mystery #3/);
+});
+
+test("the whole graph: the sum over active Submits times their variations; muted and bypassed ones skipped", () => {
+  const g = makeGraph();
+  prompt(g, 1, "pro", 5);
+  prompt(g, 3, "std", 10);
+  submit(g, 2, 4);
+  submit(g, 4, 1);
+  submit(g, 6, 3, { mode: 4 }); // bypassed
+  submit(g, 7, 2, { mode: 2 }); // muted
+  submit(g, 8); // nothing connected
+  g.connect(1, 2, "request");
+  g.connect(3, 4, "request");
+  g.connect(1, 6, "request");
+  g.connect(1, 7, "request");
+  const whole = graphPrice(snapshotGraph(g), makeRates());
+  assert.deepEqual([whole.submits, whole.tasks, whole.usdLow, whole.usdHigh, whole.unpriced], [2, 5, 3.08, 3.08, 1]);
+  assert.equal(graphPriceText(whole), "Whole graph ≈ $3.08: 2 Submits, 5 tasks (1 Submit not priced)");
+  assert.equal(submitPriceText(priced(g, 6)), "Bypassed: bills nothing (when on: 3 × 5 s · pro ≈ $1.68)");
+  assert.equal(submitPriceText(priced(g, 7)), "Muted: bills nothing (when on: 2 × 5 s · pro ≈ $1.12)");
+});
+
+test("whole-graph wording: one Submit, ranges, prompts per list, nothing to price", () => {
+  assert.equal(graphPriceText({ submits: 1, tasks: 1, usdLow: 0.42, usdHigh: 0.42, unpriced: 0, perPrompt: false }),
+    "Whole graph ≈ $0.42: 1 Submit, 1 task");
+  assert.equal(graphPriceText({ submits: 2, tasks: 2, usdLow: 0.5, usdHigh: 1.68, unpriced: 0, perPrompt: true }),
+    "Whole graph ≈ $0.50–$1.68: 2 Submits, 2 tasks, per prompt of each list");
+  assert.equal(graphPriceText({ submits: 0, tasks: 0, usdLow: 0, usdHigh: 0, unpriced: 0, perPrompt: false }),
+    "Whole graph: no Submit will run.");
+  assert.equal(graphPriceText({ submits: 0, tasks: 0, usdLow: 0, usdHigh: 0, unpriced: 1, perPrompt: false }, "This graph, if run"),
+    "This graph, if run: no Submit will run. (1 Submit not priced)");
+});
+
+test("reroutes between Prompt and Submit are followed", () => {
+  const g = makeGraph();
+  prompt(g, 1, "std", 5);
+  g.add(5, "Reroute", { inputs: [""] });
+  submit(g, 2);
+  g.connect(1, 5, "");
+  g.connect(5, 2, "request");
+  assert.equal(submitPriceText(priced(g, 2)), "5 s · std ≈ $0.42");
+});
