@@ -29,10 +29,9 @@ from .task import QUEUED, TASK_ID_RULE, TaskState, check_task_id, is_task_id
 DEFAULT_BASE_URL = "https://api.cometapi.com"
 OMNI_PATH = "/kling/v1/videos/omni-video"
 DEFAULT_TIMEOUT = (10, 60)  # (connect, read) seconds
-# What requests, urllib3 and http.client raise while building a request (a URL or header they
-# cannot encode), before one byte is sent. urllib3 wraps every failure of the exchange itself
-# (socket, TLS, HTTP parsing) in its own errors, so a ValueError can only come from building.
-_NOT_BUILT = (ValueError, requests.exceptions.InvalidJSONError, requests.exceptions.URLRequired)
+# What building a request can raise (a URL or header that cannot be encoded): whatever fails in
+# that phase failed before one byte left this machine. Sending is another phase (see _prepare).
+_NOT_BUILT = (ValueError, UnicodeError, requests.RequestException)
 
 
 def base_url_from_env(environ=None) -> str:
@@ -140,9 +139,11 @@ class OmniClient:
         external = str(payload.get("external_task_id") or "")
         url = self.base_url + OMNI_PATH
         try:
-            response = self._send("POST", url, json=payload)
+            prepared = self._prepare("POST", url, json=payload)
         except _NOT_BUILT as exc:
             raise self._not_sent(exc) from None
+        try:
+            response = self._send(prepared)
         except requests.ConnectTimeout as exc:
             raise errors.NetworkError(self._no_connection(url, exc)) from None
         except requests.ReadTimeout:
@@ -153,7 +154,7 @@ class OmniClient:
             if _never_connected(exc):
                 raise errors.NetworkError(self._no_connection(url, exc)) from None
             raise self._uncertain("the connection broke before the answer arrived", external) from None
-        except requests.RequestException:
+        except Exception:  # anything else once sending began (e.g. a garbled answer): it may have arrived
             raise self._uncertain("the request failed while in flight", external) from None
 
         status = response.status_code
@@ -196,9 +197,11 @@ class OmniClient:
         task_id = check_task_id(str(task_id or "").strip(), "CometAPI status query", "task_id")
         url = f"{self.base_url}{OMNI_PATH}/{quote(task_id, safe='')}"
         try:
-            response = self._send("GET", url)
+            prepared = self._prepare("GET", url)
         except _NOT_BUILT as exc:
             raise self._not_sent(exc) from None
+        try:
+            response = self._send(prepared)
         except requests.Timeout as exc:
             raise errors.NetworkError(f"CometAPI did not answer the status query of task {task_id} in time "
                                       f"({type(exc).__name__}).") from None
@@ -224,10 +227,24 @@ class OmniClient:
     def _secrets(self) -> tuple:
         return (self._auth._key,)
 
-    def _send(self, method: str, url: str, **kwargs) -> requests.Response:
-        return self._session.request(method, url, auth=self._auth, timeout=self.timeout,
-                                     allow_redirects=False,  # a redirect would carry the key elsewhere
-                                     headers={"Accept": "application/json"}, **kwargs)
+    def _prepare(self, method: str, url: str, **kwargs) -> requests.PreparedRequest:
+        """Build the request, every header encoded as it will be sent: what fails here never left
+        this machine. (Errors raised while sending, even ValueErrors such as a response header
+        requests cannot parse, come after the request may have arrived.)"""
+        prepared = self._session.prepare_request(requests.Request(
+            method, url, auth=self._auth, headers={"Accept": "application/json"}, **kwargs))
+        for header in prepared.headers.items():  # the auth header too, which requests does not check
+            requests.utils.check_header_validity(header)  # no line breaks or leading white space
+            if isinstance(header[1], str):
+                header[1].encode("latin-1")  # http.client's encoding for header values
+        return prepared
+
+    def _send(self, prepared: requests.PreparedRequest) -> requests.Response:
+        # As Session.request does: proxies and certificates from the environment (HTTPS_PROXY…).
+        settings = self._session.merge_environment_settings(prepared.url, {}, None, None, None)
+        return self._session.send(prepared, timeout=self.timeout,
+                                  allow_redirects=False,  # a redirect would carry the key elsewhere
+                                  **settings)
 
     def _error(self, response: requests.Response) -> errors.ApiError:
         error = error_from_response(response.status_code, response.text,

@@ -5,6 +5,8 @@ counts the tasks the fake server created.
 
 import asyncio
 import logging
+import socket
+import threading
 import time
 import traceback
 
@@ -13,6 +15,7 @@ import pytest
 from fake_cometapi.server import FakeCometAPI
 from kling_omni import client as client_module, credentials, errors, submission
 from kling_omni.client import OmniClient
+from kling_omni.journal import Journal
 from kling_omni.rules import build_request
 from kling_omni.submission import intent_fingerprint
 from kling_omni.waiting import Backoff
@@ -363,3 +366,36 @@ def test_retry_after_as_an_http_date():
     from email.utils import formatdate
     from kling_omni.responses import retry_after_seconds
     assert 25 <= retry_after_seconds(formatdate(time.time() + 30, usegmt=True)) <= 30
+
+
+def test_an_answer_the_http_library_cannot_parse_is_uncertain_not_unsent(tmp_path):
+    """The host got the POST, then answered with conflicting Content-Length values (a buggy proxy):
+    requests raises a ValueError, but only after sending. Queued again, it must not be sent again."""
+    posts = []
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            posts.append(conn.recv(65536)[:4])
+            body = b'{"code":0,"data":{"task_id":"t1","task_status":"submitted"}}'
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d, %d\r\nConnection: close\r\n\r\n"
+                         % (len(body), len(body) + 1) + body)
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    journal = Journal(tmp_path / "j.sqlite3")
+    request = build_request(PROMPT, "pro", "16:9", 5, None)
+    try:
+        for _ in range(2):
+            with pytest.raises(errors.CreationUncertain):
+                submission.submit(request, 7, journal, lambda: OmniClient(LONG_KEY, base, timeout=(2, 3)))
+    finally:
+        listener.close()
+    assert posts.count(b"POST") == 1, "the same intent was sent twice"  # the second run only looks it up

@@ -190,18 +190,18 @@ def test_http_200_with_a_kling_server_error_is_uncertain_not_rejected(fake_serve
                                                                       monkeypatch):
     import requests
 
-    real_request = requests.Session.request
+    real_send = requests.Session.send
 
-    def answer_5000(self, method, url, **kwargs):
-        response = real_request(self, method, url, **kwargs)  # the task is created...
-        if method == "POST":
+    def answer_5000(self, prepared, **kwargs):
+        response = real_send(self, prepared, **kwargs)  # the task is created...
+        if prepared.method == "POST":
             response._content = b'{"code": 5000, "message": "server internal error", "request_id": "r"}'
         return response  # ...but the answer says "internal error" with HTTP 200
-    monkeypatch.setattr(requests.Session, "request", answer_5000)
+    monkeypatch.setattr(requests.Session, "send", answer_5000)
     journal = Journal(journal_path)
     with pytest.raises(CreationUncertain) as err:
         submit(request(), 1, journal, factory)
     assert "Queue again" in str(err.value)
-    monkeypatch.setattr(requests.Session, "request", real_request)
+    monkeypatch.setattr(requests.Session, "send", real_send)
     task = submit(request(), 1, journal, factory)  # found by its external id, not created again
     assert fake_server.created_count == 1 and task.task_id in fake_server.tasks
