@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 
 import torch
@@ -166,11 +167,21 @@ async def _decode_in_turn(path, selection: FrameSelection, status: Status, *, wa
                                                          f"({DECODES.size} at once)", force=True)):
         raise DecodeCancelled("Decoding stopped: cancelled before it started.")
 
+    # Whoever claims the turn hands it back: the thread once it runs, or this coroutine if it is
+    # cancelled before the thread ever started (the job then never runs, and must not hold a turn).
+    claimed = threading.Lock()
+
     def decode():
+        if not claimed.acquire(blocking=False):
+            return None  # the caller is gone and gave the turn back
         try:
             return decode_video(path, selection, want_frames=want_frames, want_audio=want_audio,
                                 on_progress=status.decoding, should_stop=bridge.interrupted)
         finally:
             DECODES.give()  # from the thread: a decode left running after its caller is gone still holds its turn
 
-    return await asyncio.to_thread(decode)
+    try:
+        return await asyncio.to_thread(decode)
+    finally:
+        if claimed.acquire(blocking=False):
+            DECODES.give()

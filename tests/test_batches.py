@@ -356,3 +356,43 @@ def test_any_failure_in_the_middle_of_a_batch_says_what_was_made(env, fake_serve
     text = str(refused.value)
     assert "top up" in text and "3 of 4 tasks of the batch were created" in text
     assert all(task_id in text for task_id in made)
+
+
+def free_turns(turns) -> int:
+    taken = 0
+    while turns.try_take():
+        taken += 1
+    for _ in range(taken):
+        turns.give()
+    return taken
+
+
+def test_a_poll_cancelled_before_its_decode_started_gives_its_turn_back():
+    """asyncio.run cancels what is left of a prompt: a decode still queued behind another node's
+    thread never runs, and its turn must not be lost with it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cometapi_kling_omni.nodes import poll
+    from kling_omni.video import FrameSelection
+
+    class Quiet:
+        def say(self, *args, **kwargs):
+            pass
+
+        def decoding(self, *args):
+            pass
+
+    before = free_turns(poll.DECODES)
+
+    async def go():
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(1))
+        busy = loop.run_in_executor(None, time.sleep, 0.5)  # the only worker is taken
+        decoding = asyncio.create_task(poll._decode_in_turn("/nowhere.mp4", FrameSelection(), Quiet(),
+                                                            want_frames=True, want_audio=False))
+        await asyncio.sleep(0.1)
+        decoding.cancel()
+        await asyncio.gather(decoding, busy, return_exceptions=True)
+
+    asyncio.run(go())
+    assert free_turns(poll.DECODES) == before
