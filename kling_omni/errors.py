@@ -239,7 +239,8 @@ class SlotWaitStopped(OmniError):
                     f"and are not billed.")
         else:
             done = "Nothing was created and nothing is billed."
-        return f"{self.why} It was waiting for {self.waiting_for}. {done} {self.advice}"
+        waiting = f" It was waiting for {self.waiting_for}." if self.waiting_for else ""
+        return f"{self.why}{waiting} {done} {self.advice}"
 
 
 class SlotWaitTimeout(SlotWaitStopped):

@@ -148,9 +148,12 @@ class Journal:
                message: str = "") -> None:
         """Record what the creation request came to: a task id, a rejection or uncertainty."""
         try:
-            self._write("UPDATE jobs SET state=?, task_id=COALESCE(?, task_id), message=?, updated_at=?"
-                        " WHERE fingerprint=? AND attempt=?",
-                        (state, task_id, message, time.time(), fingerprint, attempt))
+            changed = self._write("UPDATE jobs SET state=?, task_id=COALESCE(?, task_id), message=?, updated_at=?"
+                                  " WHERE fingerprint=? AND attempt=?",
+                                  (state, task_id, message, time.time(), fingerprint, attempt))
+            if not changed:  # its row is gone: the journal was deleted or replaced meanwhile
+                raise JournalError(f"The job journal {self.path} no longer holds this intent (deleted or "
+                                   f"replaced while it was in use).", path=self.path)
             self._changed(task_id)
         except JournalError as exc:
             outcome = f"task {task_id} ({state})" if task_id else f"{state}: {message}" if message else state
@@ -267,9 +270,10 @@ class Journal:
         except (sqlite3.Error, OSError) as exc:
             raise JournalError(f"The job journal {self.path} cannot be read ({_why(exc)}).", path=self.path) from exc
 
-    def _write(self, sql: str, params: tuple) -> None:
+    def _write(self, sql: str, params: tuple) -> int:
+        """Run one write; return how many rows it changed."""
         try:
-            self._use(lambda db: db.execute(sql, params), create=True)
+            return self._use(lambda db: db.execute(sql, params).rowcount, create=True)
         except (sqlite3.Error, OSError) as exc:
             raise JournalError(f"The job journal {self.path} cannot be written ({_why(exc)}).",
                                path=self.path) from exc

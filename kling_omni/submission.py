@@ -24,20 +24,21 @@ import logging
 import math
 import threading
 import time
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Optional
 
 from . import journal as J
-from .errors import (BadRequest, CreationUncertain, NotFound, OmniError, RateLimited, SlotWaitCancelled,
-                     SlotWaitStopped, SlotWaitTimeout)
+from .errors import (BadRequest, CreationUncertain, JournalError, NotFound, OmniError, RateLimited,
+                     SlotWaitCancelled, SlotWaitStopped, SlotWaitTimeout)
 from .journal import Journal
 from .ledger import check_daily_limit, spent_today
 from .pricing import estimate
 from .request import OmniRequest
 from .settings import DEFAULTS, PackSettings
-from .task import FAILED, TERMINAL, OmniTask, TaskState
-from .waiting import SLICE, UPDATE_EVERY, Backoff
+from .task import FAILED, OmniTask, TaskState
+from .waiting import POOL, SLICE, UPDATE_EVERY, Backoff
 
 log = logging.getLogger("cometapi_omni")
 REUSABLE = {"queued", "processing", "succeeded"}
@@ -177,6 +178,9 @@ def submit_all(intents: list, journal: Journal, client_factory: Callable, *, nod
                 except SlotWaitStopped as stopped:
                     raise stopped.in_batch(created, len(distinct)) if len(distinct) > 1 else stopped
                 except OmniError as failure:
+                    if isinstance(failure, JournalError):  # e.g. deleted meanwhile: keep what was paid known
+                        for task_id in created:
+                            journal.adopt(task_id, base_url=client.base_url)
                     if len(distinct) > 1 and created:  # whatever stopped it, say what the batch did make
                         failure.args = (f"{failure} Before this, {len(created)} of {len(distinct)} tasks of the "
                                         f"batch were created ({', '.join(created)}): they run on and are collected "
@@ -207,6 +211,9 @@ def _settle_intent(intent: Intent, journal: Journal, client, slot: "_SlotWait", 
                    interval: float) -> OmniTask:
     """The task of one intent that has no live task in the journal: resolve, or create it."""
     job = journal.latest(intent.fingerprint)
+    if job is None:  # reserved a moment ago: the journal was deleted or replaced since
+        raise JournalError(f"The job journal {journal.path} no longer holds this intent (deleted or replaced while "
+                           f"it was in use), so it was not sent. Queue again.", path=journal.path)
     if job.state in (J.SENDING, J.UNCERTAIN):
         task = _resolve_uncertain(job, intent.request, journal, client)
         if task is not None:
@@ -258,20 +265,21 @@ def _wait_for_slot(journal: Journal, client, slot: "_SlotWait", settings: PackSe
             return len(running)
         # Between its own status queries it still sees, within a second, a slot another node freed
         # (a Poll, the background collector: they write the journal).
-        slot.wait(interval, f"one of the {len(running)} running tasks to end (at most {limit} at once: {source})",
-                  ready=lambda: len(_running(journal, client)) < limit,
-                  text=lambda left: (f"waiting for a free slot ({len(running)} running, at most {limit} at once) · "
-                                     f"waited {time.monotonic() - slot.start:.0f} s"))
-        _refresh(journal, client, running)
+        waiting_for = f"one of the {len(running)} running tasks to end (at most {limit} at once: {source})"
+        freed = slot.wait(interval, waiting_for, ready=lambda: len(_running(journal, client)) < limit,
+                          text=lambda left: (f"waiting for a free slot ({len(running)} running, at most {limit} "
+                                             f"at once) · waited {time.monotonic() - slot.start:.0f} s"))
+        if not freed:
+            _refresh(journal, client, running, slot, waiting_for)
 
 
-def _refresh(journal: Journal, client, running: list) -> None:
+def _refresh(journal: Journal, client, running: list, slot: "_SlotWait", waiting_for: str) -> None:
     """Ask how the running tasks are doing, so the ones that ended free their slots."""
     for job in running:
         if not job.task_id:
             continue  # being sent by another Submit right now
         try:
-            state = client.get_task(job.task_id)
+            state = slot.run(client.get_task, job.task_id, waiting_for=waiting_for)
         except OmniError as exc:  # a status query that fails keeps the slot taken; the wait goes on
             log.debug("Status of task %s unknown while waiting for a slot: %s", job.task_id, exc)
             continue
@@ -292,6 +300,7 @@ def _send(intent: Intent, attempt: int, journal: Journal, client, slot: "_SlotWa
     try:
         while True:
             running = _wait_for_slot(journal, client, slot, settings, interval)
+            slot.check_cancel()  # Cancel between two creations of a batch: the rest is never sent
             journal.settle(fingerprint, attempt, J.SENDING)  # a crash from here on leaves it uncertain
             try:
                 state: TaskState = client.create_task(request.payload(external_task_id=ext))
@@ -330,7 +339,14 @@ def _send(intent: Intent, attempt: int, journal: Journal, client, slot: "_SlotWa
         raise
     # Logged before it is journalled: if the journal cannot be written, the paid id is still known.
     log.info("CometAPI created Kling task %s (external id %s)", state.task_id, ext)
-    journal.settle(fingerprint, attempt, state.status, task_id=state.task_id)
+    try:
+        journal.settle(fingerprint, attempt, state.status, task_id=state.task_id)
+    except JournalError:
+        journal.adopt(state.task_id, base_url=client.base_url)  # its row went (a deleted journal): a new one
+        if journal.by_task(state.task_id) is None:
+            raise  # the journal takes nothing: the error names the task to collect
+        log.warning("The job journal lost the row of task %s while it was created; it is journalled again as a "
+                    "task to collect.", state.task_id)
     journal.learn_echo(client.base_url, state.external_task_id == ext)
     PACE.accepted(client.key_id, running)
     return OmniTask(state.task_id, request.prompt, fingerprint)
@@ -365,22 +381,44 @@ class _SlotWait:
                                      f"{_refusal(refused)} · next try in {math.ceil(left)} s · "
                                      f"waited {time.monotonic() - self.start:.0f} s"))
 
-    def wait(self, seconds: float, waiting_for: str, ready: Callable[[], bool], text=None) -> None:
-        """Sleep up to `seconds` in slices, until ready(); raise SlotWaitCancelled / SlotWaitTimeout when due."""
+    def check_cancel(self) -> None:
+        if self.should_stop():
+            raise SlotWaitCancelled("")
+
+    def _check(self, waiting_for: str) -> None:
+        if self.should_stop():
+            raise SlotWaitCancelled(waiting_for)
+        if time.monotonic() >= self.deadline:
+            raise SlotWaitTimeout(time.monotonic() - self.start, waiting_for)
+
+    def run(self, fn, *args, waiting_for: str):
+        """fn(*args) on the pack's thread pool, raced against Cancel and the deadline: a slow
+        status answer never holds up either (the abandoned call ends with its own timeout)."""
+        job = POOL.submit(fn, *args)
+        try:
+            while True:
+                try:
+                    return job.result(timeout=SLICE)
+                except FutureTimeout:
+                    self._check(waiting_for)
+        finally:
+            if not job.done():
+                job.add_done_callback(lambda j: j.cancelled() or j.exception())
+
+    def wait(self, seconds: float, waiting_for: str, ready: Callable[[], bool], text=None) -> bool:
+        """Sleep up to `seconds` in slices; True as soon as ready(). Raise SlotWaitCancelled /
+        SlotWaitTimeout when due."""
         wake = time.monotonic() + seconds
         last_check = time.monotonic()
         while True:
             now = time.monotonic()
-            if self.should_stop():
-                raise SlotWaitCancelled(waiting_for)
-            if now >= self.deadline:
-                raise SlotWaitTimeout(now - self.start, waiting_for)
+            self._check(waiting_for)
             if now >= wake:
-                return
+                return False
             if now - last_check >= 1.0:  # a cheap journal read, once a second
                 last_check = now
                 if ready():
-                    return
+                    return True
             if self.on_wait is not None and now - self._shown >= UPDATE_EVERY:
                 self._shown = now
                 self.on_wait(text(wake - now) if text else

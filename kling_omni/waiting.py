@@ -33,13 +33,13 @@ log = logging.getLogger("cometapi_omni")
 # Not the event loop's default executor: asyncio.run() joins that one on exit, and ComfyUI
 # runs each prompt in asyncio.run(), so an abandoned request would hold up the end of a
 # cancelled prompt until its own timeout.
-_POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="kling-omni-wait")
+POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="kling-omni-wait")
 
 
 def _in_thread(fn, *args, **kwargs) -> asyncio.Future:
     """Like asyncio.to_thread (context included), on the pack's own pool."""
     call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-    return asyncio.get_running_loop().run_in_executor(_POOL, call)
+    return asyncio.get_running_loop().run_in_executor(POOL, call)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from kling_omni import submission
-from kling_omni.errors import QuotaError, SlotWaitCancelled, SpendLimitReached
-from kling_omni.settings import save_settings
+from kling_omni.errors import JournalError, QuotaError, SlotWaitCancelled, SpendLimitReached
+from kling_omni.settings import PackSettings, save_settings
 from kling_omni.waiting import Backoff
 
 from cometapi_kling_omni import NODE_CLASS_MAPPINGS as NODES
@@ -233,31 +233,33 @@ def test_max_side_and_max_frames_apply_to_each_variation(env, fake_server):
 
 def test_decodes_take_turns_downloads_do_not(env, fake_server, monkeypatch):
     from cometapi_kling_omni.nodes import poll
+    from kling_omni import waiting
     from kling_omni.turns import Turns
 
     monkeypatch.setattr(poll, "DECODES", Turns(1))
     fake_server.video_seconds = 2.0
-    overlap = {"now": 0, "most": 0}
     guard = threading.Lock()
-    real = poll.decode_video
+    at_once = {"decode": [0, 0], "download": [0, 0]}  # [now, most]
 
-    def counted(*args, **kwargs):  # the real decoder, counting how many run at once
-        with guard:
-            overlap["now"] += 1
-            overlap["most"] = max(overlap["most"], overlap["now"])
-        try:
-            return real(*args, **kwargs)
-        finally:
+    def counted(kind, real):  # the real function, counting how many run at the same time
+        def wrapper(*args, **kwargs):
             with guard:
-                overlap["now"] -= 1
+                at_once[kind][0] += 1
+                at_once[kind][1] = max(at_once[kind])
+            try:
+                return real(*args, **kwargs)
+            finally:
+                with guard:
+                    at_once[kind][0] -= 1
+        return wrapper
 
-    monkeypatch.setattr(poll, "decode_video", counted)
-    fake_server.file_stall = 0.3  # every download stalls halfway: they overlap only if they run together
+    monkeypatch.setattr(poll, "decode_video", counted("decode", poll.decode_video))
+    monkeypatch.setattr(waiting, "download_file", counted("download", waiting.download_file))
+    fake_server.file_stall = 0.3  # every download stalls halfway, so that they overlap if they run together
     tasks, _ = submit(requests_for(PROMPT), variations=4)
-    started = time.monotonic()
     frames = run(NODES["CometOmniPoll"], task=tasks, unique_id=["5"])[0]
-    assert len(frames) == 4 and overlap["most"] == 1
-    assert time.monotonic() - started < 4 * 0.3  # the four stalled downloads ran at the same time
+    assert len(frames) == 4
+    assert at_once["decode"][1] == 1 and at_once["download"][1] > 1
 
 
 def test_cancel_ends_polls_waiting_for_their_turn_to_decode(env, fake_server, monkeypatch, texts):
@@ -396,3 +398,67 @@ def test_a_poll_cancelled_before_its_decode_started_gives_its_turn_back():
 
     asyncio.run(go())
     assert free_turns(poll.DECODES) == before
+
+
+def test_cancel_stops_a_batch_between_two_creations(env, fake_server, monkeypatch):
+    """No limit known, so no slot wait: Cancel is still noticed before the next creation."""
+    fake_server.processing_seconds = 3600
+    fake_server.create_delay = 0.5
+    stop = threading.Event()
+    monkeypatch.setattr(bridge, "interrupted", stop.is_set)
+    requests = requests_for(PROMPT)
+
+    async def go():
+        job = asyncio.ensure_future(execute(NODES["CometOmniSubmit"], {
+            "request": requests, "seed": [0], "variations": [8], "unique_id": ["4"]}))
+        assert await asyncio.to_thread(fake_server.wait_until, lambda: fake_server.created_count >= 1)
+        stop.set()
+        started = time.monotonic()
+        with pytest.raises(Exception) as caught:
+            await job
+        return time.monotonic() - started, caught.value
+
+    elapsed, error = asyncio.run(go())
+    made = fake_server.created_count
+    assert made <= 2 and elapsed < 1.0  # at most the one in flight when Cancel came
+    assert f"{made} of 8 tasks were created" in str(error)
+    assert [job.state for job in runtime.journal().jobs()].count("rejected") == 8 - made
+
+
+def test_cancel_during_a_slot_wait_does_not_wait_for_slow_status_answers(env, fake_server):
+    fake_server.processing_seconds = 3600
+    limit_one = PackSettings(max_in_flight=1)
+    request = requests_for(PROMPT)[0]
+    submission.submit(request, 1, runtime.journal(), runtime.make_client, settings=limit_one)
+    fake_server.status_delay = 20  # each status query of the running task hangs
+    stop = threading.Event()
+    threading.Timer(1.0, stop.set).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(SlotWaitCancelled):
+            submission.submit(request, 2, runtime.journal(), runtime.make_client, settings=limit_one,
+                              interval=0.3, should_stop=stop.is_set)
+    finally:
+        fake_server.release_delays()
+    assert time.monotonic() - started < 2.0
+
+
+def test_a_journal_deleted_while_a_batch_waits_loses_no_paid_task(env, fake_server):
+    fake_server.max_in_flight = 1
+    fake_server.processing_seconds = 1.0
+    journal = runtime.journal()
+
+    def delete_after_the_first():
+        fake_server.wait_until(lambda: fake_server.created_count == 1, 10)
+        journal.path.unlink()
+
+    deleter = threading.Thread(target=delete_after_the_first)
+    deleter.start()
+    intents = [submission.Intent(requests_for(PROMPT)[0], seed) for seed in range(3)]
+    with pytest.raises(JournalError) as stopped:
+        submission.submit_all(intents, journal, runtime.make_client, settings=PackSettings(max_in_flight=1),
+                              interval=0.1)
+    deleter.join()
+    made = set(fake_server.tasks)
+    assert made and made <= {job.task_id for job in journal.jobs()}  # what was paid is known again
+    assert all(task_id in str(stopped.value) for task_id in made)
