@@ -20,7 +20,7 @@ from .download import set_aside
 from .errors import BrokenVideo, CollectionBusy, OmniError, TaskFailed, WaitCancelled, WaitTimeout
 from .journal import Journal
 from .locks import TaskLock, is_held
-from .task import FAILED, SUCCEEDED, TaskState, check_task_id
+from .task import SUCCEEDED, TaskState, check_task_id
 from .verify import check_video
 from .waiting import fetch_video, notice, wait_for_task
 
@@ -140,7 +140,7 @@ async def _wait_and_fetch(task_id, journal, client, dest, *, deadline, interval,
                                     interval=interval, on_update=update, should_stop=should_stop)
     except TaskFailed as exc:
         journal.adopt(task_id, base_url=client.base_url)
-        journal.update_task(task_id, state=FAILED, message=exc.reason)
+        journal.update_task(task_id, state=exc.status, message=exc.reason)
         raise
     journal.adopt(task_id, base_url=client.base_url)
     journal.update_task(task_id, state=SUCCEEDED, video_url=state.video.url,

@@ -170,10 +170,17 @@ class CreationUncertain(OmniError):
 
 
 class TaskFailed(OmniError):
-    def __init__(self, task_id: str, reason: str):
+    """The task ended without a video: failed, or (status "ended") under a word the pack does not know."""
+
+    def __init__(self, task_id: str, reason: str, *, status: str = "failed"):
         self.task_id = task_id
         self.reason = reason
-        super().__init__(f"Kling task {task_id} failed: {reason or 'no reason given by the server'}")
+        self.status = status
+        tail = ("" if status == "failed" else
+                " It may have been billed, so it is not tried again on its own: change the seed on "
+                "CometOmniSubmit to ask for a new generation.")
+        super().__init__(f"Kling task {task_id} {'failed' if status == 'failed' else 'ended'}: "
+                         f"{reason or 'no reason given by the server'}.{tail}")
 
 
 class WaitStopped(OmniError):

@@ -72,7 +72,8 @@ ADDED_COLUMNS = (("mode", "TEXT NOT NULL DEFAULT ''"), ("seconds", "REAL"),
                  ("video_input", "INTEGER NOT NULL DEFAULT 0"), ("key_id", "TEXT NOT NULL DEFAULT ''"))
 # Created, or maybe created: what a task may be billed for (a failed task is not billed).
 # A waiting row counts too: its cost is reserved until it is sent or given up.
-BILLABLE = (WAITING, SENDING, UNCERTAIN, "queued", "processing", "succeeded")
+# So does a task that ended under a status word the pack does not know: it may have been billed.
+BILLABLE = (WAITING, SENDING, UNCERTAIN, "queued", "processing", "succeeded", "ended")
 # What holds one of the account's slots (an uncertain creation is unknown: it is not counted).
 IN_FLIGHT = (SENDING, "queued", "processing")
 BILLING_COLUMNS = ("state", "mode", "seconds", "video_input", "unit_deduction")  # what a task bills

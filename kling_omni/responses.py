@@ -17,7 +17,7 @@ from datetime import timezone
 from typing import Any, Optional
 
 from . import errors
-from .task import FAILED, PROCESSING, QUEUED, SUCCEEDED, TaskState, VideoResult
+from .task import ENDED, FAILED, PROCESSING, QUEUED, SUCCEEDED, TaskState, VideoResult
 
 # Both vocabularies (Kling task_status, CometAPI wrapper status) plus the words ComfyUI's
 # poller accepts, lower-cased.
@@ -130,7 +130,7 @@ def parse_task(body: Any, *, task_id: str = "") -> TaskState:
     message = _text(task.get("task_status_msg")) or _text(data.get("fail_reason"))
     if status == FAILED and not message and _text(body.get("message")).lower() not in _ENVELOPE_OK:
         message = _text(body.get("message"))
-    if status == FAILED and word not in ("failed", "failure", "fail"):  # say which word meant failure
+    if status in (FAILED, ENDED) and word not in ("failed", "failure", "fail"):  # say which word meant it
         unknown = word not in _STATUS and not _failure_like(raw)
         message = (f"status {raw!r}" + (", a status this pack does not know, ended the task without a video"
                                         if unknown else "") + (f": {message}" if message else ""))
@@ -160,7 +160,7 @@ def _unknown_word_status(raw: str, video, progress, *holders: dict) -> str:
         holder.get(name) not in (None, "", 0, "0", False) for holder in holders for name in _END_FIELDS)
     # Ended without a video: the task is over and will not deliver (TaskFailed names the word).
     # Otherwise most likely a new intermediate state: keep waiting, and show the word.
-    return FAILED if ended else PROCESSING
+    return ENDED if ended else PROCESSING
 
 
 def _failure_like(raw: str) -> bool:

@@ -37,11 +37,11 @@ from .ledger import check_daily_limit, spent_today
 from .pricing import estimate
 from .request import OmniRequest
 from .settings import DEFAULTS, PackSettings
-from .task import FAILED, OmniTask, TaskState
+from .task import ENDED, FAILED, OmniTask, TaskState
 from .waiting import POOL, SLICE, UPDATE_EVERY, Backoff
 
 log = logging.getLogger("cometapi_omni")
-REUSABLE = {"queued", "processing", "succeeded"}
+REUSABLE = {"queued", "processing", "succeeded", ENDED}  # ENDED: maybe billed, never retried on its own
 RETRYABLE = {FAILED, J.REJECTED}
 SLOT_BACKOFF = Backoff(base=2.0, cap=30.0, jitter=1.0)  # between creation tries while the account is full
 FLIGHT_WINDOW = 24 * 3600.0  # a row older than this no longer counts as holding a slot (never polled again)

@@ -8,12 +8,15 @@ from typing import Optional
 
 from .errors import InputError
 
-# The four states everything downstream branches on. Raw server words are kept beside them.
+# The states everything downstream branches on. Raw server words are kept beside them.
 QUEUED = "queued"
 PROCESSING = "processing"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
-TERMINAL = frozenset({SUCCEEDED, FAILED})
+# Ended without a video under a status word this pack does not know. It may have been billed,
+# so unlike a failure it is not retried on its own: a new seed asks for a new generation.
+ENDED = "ended"
+TERMINAL = frozenset({SUCCEEDED, FAILED, ENDED})
 
 # A task id goes into a URL path and a file name, so only these: no "/", no "..", no length
 # the file system refuses, and no two ids that one file name could stand for.
@@ -43,7 +46,7 @@ class VideoResult:
 @dataclass(frozen=True)
 class TaskState:
     task_id: str
-    status: str  # one of QUEUED, PROCESSING, SUCCEEDED, FAILED
+    status: str  # one of QUEUED, PROCESSING, SUCCEEDED, FAILED, ENDED
     raw_status: str = ""  # the server's own word, e.g. "succeed" or "IN_PROGRESS"
     known: bool = True  # False: raw_status is a word this pack does not know (show it as is)
     message: str = ""  # failure reason or status text

@@ -22,7 +22,7 @@ from typing import Callable, Optional
 
 from . import errors
 from .download import download_file
-from .task import FAILED, QUEUED, SUCCEEDED, TaskState
+from .task import ENDED, FAILED, QUEUED, SUCCEEDED, TaskState
 
 SLICE = 0.25  # seconds between cancel checks; on_update runs at most every UPDATE_EVERY
 UPDATE_EVERY = 0.5
@@ -160,8 +160,8 @@ async def wait_for_task(client, task_id: str, *, timeout: float = 1800.0, interv
                             f"Task {task_id} succeeded but CometAPI's answer holds no video URL "
                             f"(status {state.raw_status!r}).")
                     return state
-                if state.status == FAILED:
-                    raise errors.TaskFailed(task_id, state.message)
+                if state.status in (FAILED, ENDED):
+                    raise errors.TaskFailed(task_id, state.message, status=state.status)
                 delay = interval
             await watch.sleep(delay)
     except errors.WaitTimeout as timeout_error:

@@ -18,12 +18,12 @@ from ..kling_omni.journal import REJECTED, Job, Journal
 from ..kling_omni.ledger import EXPIRY_WARNING_DAYS, RETENTION_DAYS, job_cost, recent_totals
 from ..kling_omni.pricing import RATES_SOURCE, Rates, actual_usd
 from ..kling_omni.settings import PackSettings
-from ..kling_omni.task import FAILED
+from ..kling_omni.task import ENDED, FAILED
 
 PREFIX = "/cometapi_omni"  # routes.PREFIX (not imported: this module needs no aiohttp)
 PROMPT_CHARS = 100
 DAY = 86400.0
-NOTHING_TO_LOSE = (FAILED, REJECTED)  # no video will ever exist
+NOTHING_TO_LOSE = (FAILED, ENDED, REJECTED)  # no video will ever exist
 _URL_TAIL = re.compile(r"(https?://[^\s?#'\"<>]+)[?#][^\s'\"<>]*")  # a signed URL's query string
 
 

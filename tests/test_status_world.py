@@ -11,7 +11,7 @@ import pytest
 
 from fake_cometapi.server import FakeCometAPI
 from kling_omni import errors, responses, waiting
-from kling_omni.task import FAILED, PROCESSING, SUCCEEDED
+from kling_omni.task import ENDED, FAILED, PROCESSING, SUCCEEDED
 
 from cometapi_kling_omni import NODE_CLASS_MAPPINGS as NODES
 from cometapi_kling_omni.nodes import bridge, runtime
@@ -74,8 +74,10 @@ def test_an_unknown_terminal_status_ends_the_wait_naming_the_word_and_the_task(s
     with pytest.raises(errors.TaskFailed) as err:
         poll(task, timeout_minutes=0.05)  # 3 s: the old code waited all of it
     assert time.monotonic() - started < 2
-    assert word in str(err.value) and task_id in str(err.value)
-    assert runtime.journal().by_task(task_id).state == FAILED  # so Submit's next run makes a new attempt
+    assert word in str(err.value) and task_id in str(err.value) and "change the seed" in str(err.value)
+    assert runtime.journal().by_task(task_id).state == ENDED  # it may have been billed: not retried on its own
+    again, _ = submit()  # queued again: the same task, and nothing paid for a second one
+    assert again.task_id == task_id and server.created_count == 1
 
 
 @pytest.mark.parametrize("word", ["EXPIRED", "canceled", "RISK_CONTROL_FAILED", "content_moderation", "timed_out",
@@ -136,10 +138,10 @@ def wrapper(status, **fields):
 
 
 @pytest.mark.parametrize("body, status", [
-    (wrapper("ARCHIVED", progress="100%"), FAILED),  # ended (100%) without a video
-    (wrapper("ARCHIVED", finished_at=1773300090), FAILED),
-    (wrapper("ARCHIVED", end_time=1773300090), FAILED),
-    (wrapper("ARCHIVED", completed_at="2026-03-12T10:00:00Z"), FAILED),
+    (wrapper("ARCHIVED", progress="100%"), ENDED),  # ended (100%) without a video
+    (wrapper("ARCHIVED", finished_at=1773300090), ENDED),
+    (wrapper("ARCHIVED", end_time=1773300090), ENDED),
+    (wrapper("ARCHIVED", completed_at="2026-03-12T10:00:00Z"), ENDED),
     (wrapper("ARCHIVED", finish_time=0, progress="40%"), PROCESSING),
     (wrapper("IN_PROGRESS", progress="100%"), PROCESSING),  # a known word: trusted as is
     (wrapper("UNKNOWN", finish_time=0), "queued"),  # the contract: UNKNOWN means keep polling

@@ -40,10 +40,12 @@ export function rowView(row, now) {
 function stateText(row) {
   const why = row.message ? `: ${row.message}` : "";
   switch (row.state) {
+    case "waiting": return { text: "waiting for a free slot, not sent yet", level: "info" };
     case "sending": return { text: "sending…", level: "info" };
     case "uncertain": return { text: `uncertain${why}`, level: "warn" };
     case "rejected": return { text: `refused, nothing made${why}`, level: "error" };
     case "failed": return { text: `failed${why}`, level: "error" };
+    case "ended": return { text: `ended without a video${why}`, level: "error" };
     case "succeeded":
       if (row.on_disk) return { text: "saved", level: "ok" };
       return { text: row.collecting ? "downloading…" : "finished, not saved yet", level: "info" };
