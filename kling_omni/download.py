@@ -10,6 +10,7 @@ deleted: a paid video is never thrown away on a guess.
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import secrets
@@ -114,16 +115,24 @@ def check_result_url(url: str) -> None:
                                    f"the pack downloads only over http(s).")
 
 
+KEPT_BROKEN = 3  # damaged bodies kept per task: enough to show what the host served, never a full disk
+
+
 def set_aside(path: Path, like: Path) -> Path:
     """Move `path` next to `like`, as `<like's name>.broken-<UTC time>`; return the new path.
 
     Not ending in .mp4: it may be an HTML page, and ComfyUI's media lists would offer it as a video.
+    Only the KEPT_BROKEN newest of a task are kept: a host that keeps serving broken files, retried
+    for days, must not fill the disk.
     """
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     for n in range(1, 1000):
         kept = like.with_name(f"{like.name}.broken-{stamp}{'' if n == 1 else f'-{n}'}")
         if not kept.exists():
             os.replace(path, kept)
+            older = sorted(like.parent.glob(f"{glob.escape(like.name)}.broken-*"), key=lambda f: f.stat().st_mtime_ns)
+            for stale in older[:-KEPT_BROKEN]:
+                stale.unlink(missing_ok=True)
             return kept
     raise errors.DownloadError(f"Could not find a free name to keep {path} aside.")
 

@@ -300,3 +300,13 @@ def test_collect_out_here_records_an_absolute_path_found_from_anywhere(fake_serv
     assert path.is_absolute() and path.parent == here
     listing = cli("tasks", env=env, cwd=elsewhere)
     assert listing.returncode == 0 and str(path) in listing.stdout
+
+
+def test_a_host_broken_for_days_keeps_only_the_newest_broken_bodies(env, fake_server, task_id):
+    """Each run (a Poll, the background collector's next round) fetches again; the disk must not fill."""
+    fake_server.break_next_files("html", 100)
+    for _ in range(3):  # three runs, three bodies each
+        with pytest.raises(errors.DownloadError):
+            poll(task_id=task_id)
+    kept = kept_aside(Path(env["COMETAPI_OMNI_OUTPUT"]))
+    assert len(fake_server.file_requests) > 3 and len(kept) == 3
