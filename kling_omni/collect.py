@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .download import set_aside
-from .errors import BrokenVideo, CollectionBusy, OmniError, TaskFailed, WaitCancelled, WaitTimeout
+from .errors import BrokenVideo, BusyTimeout, CollectionBusy, OmniError, TaskFailed, WaitCancelled
 from .journal import Journal
 from .locks import TaskLock, is_held
 from .task import SUCCEEDED, TaskState, check_task_id
@@ -116,11 +116,16 @@ async def _take_lock(lock: TaskLock, task_id: str, deadline: float, timeout: flo
     def stopped() -> bool:
         return should_stop is not None and should_stop()
 
-    if await lock.acquire(should_stop=lambda: stopped() or time.monotonic() >= deadline, on_wait=waiting):
-        return lock
+    try:
+        if await lock.acquire(should_stop=lambda: stopped() or time.monotonic() >= deadline, on_wait=waiting):
+            return lock
+    except OSError as exc:  # the lock folder went away meanwhile
+        log.warning("Cannot take the collection lock of task %s in %s (%s): collecting it without one.",
+                    task_id, lock.path.parent, exc.strerror or exc)
+        return None
     if stopped():
         raise WaitCancelled(task_id)
-    raise WaitTimeout(task_id, timeout)
+    raise BusyTimeout(task_id, timeout)
 
 
 async def _wait_and_fetch(task_id, journal, client, dest, *, deadline, interval, on_update, on_download,

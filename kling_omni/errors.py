@@ -201,6 +201,20 @@ class WaitTimeout(WaitStopped):
         super().__init__(task_id, f"Stopped waiting after {seconds:.0f} s (the timeout).")
 
 
+class BusyTimeout(WaitTimeout):
+    """The timeout passed while another collection of the task (a Poll, the CLI, the background
+    collector) held it: that one fetches the video."""
+
+    def __init__(self, task_id: str, seconds: float):
+        self.task_id = task_id
+        self.seconds = seconds
+        # Not WaitStopped's text: the task may well be finished, and is being collected.
+        OmniError.__init__(
+            self, f"Stopped waiting after {seconds:.0f} s (the timeout): another collection of task {task_id} (another "
+                  f"Poll, the command line or the background collector) still holds it, and saves its video. "
+                  f"Queue again later to use the saved video, or put {task_id} in a CometOmniPoll node's task_id.")
+
+
 class WaitCancelled(WaitStopped):
     def __init__(self, task_id: str):
         super().__init__(task_id, "Stopped waiting: cancelled.")

@@ -211,11 +211,6 @@ class Journal:
         rows = self._read("SELECT COUNT(*) FROM jobs", ())
         return int(rows[0][0]) if rows else 0
 
-    def since(self, t0: float) -> list:
-        """Every row created at or after t0 (Unix seconds), newest first."""
-        return [Job(**row) for row in self._read("SELECT * FROM jobs WHERE created_at >= ? ORDER BY created_at DESC",
-                                                 (t0,))]
-
     def billing(self, t0: float) -> list:
         """(job, count) for the rows created at or after t0, grouped by what they bill: each job has only
         state, mode, seconds, video_input and unit_deduction. For totals over thousands of rows."""

@@ -53,10 +53,6 @@ class Totals:
         return {"tasks": self.tasks, "seconds": dict(self.seconds), "usd": round(self.usd, 4)}
 
 
-def totals(jobs: Iterable[Job], rates: Rates) -> Totals:
-    return counted_totals(((job, 1) for job in jobs), rates)
-
-
 def counted_totals(groups: Iterable[tuple], rates: Rates) -> Totals:
     """Totals over (job, count) pairs: `count` tasks that bill like `job` (Journal.billing)."""
     tasks, usd, seconds = 0, 0.0, {}

@@ -33,10 +33,6 @@ class TaskLock:
         self.path = Path(folder) / f"{task_id}.lock"
         self._fd: Optional[int] = None
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
     def try_acquire(self) -> bool:
         """Take the lock if nobody holds it; never blocks."""
         if self._fd is not None:

@@ -359,11 +359,11 @@ class _SlotWait:
         self.timeout = timeout
         self.should_stop = should_stop or (lambda: False)
         self.on_wait = on_wait
-        self.refusals = 0
         self.restart()
 
     def restart(self) -> None:
-        """A task was created: the next wait gets the whole timeout again."""
+        """A task was created: the next wait gets the whole timeout again, and a fresh backoff."""
+        self.refusals = 0
         self.start = time.monotonic()
         self.deadline = self.start + self.timeout
         self._shown = -UPDATE_EVERY

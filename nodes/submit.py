@@ -28,7 +28,8 @@ def _one(value, default):
 class CometOmniSubmit:
     DESCRIPTION = ("Creates the Kling tasks (this is what costs money): `variations` tasks per request, with seeds "
                    "seed, seed+1, ... The same request and seed never create a second task, even after a restart: "
-                   "change the seed to ask for new generations. Tasks are created at your account's pace.")
+                   "a seed not used before asks for a new generation (with N variations, move the seed by N). "
+                   "Tasks are created at your account's pace.")
     CATEGORY = CATEGORY
     # A prompt list and its variations are one batch: priced whole by the spend guard, created in turn.
     INPUT_IS_LIST = True
@@ -44,7 +45,8 @@ class CometOmniSubmit:
                 "request": ("OMNI_REQUEST",),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": False,
                                  "tooltip": "Never sent to the API. The same request with the same seed returns "
-                                            "the task already made; a new seed pays for a new generation."}),
+                                            "the task already made; a new seed pays for a new generation. With "
+                                            "variations N it uses seed to seed+N-1: move it by N for N new ones."}),
             },
             "optional": {
                 "variations": ("INT", {"default": 1, "min": 1, "max": MAX_VARIATIONS,

@@ -8,6 +8,7 @@ import pytest
 
 from kling_omni.collect import collect_video, task_lock
 from kling_omni.errors import CollectionBusy, TaskFailed, WaitCancelled
+from kling_omni import errors
 from kling_omni.journal import Journal
 from kling_omni.client import OmniClient
 
@@ -118,3 +119,17 @@ def test_a_first_collection_makes_the_data_folder_owner_only(env, fake_server, o
     home = Path(env["COMETAPI_OMNI_HOME"])
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     assert stat.S_IMODE((home / "locks").stat().st_mode) == 0o700
+
+
+def test_a_poll_timed_out_behind_another_collection_says_that_one_saves_the_video(env, fake_server, omni_client):
+    task_id = made_elsewhere(omni_client)
+    fake_server.finish(task_id)
+    holder = task_lock(runtime.journal(), task_id)
+    assert holder.try_acquire()
+    try:
+        with pytest.raises(errors.WaitTimeout) as err:
+            asyncio.run(NODES["CometOmniPoll"]().poll(task_id=task_id, timeout_minutes=0.01, unique_id="5"))
+    finally:
+        holder.release()
+    text = str(err.value)
+    assert task_id in text and "another collection" in text and "keeps running" not in text

@@ -66,4 +66,4 @@ def test_pages_in_flight_and_recent_rows(tmp_path):
     assert [j.task_id for j in page] == [str(i) for i in range(14, 4, -1)]
     assert [j.task_id for j in journal.in_flight("k", since=0)] == ["21", "23"]
     assert journal.in_flight("k", since=time.time() + 60) == []
-    assert len(journal.since(0)) == 25 and journal.since(time.time() + 60) == []
+    assert sum(count for _, count in journal.billing(0)) == 25 and journal.billing(time.time() + 60) == []

@@ -33,7 +33,7 @@ def test_what_counts_against_the_budget():
 
 def test_totals_per_mode():
     jobs = [job(), job(mode="std", seconds=10.0), job(state="failed"), job(seconds=None, video_input=1)]
-    result = ledger.totals(jobs, DEFAULT_RATES)
+    result = ledger.counted_totals(((job, 1) for job in jobs), DEFAULT_RATES)
     assert result.tasks == 3
     assert result.seconds == {"pro": 5, "std": 10}
     assert result.usd == pytest.approx(0.56 + 0.84 + 1.68)
@@ -76,6 +76,7 @@ def test_grouped_rows_count_as_many_tasks(tmp_path):
             journal.update_task(str(i), unit_deduction=units)
     groups = journal.billing(0)
     assert sum(n for _, n in groups) == len(specs) and len(groups) == 5
-    assert ledger.counted_totals(groups, DEFAULT_RATES) == ledger.totals(journal.since(0), DEFAULT_RATES)
+    one_by_one = ledger.counted_totals(((job, 1) for job in journal.jobs(limit=100)), DEFAULT_RATES)
+    assert ledger.counted_totals(groups, DEFAULT_RATES) == one_by_one
     assert ledger.counted_totals(groups, DEFAULT_RATES).as_dict() == {
         "tasks": 6, "seconds": {"pro": 20, "std": 10}, "usd": pytest.approx(4 * 0.56 + 0.84 + 1.68)}
