@@ -30,6 +30,7 @@ def measured(pack_wall: float, *, decode_floor: float = 1.0, memory_floor: float
         "naive": {"wall": naive, "peak": before + 3 * out, "out_bytes": out},
         "decode-floor": {"wall": decode_floor, "peak": before, "out_bytes": 0},
         "memory-floor": {"wall": memory_floor, "peak": before + out, "out_bytes": out},
+        "both-floors": {"wall": decode_floor + memory_floor, "peak": before + out, "out_bytes": out},
     }
     for row in full.values():
         row.update(rss_before=before, frames=240)
