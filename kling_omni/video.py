@@ -11,6 +11,9 @@ to its own float tensor, then `torch.stack`) holds that twice. Here:
   on the way to RGB, and decoding stops as soon as the last wanted frame is out;
 - one cached swscale context (PyAV's `frame.to_ndarray()` builds a new one per frame,
   which costs 10x the conversion itself) and FFmpeg's frame-threaded H.264 decoding;
+- decoding and filling the output run side by side: the calling thread decodes while a
+  second thread converts finished frames into the tensor (and takes the page faults of
+  its fresh memory), through a queue of a few frames;
 - outputs nobody wants cost nothing: `want_frames=False` never decodes a video packet,
   `want_audio=False` never decodes an audio packet.
 
@@ -25,6 +28,8 @@ want_frames=False the number of frames is taken from the container's frame count
 from __future__ import annotations
 
 import math
+import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -44,6 +49,9 @@ SILENT_CHANNELS = 2
 RESIZE_FILTER = "AREA"
 AUDIO_PREROLL_SECONDS = 0.2
 _INV255 = np.float32(1.0 / 255.0)  # 255 * this rounds to exactly 1.0 in float32
+# Frames decoded but not yet converted: enough to ride out the jitter between the two
+# threads, few enough to cost nothing next to the output (a 1080p RGB frame is 6 MB).
+PIPELINE_FRAMES = 4
 
 Progress = Callable[[int, int], None]
 StopCheck = Callable[[], bool]
@@ -162,7 +170,8 @@ def decode_video(path, selection: FrameSelection = FrameSelection(), *, want_fra
     """Decode frames and/or audio of the video at `path` as ComfyUI IMAGE / AUDIO values.
 
     on_progress(done, total) is called per returned frame; should_stop() is polled per
-    decoded frame and raises DecodeCancelled when it returns True.
+    decoded frame and raises DecodeCancelled when it returns True. Both are called from
+    the calling thread.
     """
     selection.validate()
     with _open(path) as container:
@@ -195,11 +204,16 @@ class _FrameSink:
     than it declared, the extra ones go to overflow tensors joined at the end (the only
     case that costs a copy); if it holds fewer, a view of the filled part is returned:
     the untouched tail was never written, so it never became resident memory.
+    `put` runs on the converter's thread; `result` after it has finished.
     """
 
     def __init__(self, capacity: int, height: int, width: int):
         self.shape = (height, width, 3)
         self.capacity = max(capacity, 0)
+        # Plain pages, faulted in by the converting thread as it fills them. Measured and
+        # left out: madvise(MADV_HUGEPAGE), 4-5x slower on the CI VM (its balloon returns
+        # free 2 MB blocks to the host, so each huge page comes back cold), and prefaulting
+        # ahead in another thread (MADV_POPULATE_WRITE), no gain: the cores are busy anyway.
         self.out = torch.empty((self.capacity, *self.shape), dtype=torch.float32)
         self._slots = self.out.numpy()  # same memory
         self.overflow: list[torch.Tensor] = []
@@ -224,6 +238,54 @@ class _FrameSink:
         return self.out[: self.count] if self.count < self.capacity else self.out
 
 
+class _Converter:
+    """Fills the sink on its own thread while the calling thread decodes the next frames.
+
+    Decoding is the codec's work; filling the fresh output is memory bandwidth and page
+    faults. Side by side the job takes about as long as the slower of the two, not their
+    sum: FFmpeg releases the GIL while decoding and scaling, NumPy while converting. At
+    most PIPELINE_FRAMES frames wait in between. A failure on this thread is raised in the
+    calling one, and the thread never outlives the `with` block.
+    """
+
+    def __init__(self, sink: _FrameSink):
+        self._sink = sink
+        self._queue: queue.Queue = queue.Queue(PIPELINE_FRAMES)
+        self._error: BaseException | None = None
+        self._discard = False
+        self._thread = threading.Thread(target=self._run, name="CometOmni frame converter", daemon=True)
+
+    def __enter__(self) -> "_Converter":
+        self._thread.start()
+        return self
+
+    def put(self, rgb: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(rgb)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:  # cancelled or failed: the frames still queued are not wanted
+            self._discard = True
+            while True:
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    break
+        self._queue.put(None)  # never blocks for long: the thread keeps taking frames until this
+        self._thread.join()
+        if exc_type is None and self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while (rgb := self._queue.get()) is not None:
+            if self._error is None and not self._discard:
+                try:
+                    self._sink.put(rgb)
+                except BaseException as exc:  # raised again in the calling thread
+                    self._error = exc
+
+
 def _decode_frames(container, path, info: VideoInfo, selection: FrameSelection, video_start: float,
                    on_progress: Progress | None, should_stop: StopCheck | None) -> torch.Tensor:
     stream = container.streams.video[0]
@@ -242,23 +304,25 @@ def _decode_frames(container, path, info: VideoInfo, selection: FrameSelection, 
         _seek(container, stream, video_start + first / fps)
 
     index = -1
+    queued = 0
     try:
-        for frame in container.decode(stream):
-            if should_stop is not None and should_stop():
-                raise DecodeCancelled("Decoding stopped: cancelled.")
-            if frame.pts is not None and time_base is not None:
-                index = round(float((frame.pts - start_pts) * time_base) * fps)
-            else:
-                index += 1
-            if index < first or not selection.keeps(index - first, fps):
-                continue  # decoded (unavoidable) but never converted
-            rgb = reformatter.reformat(frame, width=width, height=height, format="rgb24",
-                                       interpolation=interpolation).to_ndarray()
-            sink.put(rgb)
-            if on_progress is not None:
-                on_progress(sink.count, max(expected, sink.count))
-            if limit is not None and sink.count >= limit:
-                break
+        with _Converter(sink) as converter:
+            for frame in container.decode(stream):
+                if should_stop is not None and should_stop():
+                    raise DecodeCancelled("Decoding stopped: cancelled.")
+                if frame.pts is not None and time_base is not None:
+                    index = round(float((frame.pts - start_pts) * time_base) * fps)
+                else:
+                    index += 1
+                if index < first or not selection.keeps(index - first, fps):
+                    continue  # decoded (unavoidable) but never converted
+                converter.put(reformatter.reformat(frame, width=width, height=height, format="rgb24",
+                                                   interpolation=interpolation).to_ndarray())
+                queued += 1
+                if on_progress is not None:
+                    on_progress(queued, max(expected, queued))
+                if limit is not None and queued >= limit:
+                    break
     except av.FFmpegError as exc:
         raise DecodeError(f"Could not decode the video frames of {Path(path).name}: {exc}") from exc
     return sink.result()

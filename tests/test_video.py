@@ -6,6 +6,8 @@ pixels (read_index) and the audio is a tone whose loudness ramps 0 -> 0.8 over t
 
 from __future__ import annotations
 
+import threading
+
 import av
 import numpy as np
 import pytest
@@ -258,3 +260,87 @@ def test_start_past_the_end_is_refused(clips):
     with pytest.raises(InputError) as err:
         decode_video(clips["av"], FrameSelection(start_seconds=5.0))
     assert err.value.input == "start_seconds" and "2.00 s" in str(err.value)
+
+
+# --- the frames are exactly what a plain PyAV decode gives ----------------------------------
+
+def plain_decode(path, selection: FrameSelection) -> torch.Tensor:
+    """The straightforward way, one frame at a time: PyAV's own rgb24 conversion (a fresh
+    swscale context per frame, no decoder threads, no seeking), then the same float scaling."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate)
+        width, height = selection.output_size(stream.codec_context.width, stream.codec_context.height)
+        resized = (width, height) != (stream.codec_context.width, stream.codec_context.height)
+        first, kept = selection.first_index(fps), []
+        for index, frame in enumerate(container.decode(stream)):
+            if index < first or not selection.keeps(index - first, fps):
+                continue
+            rgb = frame.to_ndarray(format="rgb24", width=width, height=height,
+                                   interpolation=video.RESIZE_FILTER if resized else None)
+            kept.append(torch.from_numpy(rgb.astype(np.float32) * np.float32(1 / 255)))
+            if len(kept) == selection.max_frames:
+                break
+    return torch.stack(kept)
+
+
+@pytest.mark.parametrize("clip, selection", [
+    ("av", FrameSelection()),
+    ("av", FrameSelection(max_frames=7)),
+    ("av", FrameSelection(every_nth=3)),
+    ("av", FrameSelection(target_fps=10)),
+    ("av", FrameSelection(start_seconds=0.5)),
+    ("av", FrameSelection(max_side=160)),
+    ("av", FrameSelection(max_side=100)),  # 100x75: odd rows, padded lines
+    ("portrait", FrameSelection(max_side=100)),
+    ("silent", FrameSelection(start_seconds=0.5, every_nth=3, max_frames=5, max_side=160)),
+])
+def test_frames_are_bit_identical_to_a_plain_decode(clips, clip, selection):
+    got = decode_video(clips[clip], selection, want_audio=False).frames
+    expected = plain_decode(clips[clip], selection)
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    assert torch.equal(got, expected)
+
+
+# --- no thread outlives a decode ---------------------------------------------------------------
+
+def decode_threads() -> set:
+    return {t for t in threading.enumerate() if t is not threading.main_thread()}
+
+
+def test_cancel_leaves_no_thread_running(clips):
+    before = decode_threads()
+    seen = []
+    with pytest.raises(DecodeCancelled):
+        decode_video(clips["av"], should_stop=lambda: seen.append(1) or len(seen) > 20)
+    assert decode_threads() == before
+
+
+def test_a_failure_while_filling_the_tensor_surfaces_and_leaves_no_thread(clips, monkeypatch):
+    real_put = video._FrameSink.put
+
+    def failing_put(self, rgb):
+        if self.count == 9:
+            raise MemoryError("no room for frame 9")
+        real_put(self, rgb)
+
+    monkeypatch.setattr(video._FrameSink, "put", failing_put)
+    before = decode_threads()
+    with pytest.raises(MemoryError, match="frame 9"):
+        decode_video(clips["av"], want_audio=False)
+    assert decode_threads() == before
+
+
+def test_a_decode_error_midway_leaves_no_thread(clips, tmp_path):
+    # The first frames decode, then the packets are garbage.
+    broken = tmp_path / "half.mp4"
+    data = bytearray(clips["av"].read_bytes())
+    with av.open(str(clips["av"])) as container:
+        spans = [(p.pos, p.size) for p in container.demux(container.streams.video[0]) if p.size and p.pos]
+    for pos, size in spans[len(spans) // 2:]:
+        data[pos:pos + size] = b"\xff" * size
+    broken.write_bytes(bytes(data))
+    before = decode_threads()
+    with pytest.raises(DecodeError):
+        decode_video(broken, want_audio=False)
+    assert decode_threads() == before
