@@ -38,6 +38,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+from memory import status_kb  # noqa: E402
 
 KEY = "sk-bench-batch-0123456789"
 TASK_SECONDS = 20.0
@@ -48,15 +51,6 @@ SCENARIOS = (("one chain", 1, None), ("no limit", VARIATIONS, None), (f"limit {L
 TARGETS = {"no limit": 1.2, f"limit {LIMIT}": 2.3}
 MEMORY_TARGET = 1.15
 GB = 1e9
-
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 # --- worker: one scenario in this process ------------------------------------------------------
@@ -70,7 +64,7 @@ def chain_worker(variations: int) -> dict:
 
     from tests.comfy_exec import run
 
-    before = _status_kb("VmRSS") * 1024
+    before = status_kb("VmRSS") * 1024
     start = time.perf_counter()
     requests = run(nodes["CometOmniPrompt"], prompt=["A paper boat drifts down a rain-soaked street at dusk"],
                    mode=["std"], aspect_ratio=["16:9"], duration=[5])[0]
@@ -82,7 +76,7 @@ def chain_worker(variations: int) -> dict:
         a["waveform"].numel() * a["waveform"].element_size() for a in audio)
     return {"wall": wall, "created_in": created, "tasks": len(set(ids)), "polled": len(set(polled)),
             "frames": [int(f.shape[0]) for f in frames], "before": before,
-            "peak": _status_kb("VmHWM") * 1024, "output": output}
+            "peak": status_kb("VmHWM") * 1024, "output": output}
 
 
 def decode_worker(turns: int, count: int, clip: str, max_frames: int) -> dict:
@@ -99,7 +93,7 @@ def decode_worker(turns: int, count: int, clip: str, max_frames: int) -> dict:
         with gate:
             out[i] = decode_video(clip, selection)
 
-    before = _status_kb("VmRSS") * 1024
+    before = status_kb("VmRSS") * 1024
     start = time.perf_counter()
     threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
     for thread in threads:
@@ -108,7 +102,7 @@ def decode_worker(turns: int, count: int, clip: str, max_frames: int) -> dict:
         thread.join()
     wall = time.perf_counter() - start
     output = sum(d.frames.numel() * 4 + d.audio["waveform"].numel() * 4 for d in out)
-    return {"wall": wall, "before": before, "peak": _status_kb("VmHWM") * 1024, "output": output}
+    return {"wall": wall, "before": before, "peak": status_kb("VmHWM") * 1024, "output": output}
 
 
 # --- driver ------------------------------------------------------------------------------------
@@ -185,7 +179,6 @@ def bench_batches() -> bool:
 
 
 def bench_decode_turns(repeat: int) -> None:
-    sys.path.insert(0, str(HERE))
     import inputs
     from fake_cometapi.media import make_mp4
 

@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 import inputs  # noqa: E402
+from memory import status_kb  # noqa: E402
 
 MODES = {"full": {}, "selective": {"max_frames": 48, "max_side": 960}}
 METHODS = ("pack", "naive", "decode-floor", "memory-floor", "both-floors")
@@ -47,15 +48,6 @@ GB = 1e9
 
 
 # --- worker: one decode in this process -----------------------------------------------------
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
 
 def worker(method: str, mode: str, clip: str) -> dict:
     import threading
@@ -100,7 +92,7 @@ def worker(method: str, mode: str, clip: str) -> dict:
             np.multiply(rgb, np.float32(1.0 / 255.0), out=slot)
         return out
 
-    before = _status_kb("VmRSS")
+    before = status_kb("VmRSS")
     start = time.perf_counter()
     out_bytes = 0
     frames = 0
@@ -131,7 +123,7 @@ def worker(method: str, mode: str, clip: str) -> dict:
         out_bytes, frames = out.numel() * 4, count
     wall = time.perf_counter() - start
     return {"method": method, "mode": mode, "wall": wall, "rss_before": before * 1024,
-            "peak": _status_kb("VmHWM") * 1024, "out_bytes": out_bytes, "frames": frames}
+            "peak": status_kb("VmHWM") * 1024, "out_bytes": out_bytes, "frames": frames}
 
 
 # --- driver ------------------------------------------------------------------------------------
