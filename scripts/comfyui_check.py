@@ -186,12 +186,12 @@ class Service:
             service.stop()
 
 
-def start_fake_server(work: Path, key: str, processing_seconds: float = 3,
-                      name: str = "fake_cometapi") -> tuple[Service, str]:
+def start_fake_server(work: Path, key: str, processing_seconds: float = 3, name: str = "fake_cometapi",
+                      video_seconds: int = 3, extra: tuple[str, ...] = ()) -> tuple[Service, str]:
     argv = [sys.executable, "-m", "fake_cometapi", "--port", "0", "--key", key,
             "--submitted-seconds", "1", "--processing-seconds", str(processing_seconds),
-            "--video-seconds", "3", "--fps", "24", "--size", "640x360"]
-    service = Service("fake CometAPI", argv, work / f"{name}.log", cwd=REPO)
+            "--video-seconds", str(video_seconds), "--fps", "24", "--size", "640x360", *extra]
+    service = Service(name, argv, work / f"{name}.log", cwd=REPO)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         match = re.search(r" at (http://\S+)", service.log())
@@ -200,7 +200,7 @@ def start_fake_server(work: Path, key: str, processing_seconds: float = 3,
         if not service.alive():
             break
         time.sleep(0.1)
-    raise CheckFailed(f"the fake server did not start: {service.log()[-2000:]}")
+    raise CheckFailed(f"the fake server {name} did not start: {service.log()[-2000:]}")
 
 
 def make_base_dir(work: Path, name: str) -> Path:
@@ -1777,19 +1777,9 @@ BATCH_CLIP = (3, 24)  # seconds, fps of the result video: a whole MP4 has 72 fra
 
 def start_batch_fake_server(work: Path, key: str) -> tuple[Service, str]:
     """A fake account of its own that allows BATCH_LIMIT tasks in flight and logs every creation."""
-    argv = [sys.executable, "-m", "fake_cometapi", "--port", "0", "--key", key, "--submitted-seconds", "1",
-            "--processing-seconds", str(BATCH_TASK_SECONDS - 1), "--video-seconds", str(BATCH_CLIP[0]),
-            "--fps", str(BATCH_CLIP[1]), "--size", "640x360", "--max-in-flight", str(BATCH_LIMIT), "--log-creations"]
-    service = Service("fake CometAPI (batch)", argv, work / "fake_cometapi_batch.log", cwd=REPO)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        match = re.search(r" at (http://\S+)", service.log())
-        if match:
-            return service, match.group(1)
-        if not service.alive():
-            break
-        time.sleep(0.1)
-    raise CheckFailed(f"the batch fake server did not start: {service.log()[-2000:]}")
+    return start_fake_server(work, key, processing_seconds=BATCH_TASK_SECONDS - 1, name="fake_cometapi_batch",
+                             video_seconds=BATCH_CLIP[0],
+                             extra=("--max-in-flight", str(BATCH_LIMIT), "--log-creations"))
 
 
 def creations(fake: Service) -> tuple[list, int]:
