@@ -29,13 +29,6 @@ def env(fake_server, tmp_path, monkeypatch):
     return tmp_path / "home"
 
 
-@pytest.fixture
-def texts(monkeypatch):
-    shown = []
-    monkeypatch.setattr(bridge, "progress_text", lambda node_id, text: shown.append((node_id, text)))
-    return shown
-
-
 def requests_for(*prompts, mode="pro"):
     return run(NODES["CometOmniPrompt"], prompt=list(prompts), mode=[mode], aspect_ratio=["16:9"], duration=[5])[0]
 

@@ -18,16 +18,9 @@ from fake_cometapi.media import read_index
 from kling_omni.errors import CreationUncertain, DecodeCancelled
 
 from cometapi_kling_omni import NODE_CLASS_MAPPINGS as NODES
-from cometapi_kling_omni.nodes import bridge, runtime
-from tests.fakeserver_fixtures import point_pack_at
+from cometapi_kling_omni.nodes import bridge
 
 CHAIN = Path(__file__).resolve().parent / "run_chain.py"
-
-
-@pytest.fixture
-def env(fake_server, tmp_path, monkeypatch):
-    values = point_pack_at(fake_server, tmp_path, monkeypatch)
-    return values
 
 
 def chain(prompt="A fox runs through snow", seed=0):

@@ -14,21 +14,6 @@ from kling_omni.client import OmniClient
 
 from cometapi_kling_omni import NODE_CLASS_MAPPINGS as NODES
 from cometapi_kling_omni.nodes import bridge, runtime
-from tests.fakeserver_fixtures import point_pack_at
-
-
-@pytest.fixture
-def env(fake_server, tmp_path, monkeypatch):
-    values = point_pack_at(fake_server, tmp_path, monkeypatch)
-    runtime._journal_at.cache_clear()
-    return values
-
-
-@pytest.fixture
-def status_texts(monkeypatch):
-    texts = []
-    monkeypatch.setattr(bridge, "progress_text", lambda node_id, text: texts.append(text))
-    return texts
 
 
 def made_elsewhere(client):

@@ -22,26 +22,16 @@ from kling_omni.waiting import Backoff
 
 from cometapi_kling_omni import NODE_CLASS_MAPPINGS as NODES
 from cometapi_kling_omni.nodes import bridge, runtime
-from tests.fakeserver_fixtures import point_pack_at
 
 PROMPT = "A fox runs through snow"
 LONG_KEY = "omni-test-0123456789-abcdefghij"  # not sk-shaped: only the pack's own redaction hides it
 
 
 @pytest.fixture
-def env(fake_server, tmp_path, monkeypatch):
-    values = point_pack_at(fake_server, tmp_path, monkeypatch)
+def env(env, monkeypatch):
     # raising=False: the test runs (and fails) on code that has no slot wait yet
     monkeypatch.setattr(submission, "SLOT_BACKOFF", Backoff(base=0.02, cap=0.05, jitter=0.01), raising=False)
-    return values
-
-
-@pytest.fixture
-def texts(monkeypatch):
-    """Every progress text the nodes show, as (node id, text)."""
-    shown = []
-    monkeypatch.setattr(bridge, "progress_text", lambda node_id, text: shown.append((node_id, text)))
-    return shown
+    return env
 
 
 async def submit_async(seed=0, prompt=PROMPT, **widgets):

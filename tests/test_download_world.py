@@ -25,22 +25,8 @@ from kling_omni.verify import check_video
 
 from cometapi_kling_omni import NODE_CLASS_MAPPINGS as NODES
 from cometapi_kling_omni.nodes import bridge
-from tests.fakeserver_fixtures import point_pack_at
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def env(fake_server, tmp_path, monkeypatch):
-    values = point_pack_at(fake_server, tmp_path, monkeypatch)
-    return values
-
-
-@pytest.fixture
-def status_texts(monkeypatch):
-    texts = []
-    monkeypatch.setattr(bridge, "progress_text", lambda node_id, text: texts.append(text))
-    return texts
 
 
 @pytest.fixture

@@ -17,14 +17,6 @@ from tests.comfy_exec import run
 LIST = NODES["CometOmniPromptList"]
 
 
-@pytest.fixture
-def env(fake_server, tmp_path, monkeypatch):
-    for key, value in {"COMETAPI_KEY": fake_server.key, "COMETAPI_BASE_URL": fake_server.base_url,
-                       "COMETAPI_OMNI_HOME": str(tmp_path / "home"), "COMETAPI_OMNI_OUTPUT": str(tmp_path / "out"),
-                       "COMETAPI_OMNI_POLL_SECONDS": "0.02"}.items():
-        monkeypatch.setenv(key, value)
-
-
 def prompts_of(text):
     return run(LIST, prompts=[text], unique_id=["7"])[0]
 

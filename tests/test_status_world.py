@@ -14,7 +14,7 @@ from kling_omni import errors, responses, waiting
 from kling_omni.task import ENDED, FAILED, PROCESSING, SUCCEEDED
 
 from cometapi_kling_omni import NODE_CLASS_MAPPINGS as NODES
-from cometapi_kling_omni.nodes import bridge, runtime
+from cometapi_kling_omni.nodes import runtime
 
 
 @pytest.fixture(params=["A", "B", "C"])
@@ -40,13 +40,6 @@ def server_for(tmp_path, monkeypatch):
     yield make
     for server in started:
         server.stop()
-
-
-@pytest.fixture
-def texts(monkeypatch):
-    shown = []
-    monkeypatch.setattr(bridge, "progress_text", lambda node_id, text: shown.append((node_id, text)))
-    return shown
 
 
 async def submit_async(seed=0):
