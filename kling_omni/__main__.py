@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
 
 from .client import OmniClient, base_url_from_env
-from .collect import collect_video
+from .collect import collect_video, video_path
 from .credentials import ENV_VAR, default_store_dir, resolve_key
 from .errors import OmniError, redact
 from .journal import Journal
@@ -79,7 +80,7 @@ def _billed_for(cost) -> str:
 
 def _totals(totals: Totals) -> str:
     seconds = ", ".join(f"{mode} {value:g} s" for mode, value in sorted(totals.seconds.items())) or "0 s"
-    return f"{totals.tasks} task{'' if totals.tasks == 1 else 's'} · {seconds} · ≈ {money(totals.usd)} (estimate)"
+    return f"{totals.tasks} task{'' if totals.tasks == 1 else 's'} · {seconds} · ≈ {money(totals.usd)}"
 
 
 def collect(task_id: str, journal: Journal, home: Path, out_dir: Path, timeout_minutes: float,
@@ -106,7 +107,17 @@ def collect(task_id: str, journal: Journal, home: Path, out_dir: Path, timeout_m
     finally:
         if shown:
             print()  # ends the progress line
-    return result.path
+    wanted = video_path(out_dir, task_id)
+    if result.path == wanted:
+        return result.path
+    # Saved before, elsewhere (ComfyUI's output folder, an earlier --out): the journal keeps that
+    # file; the user asked for one here, so they get a copy, and nothing is fetched again.
+    print(f"Task {task_id} was saved before as {result.path}; copied it to {wanted}.", file=sys.stderr)
+    wanted.parent.mkdir(parents=True, exist_ok=True)
+    part = wanted.with_name(wanted.name + ".part")
+    shutil.copyfile(result.path, part)
+    os.replace(part, wanted)
+    return wanted
 
 
 class _Parser(argparse.ArgumentParser):

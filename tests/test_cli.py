@@ -43,6 +43,13 @@ def test_collect_downloads_any_task_then_lists_it(fake_server, omni_client, tmp_
     again = cli("collect", state.task_id, "--out", str(tmp_path / "videos"), env=env)
     assert again.returncode == 0 and Path(again.stdout.strip().splitlines()[-1]) == path
     assert fake_server.requests == [] and fake_server.file_requests == []
+    # Asked for in another folder: a copy lands there, still nothing is fetched.
+    elsewhere = cli("collect", state.task_id, "--out", str(tmp_path / "elsewhere"), env=env)
+    copy = Path(elsewhere.stdout.strip().splitlines()[-1])
+    assert elsewhere.returncode == 0 and copy == tmp_path / "elsewhere" / path.name
+    assert copy.read_bytes() == path.read_bytes() and str(path) in elsewhere.stderr
+    assert fake_server.requests == [] and fake_server.file_requests == []
+    assert str(path) in cli("tasks", env=env).stdout  # the journal keeps the first file
 
 
 def test_collect_errors_are_plain_and_keyless(fake_server, tmp_path):
