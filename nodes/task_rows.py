@@ -57,6 +57,7 @@ def task_row(job: Job, rates: Rates, now: float, output_root: Path, collecting: 
         "expiring": at_risk and age >= EXPIRY_WARNING_DAYS,
         "expired": at_risk and age >= RETENTION_DAYS,
         "collecting": bool(collecting),
+        "collectable": at_risk,  # what the collect route accepts: the sidebar offers exactly that
     }
 
 

@@ -17,7 +17,8 @@ NOW = 1_800_000_000.0
 DAY = 86400.0
 ROW_FIELDS = {"task_id", "external_task_id", "state", "created_at", "updated_at", "prompt", "mode", "seconds",
               "video_input", "label", "estimate_text", "estimate_usd", "actual_usd", "actual_units", "message",
-              "on_disk", "file", "thumb", "age_days", "expires_in_days", "expiring", "expired", "collecting"}
+              "on_disk", "file", "thumb", "age_days", "expires_in_days", "expiring", "expired", "collecting",
+              "collectable"}
 
 
 def job(**changes):
@@ -45,7 +46,13 @@ def test_a_finished_task_on_disk_in_the_output_folder(tmp_path):
     assert r["on_disk"] is True and r["thumb"] == "/cometapi_omni/tasks/9001/thumb"
     assert r["file"] == {"filename": "kling_9001.mp4", "subfolder": "cometapi_omni", "type": "output"}
     assert r["age_days"] == pytest.approx(1 / 24, abs=1e-3) and r["expires_in_days"] is None
-    assert not r["expiring"] and not r["expired"] and r["collecting"] is False
+    assert not r["expiring"] and not r["expired"] and r["collecting"] is False and r["collectable"] is False
+
+
+def test_only_a_task_whose_video_may_still_come_is_collectable():
+    for state, collectable in (("submitted", True), ("processing", True), ("succeeded", True), ("uncertain", True),
+                               ("failed", False), ("rejected", False), ("ended", False)):
+        assert row(job(state=state)).get("collectable") is collectable, state
 
 
 def test_a_file_outside_the_output_folder_has_a_thumb_but_no_view(tmp_path):

@@ -246,7 +246,7 @@ function rowElement(row) {
       await navigator.clipboard.writeText(row.task_id);
       return `Copied ${row.task_id}.`;
     }), `Copy task id ${row.task_id}`));
-    if (!row.on_disk && !["failed", "rejected"].includes(row.state)) {
+    if (row.collectable) {
       actions.append(button("Collect now", act(async () => {
         await collectNow(row);
         render();
