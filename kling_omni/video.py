@@ -3,9 +3,9 @@
 A 10 s 1080p clip is 240 frames, about 6 GB as float32. The usual way (decode each frame
 to its own float tensor, then `torch.stack`) holds that twice. Here:
 
-- frames go straight into ONE preallocated float32 tensor [N, H, W, 3]; each frame passes
-  through a single uint8 RGB buffer and is converted with one multiply into its slot, so
-  the peak is the result plus a few frames;
+- frames go straight into ONE preallocated float32 tensor [N, H, W, 3]; each frame is
+  converted from uint8 RGB with one multiply into its slot, and at most a few uint8 frames
+  wait in between, so the peak is the result plus a few frames;
 - the frame selection (start, every n-th / target fps, max frames, max side) is applied
   while decoding: skipped frames are never converted to RGB, resizing happens in swscale
   on the way to RGB, and decoding stops as soon as the last wanted frame is out;
@@ -274,8 +274,14 @@ class _Converter:
                     break
         self._queue.put(None)  # never blocks for long: the thread keeps taking frames until this
         self._thread.join()
-        if exc_type is None and self._error is not None:
-            raise self._error
+        # Let go of the error: it holds this thread's frame, and so the sink and its 6 GB tensor,
+        # in a cycle that only the garbage collector would break.
+        error, self._error = self._error, None
+        try:
+            if exc_type is None and error is not None:
+                raise error
+        finally:
+            del error
 
     def _run(self) -> None:
         while (rgb := self._queue.get()) is not None:

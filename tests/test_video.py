@@ -6,7 +6,10 @@ pixels (read_index) and the audio is a tone whose loudness ramps 0 -> 0.8 over t
 
 from __future__ import annotations
 
+import gc
 import threading
+import time
+import weakref
 
 import av
 import numpy as np
@@ -305,15 +308,15 @@ def test_frames_are_bit_identical_to_a_plain_decode(clips, clip, selection):
 # --- no thread outlives a decode ---------------------------------------------------------------
 
 def decode_threads() -> set:
-    return {t for t in threading.enumerate() if t is not threading.main_thread()}
+    """The converter threads alive now (other tests' threads may come and go meanwhile)."""
+    return {t for t in threading.enumerate() if t.name == "CometOmni frame converter"}
 
 
 def test_cancel_leaves_no_thread_running(clips):
-    before = decode_threads()
     seen = []
     with pytest.raises(DecodeCancelled):
         decode_video(clips["av"], should_stop=lambda: seen.append(1) or len(seen) > 20)
-    assert decode_threads() == before
+    assert decode_threads() == set()
 
 
 def test_a_failure_while_filling_the_tensor_surfaces_and_leaves_no_thread(clips, monkeypatch):
@@ -325,10 +328,9 @@ def test_a_failure_while_filling_the_tensor_surfaces_and_leaves_no_thread(clips,
         real_put(self, rgb)
 
     monkeypatch.setattr(video._FrameSink, "put", failing_put)
-    before = decode_threads()
     with pytest.raises(MemoryError, match="frame 9"):
         decode_video(clips["av"], want_audio=False)
-    assert decode_threads() == before
+    assert decode_threads() == set()
 
 
 def test_a_decode_error_midway_leaves_no_thread(clips, tmp_path):
@@ -340,7 +342,69 @@ def test_a_decode_error_midway_leaves_no_thread(clips, tmp_path):
     for pos, size in spans[len(spans) // 2:]:
         data[pos:pos + size] = b"\xff" * size
     broken.write_bytes(bytes(data))
-    before = decode_threads()
     with pytest.raises(DecodeError):
         decode_video(broken, want_audio=False)
-    assert decode_threads() == before
+    assert decode_threads() == set()
+
+
+def test_a_failure_on_the_last_frame_surfaces_too(clips, monkeypatch):
+    """No later frame is put, so the error can only come out at the end of the pipeline."""
+    real_put = video._FrameSink.put
+
+    def failing_put(self, rgb):
+        if self.count == 6:
+            raise MemoryError("no room for frame 6")
+        real_put(self, rgb)
+
+    monkeypatch.setattr(video._FrameSink, "put", failing_put)
+    with pytest.raises(MemoryError, match="frame 6"):
+        decode_video(clips["av"], FrameSelection(max_frames=7), want_audio=False)
+    assert decode_threads() == set()
+
+
+def test_a_failed_decode_lets_go_of_its_tensor_at_once(clips, monkeypatch):
+    """No reference cycle keeps the output alive until the garbage collector runs (a MemoryError
+    is exactly when that memory is wanted back)."""
+    real_put = video._FrameSink.put
+    sinks = []
+
+    def failing_put(self, rgb):
+        if not sinks:
+            sinks.append(weakref.ref(self))
+        if self.count == 9:
+            raise MemoryError("no room for frame 9")
+        real_put(self, rgb)
+
+    monkeypatch.setattr(video._FrameSink, "put", failing_put)
+    gc.disable()
+    try:
+        try:
+            decode_video(clips["av"], want_audio=False)
+        except MemoryError:
+            pass
+        assert sinks and sinks[0]() is None
+    finally:
+        gc.enable()
+
+
+def test_at_most_a_few_frames_wait_between_decoding_and_filling(clips, monkeypatch):
+    """A slow fill (fresh memory, page faults) must hold the decoder back, not pile frames up."""
+    real_put = video._FrameSink.put
+    real_queue_put = video._Converter.put
+    counts = {"queued": 0, "filled": 0, "most_waiting": 0}
+
+    def slow_fill(self, rgb):
+        time.sleep(0.005)
+        real_put(self, rgb)
+        counts["filled"] += 1
+
+    def queue_put(self, rgb):
+        real_queue_put(self, rgb)
+        counts["queued"] += 1
+        counts["most_waiting"] = max(counts["most_waiting"], counts["queued"] - counts["filled"])
+
+    monkeypatch.setattr(video._FrameSink, "put", slow_fill)
+    monkeypatch.setattr(video._Converter, "put", queue_put)
+    frames = decode_video(clips["av"], want_audio=False).frames
+    assert counts["filled"] == frames.shape[0] > video.PIPELINE_FRAMES + 1
+    assert counts["most_waiting"] <= video.PIPELINE_FRAMES + 1  # queued, and one being filled
