@@ -32,8 +32,10 @@ What it does (every wait is bounded; every process it starts is stopped on exit)
    the server's refusal of a bad one) and a rate; a run past the limit stops with the guard's
    message and no creation request; a Poll cancelled mid-wait leaves its task to the background
    collector, which the Tasks sidebar shows live (thumbnail, /view preview, totals equal to the
-   journal's, Collect now, Add a Poll node, Copy id); the workflow is saved from the UI, the key
-   removed in Settings. Screenshots go to <work dir>/screenshots;
+   journal's, Collect now, Add a Poll node, Copy id); the workflow is saved from the UI; the
+   Prompt and Submit become a subgraph and the sidebar's "This graph, if run" follows the
+   variations inside it (and drops it when the subgraph node is bypassed); the key is removed.
+   Screenshots go to <work dir>/screenshots;
 5. --faults: a fresh base directory with a stored key and a fake of its own, driven through
    the fake's remote control (POST /_fake/control, GET /_fake/state): cross-site writes to the
    pack's routes with a LAN Host and a rebound name, a chunked (and gzipping) file host, 201 and
@@ -1156,9 +1158,15 @@ def usd(amount: float) -> str:
 
 async def settled_text(page: Page, expression: str, expected: str, timeout: float) -> str:
     """The element's text once it is `expected` (what it is at the end of `timeout` otherwise)."""
+    return await settled_text_of(page, f"(() => {{ const e = {expression}; return e ? e.innerText : null; }})()",
+                                 expected, timeout)
+
+
+async def settled_text_of(page: Page, expression: str, expected: str, timeout: float) -> str:
+    """The value of `expression` once it is `expected` (what it is at the end of `timeout` otherwise)."""
     deadline, text = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
-        text = await page.js(f"(() => {{ const e = {expression}; return e ? e.innerText : null; }})()")
+        text = await page.js(expression)
         if text == expected:
             break
         await asyncio.sleep(0.2)
@@ -1409,6 +1417,40 @@ async def browser_save(page: Page, report: Report, base: Path, key: str, name: s
                  f"{saved_file.relative_to(base)} ({len(saved_text)} bytes)")
 
 
+async def browser_subgraph_price(page: Page, report: Report, shots: Path) -> None:
+    """A Submit inside a subgraph counts in what Run bills: once the Prompt and Submit become a
+    subgraph, the sidebar's 'This graph, if run' line follows the Submit's variations inside it,
+    and drops it when the subgraph node is bypassed."""
+    await close_dialogs(page)
+    if not await page.js(f"__check.shown({TASKS_LIST})"):
+        await page.click_until(TASKS_TAB, f"__check.shown({TASKS_LIST})", 20, "the Kling Omni tasks sidebar button")
+    line = (f"([...{TASKS_PANEL}.querySelectorAll('*')].find(e => !e.children.length "
+            f"&& e.textContent.startsWith('This graph, if run')) || {{}}).textContent")
+    made = await page.js(f"""(() => {{
+        const graph = {APP}.graph;
+        if (typeof graph.convertToSubgraph !== 'function') return 'no convertToSubgraph in this frontend';
+        graph.convertToSubgraph(new Set([{PROMPT}, {SUBMIT}]));
+        {APP}.canvas.setDirty(true, true);
+        const inner = graph.nodes.filter(n => n.isSubgraphNode?.());
+        return !graph.nodes.some(n => n.type === 'CometOmniSubmit') && inner.length === 1
+          && inner[0].subgraph.nodes.some(n => n.type === 'CometOmniSubmit') ? 'ok' : 'not converted';
+    }})()""")
+    subgraph_node = f"{APP}.graph.nodes.find(n => n.isSubgraphNode?.())"
+    inner_submit = f"{subgraph_node}.subgraph.nodes.find(n => n.type === 'CometOmniSubmit')"
+    if made == "ok":
+        await page.js(set_widget(inner_submit, "variations", 2))
+    expected = "This graph, if run ≈ $0.84: 1 Submit, 2 tasks"  # the template's 5 s · std, twice
+    after = await settled_text_of(page, line, expected, 10)
+    await page.shot(shots / "17_subgraph_price.png")
+    report.check(made == "ok" and after == expected,
+                 "browser: a Submit inside a subgraph counts in what Run bills (its variations, live)",
+                 f"{made}; the sidebar: {after!r}")
+    await page.js(f"(() => {{ {subgraph_node}.mode = 4; {APP}.canvas.setDirty(true, true); return 1; }})()")
+    bypassed = await settled_text_of(page, line, "This graph, if run: no Submit will run.", 10)
+    report.check(bypassed == "This graph, if run: no Submit will run.",
+                 "browser: a bypassed subgraph node bills none of the Submits inside it", repr(bypassed))
+
+
 def in_process_fake_server(key: str, processing_seconds: float):
     """The fake CometAPI on a thread of this process: the browser steps count what it was sent and
     end tasks when they want (FakeCometAPI.created_count, .requests, .finish)."""
@@ -1472,6 +1514,7 @@ async def browser_run(args, report: Report, work: Path, key: str) -> None:
             task_id = await browser_cancel_poll(page, report, comfy, fake, shots)
             await browser_tasks_sidebar(page, report, comfy, fake, c.base, key, task_id, nodes2, shots)
             await browser_save(page, report, c.base, key, "my_kling_video")
+            await browser_subgraph_price(page, report, shots)
             await browser_remove_key(page, report, comfy)
 
             storage = await page.js("JSON.stringify({local: {...localStorage}, session: {...sessionStorage}})")

@@ -20,7 +20,7 @@ const PRICE_TOOLTIP = "Mode and seconds are exact; the USD amount is an estimate
   + "(Settings › CometAPI › Spending). Muted and bypassed Submits bill nothing.";
 const tracked = new Set();
 const graphPriceListeners = new Set();
-let rootPrice = null; // what the graph on screen's root will bill, null without a Submit in it
+let rootPrice = null; // what Run will bill (the root and its subgraphs), null without a Submit
 let rootPriceKey = "null";
 
 /** Hear what the whole graph (the workflow's root) will bill, now and whenever it changes. */
@@ -154,30 +154,29 @@ function setUpPoll(node) {
 
 function refreshAll() {
   const snapshots = new Map();
-  const wholes = new Map(); // graph -> its price, worked out once per round when a Submit asks
+  const snapshotOf = (graph) => {
+    if (!snapshots.has(graph)) snapshots.set(graph, snapshotGraph(graph));
+    return snapshots.get(graph);
+  };
   const rates = currentRates();
+  // What Run bills: the workflow's root with every subgraph in it, whichever graph is on
+  // screen and whichever graph a Submit sits in. Worked out once per round, when asked.
+  let rootTotal = null;
+  const whole = () => (rootTotal ??= graphPrice(snapshotOf(app.rootGraph ?? app.graph), rates));
+  let anySubmit = false;
   for (const node of tracked) {
     if (!node.graph) {
       tracked.delete(node); // removed from the canvas
       continue;
     }
+    anySubmit ||= node.comfyClass === SUBMIT_NODE;
     try {
-      if (!snapshots.has(node.graph)) snapshots.set(node.graph, snapshotGraph(node.graph));
-      const snapshot = snapshots.get(node.graph);
-      const whole = () => {
-        if (!wholes.has(node.graph)) wholes.set(node.graph, graphPrice(snapshot, rates));
-        return wholes.get(node.graph);
-      };
-      node.cometapiRefresh(snapshot, { rates, whole });
+      node.cometapiRefresh(snapshotOf(node.graph), { rates, whole });
     } catch (error) {
       console.warn("[CometAPI Omni] could not refresh node help", error);
     }
   }
-  const root = app.graph;
-  const hasSubmit = [...tracked].some((n) => n.graph === root && n.comfyClass === SUBMIT_NODE);
-  if (!hasSubmit) return publishRootPrice(null);
-  if (!wholes.has(root)) wholes.set(root, graphPrice(snapshots.get(root) ?? snapshotGraph(root), rates));
-  publishRootPrice(wholes.get(root));
+  publishRootPrice(anySubmit ? whole() : null);
 }
 
 app.registerExtension({

@@ -85,13 +85,30 @@ export function submitPriceText(price) {
   return price.active ? text : `${price.inactive}: bills nothing (when on: ${text})`;
 }
 
-/** The sum over the Submits that will run: {submits, tasks, usdLow, usdHigh, unpriced, perPrompt}. */
+/**
+ * The sum over the Submits that will run, inside subgraphs too (each instance of a subgraph
+ * counts; a muted or bypassed subgraph node runs none of its own):
+ * {submits, tasks, usdLow, usdHigh, unpriced, perPrompt}.
+ */
 export function graphPrice(snapshot, rates) {
   const total = { submits: 0, tasks: 0, usdLow: 0, usdHigh: 0, unpriced: 0, perPrompt: false };
+  addGraph(total, snapshot, rates);
+  total.usdLow = pyRound(total.usdLow, 4);
+  total.usdHigh = pyRound(total.usdHigh, 4);
+  return total;
+}
+
+function addGraph(total, snapshot, rates) {
   for (const node of snapshot?.nodes ?? []) {
-    if (node.type !== SUBMIT_NODE || (node.mode ?? RUNS) !== RUNS) continue;
+    if ((node.mode ?? RUNS) !== RUNS) continue;
+    if (node.subgraph) {
+      addGraph(total, node.subgraph, rates);
+      continue;
+    }
+    if (node.type !== SUBMIT_NODE) continue;
     const price = submitPrice(snapshot, node.id, rates);
     if (price.problem) {
+      // e.g. a Submit whose request enters its subgraph from outside: counted as not priced
       total.unpriced += 1;
       continue;
     }
@@ -101,15 +118,12 @@ export function graphPrice(snapshot, rates) {
     total.usdHigh += price.usdHigh;
     total.perPrompt = total.perPrompt || price.perPrompt;
   }
-  total.usdLow = pyRound(total.usdLow, 4);
-  total.usdHigh = pyRound(total.usdHigh, 4);
-  return total;
 }
 
 /** "Whole graph ≈ $3.08: 2 Submits, 5 tasks" (`lead` names what is priced). */
 export function graphPriceText(total, lead = "Whole graph") {
   const unpriced = total.unpriced ? ` (${plural(total.unpriced, "Submit")} not priced)` : "";
-  if (!total.submits) return `${lead}: no Submit will run.${unpriced}`;
+  if (!total.submits) return total.unpriced ? `${lead}: not known before the run${unpriced}` : `${lead}: no Submit will run.`;
   const perPrompt = total.perPrompt ? ", per prompt of each list" : "";
   return `${lead} ${usdText(total.usdLow, total.usdHigh)}: ${plural(total.submits, "Submit")}, `
     + `${plural(total.tasks, "task")}${perPrompt}${unpriced}`;

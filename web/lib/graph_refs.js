@@ -17,13 +17,17 @@ const SINGLE_IMAGE_SOURCES = new Set(["LoadImage", "LoadImageOutput"]);
 const PASS_THROUGH = new Set(["Reroute"]);
 const MAX_HOPS = 1000; // a chain longer than this is a loop the walk missed
 
+const MAX_SUBGRAPH_DEPTH = 32; // subgraphs cannot contain themselves; this only bounds a broken file
+
 /**
  * A plain copy of a litegraph graph (duck-typed: nodes with id, type/comfyClass, title,
  * widgets [{name, value}], inputs [{name, link}]; links via getLink(id) or links[id]).
- * -> {nodes: [{id, type, title, mode, widgets: {name: value}, inputs: {name: {node, slot} | null}}]}
- * `mode` is litegraph's: 0 runs, 2 muted (never), 4 bypassed.
+ * -> {nodes: [{id, type, title, mode, widgets: {name: value}, inputs: {name: {node, slot} | null},
+ *     subgraph?}]}
+ * `mode` is litegraph's: 0 runs, 2 muted (never), 4 bypassed. A subgraph node (one that
+ * isSubgraphNode()) carries the snapshot of the graph inside it as `subgraph`.
  */
-export function snapshotGraph(graph) {
+export function snapshotGraph(graph, depth = 0) {
   const nodes = [];
   for (const node of graph?.nodes ?? graph?._nodes ?? []) {
     const widgets = {};
@@ -35,7 +39,11 @@ export function snapshotGraph(graph) {
       const link = input?.link == null ? null : linkById(graph, input.link);
       inputs[input?.name || String(index)] = link ? { node: link.origin_id, slot: link.origin_slot } : null;
     });
-    nodes.push({ id: node.id, type: node.comfyClass ?? node.type, title: node.title ?? "", mode: node.mode ?? 0, widgets, inputs });
+    const entry = { id: node.id, type: node.comfyClass ?? node.type, title: node.title ?? "", mode: node.mode ?? 0, widgets, inputs };
+    if (node.isSubgraphNode?.() && node.subgraph && depth < MAX_SUBGRAPH_DEPTH) {
+      entry.subgraph = snapshotGraph(node.subgraph, depth + 1);
+    }
+    nodes.push(entry);
   }
   return { nodes };
 }

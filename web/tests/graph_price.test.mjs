@@ -153,7 +153,7 @@ test("whole-graph wording: one Submit, ranges, prompts per list, nothing to pric
   assert.equal(graphPriceText({ submits: 0, tasks: 0, usdLow: 0, usdHigh: 0, unpriced: 0, perPrompt: false }),
     "Whole graph: no Submit will run.");
   assert.equal(graphPriceText({ submits: 0, tasks: 0, usdLow: 0, usdHigh: 0, unpriced: 1, perPrompt: false }, "This graph, if run"),
-    "This graph, if run: no Submit will run. (1 Submit not priced)");
+    "This graph, if run: not known before the run (1 Submit not priced)");
 });
 
 test("reroutes between Prompt and Submit are followed", () => {
@@ -164,4 +164,57 @@ test("reroutes between Prompt and Submit are followed", () => {
   g.connect(1, 5, "");
   g.connect(5, 2, "request");
   assert.equal(submitPriceText(priced(g, 2)), "5 s · std ≈ $0.42");
+});
+
+// A subgraph node as the frontend has it: isSubgraphNode() and the graph inside as `subgraph`.
+function subgraphNode(g, id, inner, mode = 0) {
+  const node = g.add(id, "a1b2c3-subgraph-uuid", { mode });
+  node.isSubgraphNode = () => true;
+  node.subgraph = inner;
+  return node;
+}
+
+function pricedChain(g, promptId, submitId, variations = 1, mode = "pro") {
+  prompt(g, promptId, mode, 5);
+  submit(g, submitId, variations);
+  g.connect(promptId, submitId, "request");
+}
+
+test("the whole graph counts the Submits inside subgraphs, each instance, nested too", () => {
+  const inner = makeGraph();
+  pricedChain(inner, 1, 2, 2); // 2 × 5 s · pro
+  const nested = makeGraph();
+  pricedChain(nested, 1, 2, 1, "std"); // 5 s · std
+  subgraphNode(inner, 3, nested);
+  const root = makeGraph();
+  pricedChain(root, 1, 2); // 5 s · pro
+  subgraphNode(root, 10, inner);
+  subgraphNode(root, 11, inner); // the same subgraph used twice runs twice
+  const total = graphPrice(snapshotGraph(root), makeRates());
+  assert.deepEqual([total.submits, total.tasks, total.unpriced], [5, 1 + 2 * (2 + 1), 0]);
+  assert.equal(total.usdHigh, 0.56 + 2 * (1.12 + 0.42));
+  assert.equal(graphPriceText(total), "Whole graph ≈ $3.64: 5 Submits, 7 tasks");
+});
+
+test("a muted or bypassed subgraph node runs none of the Submits inside it", () => {
+  const inner = makeGraph();
+  pricedChain(inner, 1, 2, 4);
+  const root = makeGraph();
+  pricedChain(root, 1, 2);
+  subgraphNode(root, 10, inner, 4); // bypassed
+  subgraphNode(root, 11, inner, 2); // muted
+  const total = graphPrice(snapshotGraph(root), makeRates());
+  assert.deepEqual([total.submits, total.tasks, total.usdHigh], [1, 1, 0.56]);
+});
+
+test("a Submit whose request enters its subgraph from outside is counted as not priced", () => {
+  const inner = makeGraph();
+  submit(inner, 2);
+  inner.nodes[0].inputs[0].link = 7; // from the subgraph's input node, which is no node of the graph
+  inner.links.set(7, { id: 7, origin_id: -10, origin_slot: 0, target_id: 2 });
+  const root = makeGraph();
+  subgraphNode(root, 10, inner);
+  const total = graphPrice(snapshotGraph(root), makeRates());
+  assert.deepEqual([total.submits, total.unpriced], [0, 1]);
+  assert.equal(graphPriceText(total), "Whole graph: not known before the run (1 Submit not priced)");
 });
