@@ -75,11 +75,12 @@ class TaskEvents:
 def current_row(task_id: str) -> Optional[dict]:
     """The TaskRow of a task as the routes show it, from the nodes' journal and settings."""
     journal = runtime.journal()
+    now = time.time()  # before the read: the row is at least this fresh
     job = journal.by_task(task_id)
     if job is None:
         return None
     settings = load_settings(bridge.data_dir())
-    return task_row(job, settings.rates, time.time(), bridge.output_root(), is_collecting(journal, task_id))
+    return task_row(job, settings.rates, now, bridge.output_root(), is_collecting(journal, task_id))
 
 
 def watch_journal() -> TaskEvents:

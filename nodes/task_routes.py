@@ -74,7 +74,8 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
         except ValueError as exc:
             return _error(400, str(exc))
         settings = await asyncio.to_thread(load_settings, data_dir())
-        page = await asyncio.to_thread(tasks_page, journal(), settings, time.time(), output_root(),
+        now = time.time()  # before the read: see TaskRow.as_of
+        page = await asyncio.to_thread(tasks_page, journal(), settings, now, output_root(),
                                        offset=offset, limit=limit)
         return web.json_response(page)
 
@@ -105,6 +106,7 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
         if not is_task_id(task_id):
             return _error(404, NO_SUCH_TASK)
         store = data_dir()
+        now = time.time()  # before the read: see TaskRow.as_of
         job = await asyncio.to_thread(journal().by_task, task_id)
         if job is None:
             return _error(404, f"Task {task_id} is not in the journal.")
@@ -116,7 +118,7 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
             return _error(409, str(exc))
         want(task_id)
         settings = await asyncio.to_thread(load_settings, store)
-        row = task_row(job, settings.rates, time.time(), output_root(), collecting=False)
+        row = task_row(job, settings.rates, now, output_root(), collecting=False)
         return web.json_response({"task": row}, status=202)
 
 

@@ -58,6 +58,9 @@ def task_row(job: Job, rates: Rates, now: float, output_root: Path, collecting: 
         "expired": at_risk and age >= RETENTION_DAYS,
         "collecting": bool(collecting),
         "collectable": at_risk,  # what the collect route accepts: the sidebar offers exactly that
+        # When the journal was read for it (taken before the read): of two rows of one task the
+        # sidebar keeps the later, so a page read before a live event cannot undo it on arrival.
+        "as_of": now,
     }
 
 

@@ -18,7 +18,7 @@ DAY = 86400.0
 ROW_FIELDS = {"task_id", "external_task_id", "state", "created_at", "updated_at", "prompt", "mode", "seconds",
               "video_input", "label", "estimate_text", "estimate_usd", "actual_usd", "actual_units", "message",
               "on_disk", "file", "thumb", "age_days", "expires_in_days", "expiring", "expired", "collecting",
-              "collectable"}
+              "collectable", "as_of"}
 
 
 def job(**changes):
@@ -47,6 +47,7 @@ def test_a_finished_task_on_disk_in_the_output_folder(tmp_path):
     assert r["file"] == {"filename": "kling_9001.mp4", "subfolder": "cometapi_omni", "type": "output"}
     assert r["age_days"] == pytest.approx(1 / 24, abs=1e-3) and r["expires_in_days"] is None
     assert not r["expiring"] and not r["expired"] and r["collecting"] is False and r["collectable"] is False
+    assert r["as_of"] == NOW
 
 
 def test_only_a_task_whose_video_may_still_come_is_collectable():

@@ -14,6 +14,14 @@ export function rowKey(row) {
   return row.external_task_id ? `ext:${row.external_task_id}` : `task:${row.task_id}`;
 }
 
+/**
+ * Of two rows of one task, the one read from the journal later (`as_of`, server time): a page
+ * read before a live event but answered after it must not put the older state back.
+ */
+function later(known, incoming) {
+  return (incoming.as_of ?? Infinity) >= (known.as_of ?? -Infinity) ? incoming : known;
+}
+
 /** A TaskRow in words: {when, prompt, label, cost, state, level ("ok"|"info"|"warn"|"error"), marks}. */
 export function rowView(row, now) {
   const marks = [];
@@ -115,7 +123,7 @@ export function withPage(list, answer) {
   for (const row of answer.tasks ?? []) {
     const at = index.get(rowKey(row));
     if (at !== undefined) {
-      rows[at] = row;
+      rows[at] = later(rows[at], row);
       continue;
     }
     if (list.loaded && row.created_at > newest) above += 1;
@@ -142,7 +150,7 @@ export function withLiveRow(list, row) {
   const at = list.rows.findIndex((r) => rowKey(r) === key);
   if (at >= 0) {
     const rows = [...list.rows];
-    rows[at] = row;
+    rows[at] = later(rows[at], row);
     return { ...list, rows };
   }
   if (list.rows.length && row.created_at < list.rows[0].created_at) return list; // it comes with its page

@@ -157,3 +157,21 @@ test("refetching the first page merges: new rows on top, known rows updated, lat
   assert.equal(list.rows[2].state, "failed");
   assert.deepEqual(nextPage(list), { offset: 54, limit: PAGE_SIZE });
 });
+
+test("of two rows of one task the later read wins, whichever arrives last", () => {
+  const processing = row({ state: "processing", on_disk: false, file: null, collecting: true, as_of: NOW + 1 });
+  const saved = { ...processing, state: "succeeded", on_disk: true, collecting: false, as_of: NOW + 3 };
+  let list = withPage(emptyList(), answer([{ ...processing, collecting: false, as_of: NOW }]));
+  list = withLiveRow(list, saved); // the event: collected
+  // The sidebar's page was read before the event but answered after it: the saved row stays.
+  list = withPage(list, answer([processing]));
+  assert.equal(list.rows[0].state, "succeeded");
+  // An event built earlier than what is shown, arriving late, changes nothing either.
+  list = withLiveRow(list, { ...processing, as_of: NOW + 2 });
+  assert.equal(list.rows[0].state, "succeeded");
+  // A later read takes over, and so does one of the same moment.
+  list = withLiveRow(list, { ...saved, message: "kept", as_of: NOW + 3 });
+  assert.equal(list.rows[0].message, "kept");
+  list = withPage(list, answer([{ ...saved, on_disk: false, as_of: NOW + 9 }]));
+  assert.equal(list.rows[0].on_disk, false);
+});
