@@ -1439,16 +1439,22 @@ async def browser_subgraph_price(page: Page, report: Report, shots: Path) -> Non
     inner_submit = f"{subgraph_node}.subgraph.nodes.find(n => n.type === 'CometOmniSubmit')"
     if made == "ok":
         await page.js(set_widget(inner_submit, "variations", 2))
+    # What Run would queue, as the frontend builds it: is a Submit in it?
+    queues_submit = (f"(async () => Object.values((await {APP}.graphToPrompt()).output)"
+                     f".some(n => n.class_type === 'CometOmniSubmit'))()")
     expected = "This graph, if run ≈ $0.84: 1 Submit, 2 tasks"  # the template's 5 s · std, twice
     after = await settled_text_of(page, line, expected, 10)
+    queued = await page.js(queues_submit)
     await page.shot(shots / "17_subgraph_price.png")
-    report.check(made == "ok" and after == expected,
+    report.check(made == "ok" and after == expected and queued,
                  "browser: a Submit inside a subgraph counts in what Run bills (its variations, live)",
-                 f"{made}; the sidebar: {after!r}")
+                 f"{made}; the sidebar: {after!r}; Run would queue the Submit: {queued}")
     await page.js(f"(() => {{ {subgraph_node}.mode = 4; {APP}.canvas.setDirty(true, true); return 1; }})()")
     bypassed = await settled_text_of(page, line, "This graph, if run: no Submit will run.", 10)
-    report.check(bypassed == "This graph, if run: no Submit will run.",
-                 "browser: a bypassed subgraph node bills none of the Submits inside it", repr(bypassed))
+    queued = await page.js(queues_submit)
+    report.check(bypassed == "This graph, if run: no Submit will run." and not queued,
+                 "browser: a bypassed subgraph node bills none of the Submits inside it (Run would queue none)",
+                 f"{bypassed!r}; Run would queue the Submit: {queued}")
 
 
 def in_process_fake_server(key: str, processing_seconds: float):
