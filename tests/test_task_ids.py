@@ -13,7 +13,7 @@ import pytest
 from kling_omni import errors
 
 from cometapi_kling_omni import NODE_CLASS_MAPPINGS as NODES
-from tests.test_download_world import cli, env, environment, poll  # noqa: F401
+from tests.test_download_world import cli, environment, poll
 
 # The odd ids ("ab" and "task" are fine, below), and two more of the same kind
 ODD_IDS = ["a/b", "..", "...", "7" * 300, "../kling/v1/x", "a b"]
