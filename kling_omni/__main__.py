@@ -108,7 +108,7 @@ def collect(task_id: str, journal: Journal, home: Path, out_dir: Path, timeout_m
         if shown:
             print()  # ends the progress line
     wanted = video_path(out_dir, task_id)
-    if result.path == wanted:
+    if wanted.exists() and os.path.samefile(result.path, wanted):
         return result.path
     # Saved before, elsewhere (ComfyUI's output folder, an earlier --out): the journal keeps that
     # file; the user asked for one here, so they get a copy, and nothing is fetched again.

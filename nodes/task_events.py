@@ -18,7 +18,7 @@ from typing import Callable, Optional
 from ..kling_omni.collect import is_collecting
 from ..kling_omni.settings import load_settings
 from . import bridge, runtime
-from .task_rows import task_row
+from .task_rows import read_stamp, task_row
 
 log = logging.getLogger("cometapi_omni")
 EVENT = "cometapi_omni.task"
@@ -75,7 +75,7 @@ class TaskEvents:
 def current_row(task_id: str) -> Optional[dict]:
     """The TaskRow of a task as the routes show it, from the nodes' journal and settings."""
     journal = runtime.journal()
-    now = time.time()  # before the read: the row is at least this fresh
+    now = read_stamp()  # before the read: see TaskRow.as_of
     job = journal.by_task(task_id)
     if job is None:
         return None

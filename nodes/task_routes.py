@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -31,7 +30,7 @@ from ..kling_omni.settings import DEFAULTS, load_settings, save_settings
 from ..kling_omni.task import TASK_ID_RULE, is_task_id
 from ..kling_omni.thumbs import thumbnail
 from .routes import PREFIX, _error, same_origin_only
-from .task_rows import NOTHING_TO_LOSE, left_today, task_row, tasks_page
+from .task_rows import NOTHING_TO_LOSE, left_today, read_stamp, task_row, tasks_page
 
 MAX_PAGE = 200
 THUMBS_FOLDER = "thumbs"  # under the data folder
@@ -74,7 +73,7 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
         except ValueError as exc:
             return _error(400, str(exc))
         settings = await asyncio.to_thread(load_settings, data_dir())
-        now = time.time()  # before the read: see TaskRow.as_of
+        now = read_stamp()  # before the read: see TaskRow.as_of
         page = await asyncio.to_thread(tasks_page, journal(), settings, now, output_root(),
                                        offset=offset, limit=limit)
         return web.json_response(page)
@@ -106,7 +105,7 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
         if not is_task_id(task_id):
             return _error(404, NO_SUCH_TASK)
         store = data_dir()
-        now = time.time()  # before the read: see TaskRow.as_of
+        now = read_stamp()  # before the read: see TaskRow.as_of
         job = await asyncio.to_thread(journal().by_task, task_id)
         if job is None:
             return _error(404, f"Task {task_id} is not in the journal.")

@@ -9,6 +9,8 @@ fingerprint.
 from __future__ import annotations
 
 import re
+import threading
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -25,6 +27,20 @@ PROMPT_CHARS = 100
 DAY = 86400.0
 NOTHING_TO_LOSE = (FAILED, ENDED, REJECTED)  # no video will ever exist
 _URL_TAIL = re.compile(r"(https?://[^\s?#'\"<>]+)[?#][^\s'\"<>]*")  # a signed URL's query string
+
+
+_stamps = threading.Lock()
+_last_stamp = 0.0
+
+
+def read_stamp() -> float:
+    """Now, as the moment a row is about to be read from the journal (TaskRow.as_of): strictly
+    increasing in this process, so two reads never tie, even within one tick of a coarse clock
+    or after the clock steps back."""
+    global _last_stamp
+    with _stamps:
+        _last_stamp = max(time.time(), _last_stamp + 1e-6)
+        return _last_stamp
 
 
 def task_row(job: Job, rates: Rates, now: float, output_root: Path, collecting: bool) -> dict:
@@ -57,7 +73,7 @@ def task_row(job: Job, rates: Rates, now: float, output_root: Path, collecting: 
         "expiring": at_risk and age >= EXPIRY_WARNING_DAYS,
         "expired": at_risk and age >= RETENTION_DAYS,
         "collecting": bool(collecting),
-        "collectable": at_risk,  # what the collect route accepts: the sidebar offers exactly that
+        "collectable": at_risk,  # no video here yet, and one may come: the sidebar offers Collect now
         # When the journal was read for it (taken before the read): of two rows of one task the
         # sidebar keeps the later, so a page read before a live event cannot undo it on arrival.
         "as_of": now,

@@ -17,14 +17,12 @@ from kling_omni.waiting import Backoff
 from cometapi_kling_omni import NODE_CLASS_MAPPINGS as NODES
 from cometapi_kling_omni.nodes import bridge, runtime
 from tests.comfy_exec import execute, run
-from tests.fakeserver_fixtures import point_pack_at
 
 PROMPT = "A fox runs through snow"
 
 
 @pytest.fixture
-def env(fake_server, tmp_path, monkeypatch):
-    values = point_pack_at(fake_server, tmp_path, monkeypatch)
+def env(env, tmp_path, monkeypatch):
     monkeypatch.setattr(submission, "SLOT_BACKOFF", Backoff(base=0.02, cap=0.05, jitter=0.01))
     return tmp_path / "home"
 

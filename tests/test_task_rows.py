@@ -130,3 +130,8 @@ def test_totals_for_today_and_the_last_thirty_days(tmp_path):
     assert recent.today.as_dict() == {"tasks": 2, "seconds": {"pro": 5, "std": 10}, "usd": pytest.approx(0.56 + 0.84)}
     assert recent.last_30_days.as_dict() == {"tasks": 3, "seconds": {"pro": 15, "std": 10},
                                              "usd": pytest.approx(0.56 + 0.84 + 1.12)}
+
+
+def test_read_stamps_never_tie_and_never_go_back():
+    stamps = [rows.read_stamp() for _ in range(1000)]
+    assert all(b > a for a, b in zip(stamps, stamps[1:]))
