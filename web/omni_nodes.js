@@ -153,11 +153,8 @@ function setUpPoll(node) {
 }
 
 function refreshAll() {
-  const snapshots = new Map();
-  const snapshotOf = (graph) => {
-    if (!snapshots.has(graph)) snapshots.set(graph, snapshotGraph(graph));
-    return snapshots.get(graph);
-  };
+  const snapshots = new Map(); // graph -> its snapshot, each graph read once per round
+  const snapshotOf = (graph) => snapshotGraph(graph, snapshots);
   const rates = currentRates();
   // What Run bills: the workflow's root with every subgraph in it, whichever graph is on
   // screen and whichever graph a Submit sits in. Worked out once per round, when asked.

@@ -25,9 +25,11 @@ const MAX_SUBGRAPH_DEPTH = 32; // subgraphs cannot contain themselves; this only
  * -> {nodes: [{id, type, title, mode, widgets: {name: value}, inputs: {name: {node, slot} | null},
  *     subgraph?}]}
  * `mode` is litegraph's: 0 runs, 2 muted (never), 4 bypassed. A subgraph node (one that
- * isSubgraphNode()) carries the snapshot of the graph inside it as `subgraph`.
+ * isSubgraphNode()) carries the snapshot of the graph inside it as `subgraph`: one snapshot per
+ * graph in `cache` (instances of a subgraph share it; pass a Map to share it between calls).
  */
-export function snapshotGraph(graph, depth = 0) {
+export function snapshotGraph(graph, cache = new Map(), depth = 0) {
+  if (cache.has(graph)) return cache.get(graph);
   const nodes = [];
   for (const node of graph?.nodes ?? graph?._nodes ?? []) {
     const widgets = {};
@@ -41,11 +43,13 @@ export function snapshotGraph(graph, depth = 0) {
     });
     const entry = { id: node.id, type: node.comfyClass ?? node.type, title: node.title ?? "", mode: node.mode ?? 0, widgets, inputs };
     if (node.isSubgraphNode?.() && node.subgraph && depth < MAX_SUBGRAPH_DEPTH) {
-      entry.subgraph = snapshotGraph(node.subgraph, depth + 1);
+      entry.subgraph = snapshotGraph(node.subgraph, cache, depth + 1);
     }
     nodes.push(entry);
   }
-  return { nodes };
+  const snapshot = { nodes };
+  cache.set(graph, snapshot);
+  return snapshot;
 }
 
 function linkById(graph, id) {

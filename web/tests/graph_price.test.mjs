@@ -189,8 +189,10 @@ test("the whole graph counts the Submits inside subgraphs, each instance, nested
   const root = makeGraph();
   pricedChain(root, 1, 2); // 5 s · pro
   subgraphNode(root, 10, inner);
-  subgraphNode(root, 11, inner); // the same subgraph used twice runs twice
-  const total = graphPrice(snapshotGraph(root), makeRates());
+  subgraphNode(root, 11, inner); // each instance counts (identical ones make one task: then above the bill)
+  const snapshot = snapshotGraph(root);
+  assert.equal(snapshot.nodes[2].subgraph, snapshot.nodes[3].subgraph); // one snapshot per graph
+  const total = graphPrice(snapshot, makeRates());
   assert.deepEqual([total.submits, total.tasks, total.unpriced], [5, 1 + 2 * (2 + 1), 0]);
   assert.equal(total.usdHigh, 0.56 + 2 * (1.12 + 0.42));
   assert.equal(graphPriceText(total), "Whole graph ≈ $3.64: 5 Submits, 7 tasks");
