@@ -33,8 +33,9 @@ What it does (every wait is bounded; every process it starts is stopped on exit)
    message and no creation request; a Poll cancelled mid-wait leaves its task to the background
    collector, which the Tasks sidebar shows live (thumbnail, /view preview, totals equal to the
    journal's, Collect now, Add a Poll node, Copy id); the workflow is saved from the UI; the
-   Prompt and Submit become a subgraph and the sidebar's "This graph, if run" follows the
-   variations inside it (and drops it when the subgraph node is bypassed); the key is removed.
+   Prompt and Submit become a subgraph, the Submit's variations are promoted to the subgraph
+   node and set there, and the sidebar's "This graph, if run" follows (and drops it when the
+   subgraph node is bypassed), as does the prompt Run would queue; the key is removed.
    Screenshots go to <work dir>/screenshots;
 5. --faults: a fresh base directory with a stored key and a fake of its own, driven through
    the fake's remote control (POST /_fake/control, GET /_fake/state): cross-site writes to the
@@ -1419,8 +1420,9 @@ async def browser_save(page: Page, report: Report, base: Path, key: str, name: s
 
 async def browser_subgraph_price(page: Page, report: Report, shots: Path) -> None:
     """A Submit inside a subgraph counts in what Run bills: once the Prompt and Submit become a
-    subgraph, the sidebar's 'This graph, if run' line follows the Submit's variations inside it,
-    and drops it when the subgraph node is bypassed."""
+    subgraph, the sidebar's 'This graph, if run' line drops it while the subgraph node is
+    bypassed, and follows its variations once they are promoted to the subgraph node and set there;
+    what Run would queue agrees each time."""
     await close_dialogs(page)
     if not await page.js(f"__check.shown({TASKS_LIST})"):
         await page.click_until(TASKS_TAB, f"__check.shown({TASKS_LIST})", 20, "the Kling Omni tasks sidebar button")
@@ -1437,24 +1439,39 @@ async def browser_subgraph_price(page: Page, report: Report, shots: Path) -> Non
     }})()""")
     subgraph_node = f"{APP}.graph.nodes.find(n => n.isSubgraphNode?.())"
     inner_submit = f"{subgraph_node}.subgraph.nodes.find(n => n.type === 'CometOmniSubmit')"
-    if made == "ok":
-        await page.js(set_widget(inner_submit, "variations", 2))
-    # What Run would queue, as the frontend builds it: is a Submit in it?
-    queues_submit = (f"(async () => Object.values((await {APP}.graphToPrompt()).output)"
-                     f".some(n => n.class_type === 'CometOmniSubmit'))()")
-    expected = "This graph, if run ≈ $0.84: 1 Submit, 2 tasks"  # the template's 5 s · std, twice
-    after = await settled_text_of(page, line, expected, 10)
-    queued = await page.js(queues_submit)
-    await page.shot(shots / "17_subgraph_price.png")
-    report.check(made == "ok" and after == expected and queued,
-                 "browser: a Submit inside a subgraph counts in what Run bills (its variations, live)",
-                 f"{made}; the sidebar: {after!r}; Run would queue the Submit: {queued}")
-    await page.js(f"(() => {{ {subgraph_node}.mode = 4; {APP}.canvas.setDirty(true, true); return 1; }})()")
+    # The Submits Run would queue, as the frontend builds the prompt: their variations.
+    queued_variations = (f"(async () => Object.values((await {APP}.graphToPrompt()).output)"
+                         f".filter(n => n.class_type === 'CometOmniSubmit').map(n => n.inputs.variations))()")
+    # Bypassed as a user does it (select, Ctrl+B's command): older frontends bypass the nodes
+    # inside along with it, newer ones leave them out of the run (ComfyUI_frontend#8494).
+    toggle_bypass = (f"(() => {{ {APP}.canvas.deselectAll?.(); {APP}.canvas.selectNode({subgraph_node}); "
+                     f"{command('Comfy.Canvas.ToggleSelectedNodes.Bypass')}; }})()")
+    await page.js(toggle_bypass)
     bypassed = await settled_text_of(page, line, "This graph, if run: no Submit will run.", 10)
-    queued = await page.js(queues_submit)
-    report.check(bypassed == "This graph, if run: no Submit will run." and not queued,
+    queued = await page.js(queued_variations)
+    report.check(made == "ok" and bypassed == "This graph, if run: no Submit will run." and not queued,
                  "browser: a bypassed subgraph node bills none of the Submits inside it (Run would queue none)",
-                 f"{bypassed!r}; Run would queue the Submit: {queued}")
+                 f"{made}; {bypassed!r}; Run would queue the Submit: {queued}")
+    await page.js(toggle_bypass)
+    if made == "ok":  # the Submit's variations promoted to the subgraph node, set there to 3
+        made = await page.js(f"""(() => {{
+            const node = {subgraph_node}, subgraph = node.subgraph, submit = {inner_submit};
+            subgraph.addInput('variations', 'INT');
+            const slots = subgraph.inputNode.slots;
+            slots[slots.length - 1].connect(submit.inputs.find(i => i.name === 'variations'), submit);
+            const w = (node.widgets || []).find(w => w.name === 'variations');
+            if (!w) return 'no promoted variations widget';
+            w.value = 3;
+            w.callback?.(3);
+            return 'ok';
+        }})()""")
+    expected = "This graph, if run ≈ $1.26: 1 Submit, 3 tasks"  # the template's 5 s · std, 3 times
+    after = await settled_text_of(page, line, expected, 10)
+    queued = await page.js(queued_variations)
+    await page.shot(shots / "17_subgraph_price.png")
+    report.check(made == "ok" and after == expected and queued == [3],
+                 "browser: a Submit inside a subgraph counts in what Run bills (variations promoted to the "
+                 "subgraph node and set there, live)", f"{made}; the sidebar: {after!r}; Run would queue variations {queued}")
 
 
 def in_process_fake_server(key: str, processing_seconds: float):

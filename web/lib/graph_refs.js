@@ -18,15 +18,17 @@ const PASS_THROUGH = new Set(["Reroute"]);
 const MAX_HOPS = 1000; // a chain longer than this is a loop the walk missed
 
 const MAX_SUBGRAPH_DEPTH = 32; // subgraphs cannot contain themselves; this only bounds a broken file
+const SUBGRAPH_INPUT_NODE = "-10"; // litegraph's id of a subgraph's input node (links from outside)
 
 /**
  * A plain copy of a litegraph graph (duck-typed: nodes with id, type/comfyClass, title,
  * widgets [{name, value}], inputs [{name, link}]; links via getLink(id) or links[id]).
- * -> {nodes: [{id, type, title, mode, widgets: {name: value}, inputs: {name: {node, slot} | null},
- *     subgraph?}]}
+ * -> {inputNode, nodes: [{id, type, title, mode, widgets: {name: value},
+ *     inputs: {name: {node, slot} | null}, subgraph?}]}
  * `mode` is litegraph's: 0 runs, 2 muted (never), 4 bypassed. A subgraph node (one that
- * isSubgraphNode()) carries the snapshot of the graph inside it as `subgraph`: one snapshot per
- * graph in `cache` (instances of a subgraph share it; pass a Map to share it between calls).
+ * isSubgraphNode()) carries the graph inside it as `subgraph`, as that instance runs it: an
+ * input the instance sets with a widget of its own (a promoted widget) holds that value. Each
+ * graph is read once per `cache` (pass a Map to share it between calls).
  */
 export function snapshotGraph(graph, cache = new Map(), depth = 0) {
   if (cache.has(graph)) return cache.get(graph);
@@ -43,13 +45,39 @@ export function snapshotGraph(graph, cache = new Map(), depth = 0) {
     });
     const entry = { id: node.id, type: node.comfyClass ?? node.type, title: node.title ?? "", mode: node.mode ?? 0, widgets, inputs };
     if (node.isSubgraphNode?.() && node.subgraph && depth < MAX_SUBGRAPH_DEPTH) {
-      entry.subgraph = snapshotGraph(node.subgraph, cache, depth + 1);
+      entry.subgraph = withInstanceValues(snapshotGraph(node.subgraph, cache, depth + 1), instanceValues(node));
     }
     nodes.push(entry);
   }
-  const snapshot = { nodes };
+  const snapshot = { inputNode: String(graph?.inputNode?.id ?? SUBGRAPH_INPUT_NODE), nodes };
   cache.set(graph, snapshot);
   return snapshot;
+}
+
+/** What a subgraph instance gives each subgraph input: {value} of its own widget, else undefined (a link). */
+function instanceValues(node) {
+  return (node.inputs ?? []).map((input) => {
+    if (input?.link != null || !input?.widget?.name) return undefined;
+    const widget = (node.widgets ?? []).find((w) => w?.name === input.widget.name);
+    return widget ? { value: widget.value } : undefined;
+  });
+}
+
+/** `snapshot` (a subgraph's) with the inputs an instance sets by value turned into those widget values. */
+function withInstanceValues(snapshot, values) {
+  if (!values.some(Boolean)) return snapshot;
+  const nodes = snapshot.nodes.map((node) => {
+    let copy = null;
+    for (const [name, link] of Object.entries(node.inputs)) {
+      const given = link && String(link.node) === snapshot.inputNode ? values[link.slot] : undefined;
+      if (!given) continue;
+      copy ??= { ...node, widgets: { ...node.widgets }, inputs: { ...node.inputs } };
+      copy.widgets[name] = given.value;
+      copy.inputs[name] = null;
+    }
+    return copy ?? node;
+  });
+  return { ...snapshot, nodes };
 }
 
 function linkById(graph, id) {

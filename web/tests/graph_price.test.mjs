@@ -220,3 +220,42 @@ test("a Submit whose request enters its subgraph from outside is counted as not 
   assert.deepEqual([total.submits, total.unpriced], [0, 1]);
   assert.equal(graphPriceText(total), "Whole graph: not known before the run (1 Submit not priced)");
 });
+
+// A subgraph whose Submit takes `variations` from the subgraph's input 0 (a promoted widget).
+function promotedVariations() {
+  const inner = makeGraph();
+  inner.inputNode = { id: -10 };
+  pricedChain(inner, 1, 2); // 5 s · pro, variations from outside
+  const variations = inner.nodes[1].inputs.find((i) => i.name === "variations");
+  variations.link = 90;
+  inner.links.set(90, { id: 90, origin_id: -10, origin_slot: 0, target_id: 2 });
+  return inner;
+}
+
+function instance(g, id, inner, input) {
+  const node = subgraphNode(g, id, inner);
+  node.inputs = [input];
+  node.widgets = input.widget ? [{ name: input.widget.name, value: input.value }] : [];
+  return node;
+}
+
+test("an instance's own value for a promoted widget is what that instance bills", () => {
+  const inner = promotedVariations();
+  const root = makeGraph();
+  instance(root, 10, inner, { name: "variations", link: null, widget: { name: "variations" }, value: 3 });
+  instance(root, 11, inner, { name: "variations", link: null, widget: { name: "variations" }, value: 2 });
+  const total = graphPrice(snapshotGraph(root), makeRates());
+  assert.deepEqual([total.submits, total.tasks, total.usdHigh], [2, 5, 2.8]);
+  // Inside the subgraph on its own, the Submit says its variations come by a link.
+  assert.match(submitPriceText(submitPrice(snapshotGraph(inner), 2, makeRates())), /variations set by a link: counted once/);
+});
+
+test("a promoted input fed by a link from outside stays a link: counted once", () => {
+  const root = makeGraph();
+  root.add(5, "PrimitiveInt", { widgets: { value: 4 } });
+  const node = instance(root, 10, promotedVariations(), { name: "variations", link: null, widget: { name: "variations" }, value: 3 });
+  root.connect(5, 10, "variations");
+  assert.ok(node.inputs[0].link != null);
+  const total = graphPrice(snapshotGraph(root), makeRates());
+  assert.deepEqual([total.submits, total.tasks, total.usdHigh], [1, 1, 0.56]);
+});
