@@ -20,6 +20,7 @@ from kling_omni.journal import SCHEMA
 
 from cometapi_kling_omni import NODE_CLASS_MAPPINGS as NODES
 from cometapi_kling_omni.nodes import runtime
+from tests.test_billing_faults import chain
 from tests.without_root_powers import python_command
 from tests.fakeserver_fixtures import point_pack_at
 
@@ -31,14 +32,6 @@ def home(fake_server, tmp_path, monkeypatch):
     values = point_pack_at(fake_server, tmp_path, monkeypatch)
     runtime._journal_at.cache_clear()
     return tmp_path / "home"
-
-
-def chain(prompt="A fox runs through snow", seed=0):
-    async def run():
-        (request,) = await NODES["CometOmniPrompt"]().build(prompt=prompt, mode="pro", aspect_ratio="16:9", duration=5)
-        (task,), (_,) = (await NODES["CometOmniSubmit"]().submit(request=request, seed=seed, unique_id="4"))["result"]
-        return (await NODES["CometOmniPoll"]().poll(task=task, unique_id="5"))["result"]
-    return asyncio.run(run())
 
 
 def poll(task_id):

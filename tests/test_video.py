@@ -319,15 +319,24 @@ def test_cancel_leaves_no_thread_running(clips):
     assert decode_threads() == set()
 
 
-def test_a_failure_while_filling_the_tensor_surfaces_and_leaves_no_thread(clips, monkeypatch):
+def fail_filling_at(monkeypatch, frame: int) -> list:
+    """Filling the tensor fails at `frame` (MemoryError). Returns a weak reference to the sink, once made."""
     real_put = video._FrameSink.put
+    sinks = []
 
     def failing_put(self, rgb):
-        if self.count == 9:
-            raise MemoryError("no room for frame 9")
+        if not sinks:
+            sinks.append(weakref.ref(self))
+        if self.count == frame:
+            raise MemoryError(f"no room for frame {frame}")
         real_put(self, rgb)
 
     monkeypatch.setattr(video._FrameSink, "put", failing_put)
+    return sinks
+
+
+def test_a_failure_while_filling_the_tensor_surfaces_and_leaves_no_thread(clips, monkeypatch):
+    fail_filling_at(monkeypatch, 9)
     with pytest.raises(MemoryError, match="frame 9"):
         decode_video(clips["av"], want_audio=False)
     assert decode_threads() == set()
@@ -349,14 +358,7 @@ def test_a_decode_error_midway_leaves_no_thread(clips, tmp_path):
 
 def test_a_failure_on_the_last_frame_surfaces_too(clips, monkeypatch):
     """No later frame is put, so the error can only come out at the end of the pipeline."""
-    real_put = video._FrameSink.put
-
-    def failing_put(self, rgb):
-        if self.count == 6:
-            raise MemoryError("no room for frame 6")
-        real_put(self, rgb)
-
-    monkeypatch.setattr(video._FrameSink, "put", failing_put)
+    fail_filling_at(monkeypatch, 6)
     with pytest.raises(MemoryError, match="frame 6"):
         decode_video(clips["av"], FrameSelection(max_frames=7), want_audio=False)
     assert decode_threads() == set()
@@ -365,17 +367,7 @@ def test_a_failure_on_the_last_frame_surfaces_too(clips, monkeypatch):
 def test_a_failed_decode_lets_go_of_its_tensor_at_once(clips, monkeypatch):
     """No reference cycle keeps the output alive until the garbage collector runs (a MemoryError
     is exactly when that memory is wanted back)."""
-    real_put = video._FrameSink.put
-    sinks = []
-
-    def failing_put(self, rgb):
-        if not sinks:
-            sinks.append(weakref.ref(self))
-        if self.count == 9:
-            raise MemoryError("no room for frame 9")
-        real_put(self, rgb)
-
-    monkeypatch.setattr(video._FrameSink, "put", failing_put)
+    sinks = fail_filling_at(monkeypatch, 9)
     gc.disable()
     try:
         try:
