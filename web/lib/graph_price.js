@@ -7,7 +7,7 @@
 // price is then the range of what it can be. A prompt fed by a link (a prompt list) makes
 // one request per prompt: the price is per prompt.
 
-import { PROMPT_NODE, describeRefs, nodeLabel, sourceOf } from "./graph_refs.js";
+import { PROMPT_NODE, describeRefs, flattenSnapshot, nodeLabel, sourceOf } from "./graph_refs.js";
 import { MAX_INPUT_SECONDS, MIN_INPUT_SECONDS, cost, pyRound, usdText } from "./pricing.js";
 
 export const SUBMIT_NODE = "CometOmniSubmit";
@@ -86,29 +86,17 @@ export function submitPriceText(price) {
 }
 
 /**
- * The sum over the Submits that will run, inside subgraphs too (each instance of a subgraph
- * counts; a muted or bypassed subgraph node runs none of its own):
- * {submits, tasks, usdLow, usdHigh, unpriced, perPrompt}.
+ * The sum over the Submits that will run, inside subgraphs too, as Run executes them (see
+ * flattenSnapshot: each instance of a subgraph counts, with its own values; a muted or
+ * bypassed subgraph node runs none of its own): {submits, tasks, usdLow, usdHigh, unpriced, perPrompt}.
  */
 export function graphPrice(snapshot, rates) {
   const total = { submits: 0, tasks: 0, usdLow: 0, usdHigh: 0, unpriced: 0, perPrompt: false };
-  addGraph(total, snapshot, rates);
-  total.usdLow = pyRound(total.usdLow, 4);
-  total.usdHigh = pyRound(total.usdHigh, 4);
-  return total;
-}
-
-function addGraph(total, snapshot, rates) {
-  for (const node of snapshot?.nodes ?? []) {
-    if ((node.mode ?? RUNS) !== RUNS) continue;
-    if (node.subgraph) {
-      addGraph(total, node.subgraph, rates);
-      continue;
-    }
-    if (node.type !== SUBMIT_NODE) continue;
-    const price = submitPrice(snapshot, node.id, rates);
+  const flat = flattenSnapshot(snapshot);
+  for (const node of flat.nodes) {
+    if (node.type !== SUBMIT_NODE || (node.mode ?? RUNS) !== RUNS) continue;
+    const price = submitPrice(flat, node.id, rates);
     if (price.problem) {
-      // e.g. a Submit whose request enters its subgraph from outside: counted as not priced
       total.unpriced += 1;
       continue;
     }
@@ -118,6 +106,9 @@ function addGraph(total, snapshot, rates) {
     total.usdHigh += price.usdHigh;
     total.perPrompt = total.perPrompt || price.perPrompt;
   }
+  total.usdLow = pyRound(total.usdLow, 4);
+  total.usdHigh = pyRound(total.usdHigh, 4);
+  return total;
 }
 
 /** "Whole graph ≈ $3.08: 2 Submits, 5 tasks" (`lead` names what is priced). */

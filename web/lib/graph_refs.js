@@ -24,11 +24,11 @@ const SUBGRAPH_INPUT_NODE = "-10"; // litegraph's id of a subgraph's input node 
  * A plain copy of a litegraph graph (duck-typed: nodes with id, type/comfyClass, title,
  * widgets [{name, value}], inputs [{name, link}]; links via getLink(id) or links[id]).
  * -> {inputNode, nodes: [{id, type, title, mode, widgets: {name: value},
- *     inputs: {name: {node, slot} | null}, subgraph?}]}
+ *     inputs: {name: {node, slot} | null}, subgraph?, given?}]}
  * `mode` is litegraph's: 0 runs, 2 muted (never), 4 bypassed. A subgraph node (one that
- * isSubgraphNode()) carries the graph inside it as `subgraph`, as that instance runs it: an
- * input the instance sets with a widget of its own (a promoted widget) holds that value. Each
- * graph is read once per `cache` (pass a Map to share it between calls).
+ * isSubgraphNode()) carries the snapshot of the graph inside it as `subgraph`, and as `given`
+ * what it feeds each subgraph input: {link} from this graph, {value} of its own widget (a
+ * promoted widget), or null. Each graph is read once per `cache` (pass a Map to share it).
  */
 export function snapshotGraph(graph, cache = new Map(), depth = 0) {
   if (cache.has(graph)) return cache.get(graph);
@@ -45,7 +45,13 @@ export function snapshotGraph(graph, cache = new Map(), depth = 0) {
     });
     const entry = { id: node.id, type: node.comfyClass ?? node.type, title: node.title ?? "", mode: node.mode ?? 0, widgets, inputs };
     if (node.isSubgraphNode?.() && node.subgraph && depth < MAX_SUBGRAPH_DEPTH) {
-      entry.subgraph = withInstanceValues(snapshotGraph(node.subgraph, cache, depth + 1), instanceValues(node));
+      entry.subgraph = snapshotGraph(node.subgraph, cache, depth + 1);
+      entry.given = (node.inputs ?? []).map((input) => {
+        const link = input?.link == null ? null : linkById(graph, input.link);
+        if (link) return { link: { node: link.origin_id, slot: link.origin_slot } };
+        const widget = input?.widget?.name && (node.widgets ?? []).find((w) => w?.name === input.widget.name);
+        return widget ? { value: widget.value } : null;
+      });
     }
     nodes.push(entry);
   }
@@ -54,30 +60,41 @@ export function snapshotGraph(graph, cache = new Map(), depth = 0) {
   return snapshot;
 }
 
-/** What a subgraph instance gives each subgraph input: {value} of its own widget, else undefined (a link). */
-function instanceValues(node) {
-  return (node.inputs ?? []).map((input) => {
-    if (input?.link != null || !input?.widget?.name) return undefined;
-    const widget = (node.widgets ?? []).find((w) => w?.name === input.widget.name);
-    return widget ? { value: widget.value } : undefined;
-  });
+/**
+ * The graph as Run executes it: every subgraph instance that runs expanded in its place (ids
+ * "instance:inner", as in ComfyUI's prompt; muted and bypassed ones left out with all they
+ * hold), and an input fed from a subgraph input rewired to what the instance gives it: its
+ * own widget's value, or the link into the instance. So a Submit inside a subgraph finds its
+ * Prompt and refs outside it, with the values that instance runs with.
+ */
+export function flattenSnapshot(snapshot) {
+  const nodes = [];
+  expand(snapshot, "", [], nodes);
+  return { inputNode: snapshot?.inputNode ?? SUBGRAPH_INPUT_NODE, nodes };
 }
 
-/** `snapshot` (a subgraph's) with the inputs an instance sets by value turned into those widget values. */
-function withInstanceValues(snapshot, values) {
-  if (!values.some(Boolean)) return snapshot;
-  const nodes = snapshot.nodes.map((node) => {
-    let copy = null;
-    for (const [name, link] of Object.entries(node.inputs)) {
-      const given = link && String(link.node) === snapshot.inputNode ? values[link.slot] : undefined;
-      if (!given) continue;
-      copy ??= { ...node, widgets: { ...node.widgets }, inputs: { ...node.inputs } };
-      copy.widgets[name] = given.value;
-      copy.inputs[name] = null;
+function expand(snapshot, prefix, given, out) {
+  // A link of this graph, in flat ids; one from this subgraph's input node is what the instance gives.
+  const resolve = (link) => {
+    if (!link) return { link: null };
+    if (String(link.node) !== snapshot.inputNode || !prefix) return { link: { node: prefix + link.node, slot: link.slot } };
+    return given[link.slot] ?? { link: { node: `${prefix}outside`, slot: 0 } }; // fed by nothing known
+  };
+  for (const node of snapshot?.nodes ?? []) {
+    const id = prefix + node.id;
+    if (node.subgraph) {
+      if ((node.mode ?? 0) === 0) expand(node.subgraph, `${id}:`, (node.given ?? []).map((g) => (g?.link ? resolve(g.link) : g)), out);
+      continue;
     }
-    return copy ?? node;
-  });
-  return { ...snapshot, nodes };
+    const widgets = { ...node.widgets };
+    const inputs = {};
+    for (const [name, link] of Object.entries(node.inputs)) {
+      const source = resolve(link);
+      if ("value" in source) widgets[name] = source.value;
+      inputs[name] = source.link ?? null;
+    }
+    out.push({ ...node, id, widgets, inputs });
+  }
 }
 
 function linkById(graph, id) {

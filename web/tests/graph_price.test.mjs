@@ -259,3 +259,23 @@ test("a promoted input fed by a link from outside stays a link: counted once", (
   const total = graphPrice(snapshotGraph(root), makeRates());
   assert.deepEqual([total.submits, total.tasks, total.usdHigh], [1, 1, 0.56]);
 });
+
+test("a Submit inside a subgraph finds its Prompt and refs outside it, as Run does", () => {
+  // Root: Video reference (a base edit) -> Prompt; the Prompt's request enters the subgraph,
+  // where the Submit is.
+  const inner = makeGraph();
+  inner.inputNode = { id: -10 };
+  submit(inner, 2, 2);
+  inner.nodes[0].inputs.find((i) => i.name === "request").link = 91;
+  inner.links.set(91, { id: 91, origin_id: -10, origin_slot: 0, target_id: 2 });
+  const root = makeGraph();
+  video(root, 1, "feature");
+  prompt(root, 3, "pro", 5, { inputs: ["refs", "prompt", "mode", "duration"] });
+  root.connect(1, 3, "refs");
+  const node = instance(root, 10, inner, { name: "request", link: null });
+  node.inputs[0].link = null;
+  root.connect(3, 10, "request");
+  const total = graphPrice(snapshotGraph(root), makeRates());
+  // 2 variations of 5 s pro with a video input (the video rates): 2 × 5 × 0.168
+  assert.deepEqual([total.submits, total.tasks, total.unpriced, total.usdHigh], [1, 2, 0, 1.68]);
+});
