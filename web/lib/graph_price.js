@@ -47,8 +47,9 @@ export function submitPrice(snapshot, submitId, rates) {
 /** One task of the Prompt node `prompt`: {label, usdLow, usdHigh}. */
 function taskPrice(snapshot, prompt, rates) {
   const refs = describeRefs(snapshot, prompt.id);
-  const videoInput = refs.videos.length > 0;
-  const referTypes = refs.videos.map((v) => v.referType);
+  // References not known before the run may hold a video of any refer_type: price that in.
+  const videoInputs = refs.open && !refs.videos.length ? [false, true] : [refs.videos.length > 0];
+  const referTypes = refs.videos.map((v) => v.referType).concat(refs.open ? [undefined] : []);
   const modeLinked = prompt.inputs.mode != null;
   const durationLinked = prompt.inputs.duration != null;
   const modes = modeLinked ? MODES : [prompt.widgets.mode];
@@ -60,9 +61,10 @@ function taskPrice(snapshot, prompt, rates) {
     lengths = [null];
     length = `length of the input video, ${MIN_INPUT_SECONDS}–${MAX_INPUT_SECONDS} s`;
   } else if (referTypes.includes(undefined)) {
+    const why = refs.open ? "references known at run time" : "refer_type set by a link";
     lengths = durationLinked ? [null] : [duration, null];
-    length = durationLinked ? `${MIN_INPUT_SECONDS}–${MAX_INPUT_SECONDS} s (refer_type and duration set by links)`
-      : `${duration} s, or the input video's length (refer_type set by a link)`;
+    length = durationLinked ? `${MIN_INPUT_SECONDS}–${MAX_INPUT_SECONDS} s (${refs.open ? why + ", duration set by a link" : "refer_type and duration set by links"})`
+      : `${duration} s, or the input video's length (${why})`;
   } else if (durationLinked) {
     lengths = [MIN_INPUT_SECONDS, MAX_INPUT_SECONDS];
     length = `${MIN_INPUT_SECONDS}–${MAX_INPUT_SECONDS} s (duration set by a link)`;
@@ -70,7 +72,9 @@ function taskPrice(snapshot, prompt, rates) {
     lengths = [duration];
     length = `${duration} s`;
   }
-  const costs = modes.flatMap((mode) => lengths.map((seconds) => cost(mode, seconds, videoInput, rates)));
+  const costs = modes.flatMap((mode) => lengths.flatMap((seconds) => videoInputs
+    .filter((videoInput) => videoInput || seconds !== null) // the input's length needs an input video
+    .map((videoInput) => cost(mode, seconds, videoInput, rates))));
   return {
     label: `${length} · ${modeLinked ? "std or pro (mode set by a link)" : modes[0]}`,
     usdLow: Math.min(...costs.map((c) => c.usdLow)),

@@ -109,7 +109,8 @@ export function nodeLabel(node) {
 
 /**
  * The references wired into the `refs` input of the prompt node `promptId`:
- * {images: [...], elements: [...], videos: [...], chain: [nodeId...], problems: [text]}.
+ * {images: [...], elements: [...], videos: [...], chain: [nodeId...], problems: [text], open?}.
+ * `open`: the chain leads out of the graph, so more references may come at run time.
  * Each entry: {kind, number, token, nodeId, node (label), exact, ...kind fields}.
  * `exact` is false once an earlier image reference may be a batch: its number is then
  * the lowest it can be.
@@ -127,6 +128,7 @@ export function describeRefs(snapshot, promptId) {
     const node = follow(byId, link);
     if (!node) {
       result.problems.push("refs is wired to something outside this graph (a subgraph?); numbering cannot be shown.");
+      result.open = true; // references beyond are not known before the run
       break;
     }
     if (seen.has(String(node.id))) {
@@ -134,6 +136,11 @@ export function describeRefs(snapshot, promptId) {
       break;
     }
     seen.add(String(node.id));
+    if (node.subgraph) {
+      result.problems.push(`refs comes out of the subgraph ${nodeLabel(node)}; numbering cannot be shown.`);
+      result.open = true;
+      break;
+    }
     if (!REF_NODES[node.type]) {
       result.problems.push(`refs comes from ${nodeLabel(node)}, which is not a CometOmni reference node.`);
       break;

@@ -279,3 +279,29 @@ test("a Submit inside a subgraph finds its Prompt and refs outside it, as Run do
   // 2 variations of 5 s pro with a video input (the video rates): 2 × 5 × 0.168
   assert.deepEqual([total.submits, total.tasks, total.unpriced, total.usdHigh], [1, 2, 0, 1.68]);
 });
+
+test("references not known before the run may hold a video: the price covers a base edit too", () => {
+  const g = makeGraph();
+  prompt(g, 1, "std", 5);
+  submit(g, 2);
+  g.connect(1, 2, "request");
+  g.nodes[0].inputs.find((i) => i.name === "refs").link = 77; // from a node the snapshot cannot see
+  g.links.set(77, { id: 77, origin_id: "12:out", origin_slot: 0, target_id: 1 });
+  // From a 3 s base edit at the std video rate ($0.38) to a 10 s one ($1.26); 5 s without a video lies between.
+  assert.equal(submitPriceText(priced(g, 2)), "5 s, or the input video's length (references known at run time) · std ≈ $0.38–$1.26");
+});
+
+test("references that come out of a subgraph are known at run time, on the Submit and in the whole graph", () => {
+  const inner = makeGraph();
+  video(inner, 1, "base");
+  const root = makeGraph();
+  subgraphNode(root, 10, inner);
+  prompt(root, 1, "std", 5);
+  submit(root, 2);
+  root.connect(10, 1, "refs");
+  root.connect(1, 2, "request");
+  const own = submitPrice(snapshotGraph(root), 2, makeRates());
+  const whole = graphPrice(snapshotGraph(root), makeRates());
+  assert.deepEqual([own.usdLow, own.usdHigh], [0.378, 1.26]);
+  assert.deepEqual([whole.usdLow, whole.usdHigh], [0.378, 1.26]);
+});
