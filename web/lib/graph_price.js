@@ -62,7 +62,7 @@ function taskPrice(snapshot, prompt, rates) {
     length = `length of the input video, ${MIN_INPUT_SECONDS}–${MAX_INPUT_SECONDS} s`;
   } else if (referTypes.includes(undefined)) {
     const why = refs.open ? "references known at run time" : "refer_type set by a link";
-    lengths = durationLinked ? [null] : [duration, null];
+    lengths = durationLinked ? [MIN_INPUT_SECONDS, MAX_INPUT_SECONDS, null] : [duration, null];
     length = durationLinked ? `${MIN_INPUT_SECONDS}–${MAX_INPUT_SECONDS} s (${refs.open ? why + ", duration set by a link" : "refer_type and duration set by links"})`
       : `${duration} s, or the input video's length (${why})`;
   } else if (durationLinked) {

@@ -143,6 +143,7 @@ export function describeRefs(snapshot, promptId) {
     }
     if (!REF_NODES[node.type]) {
       result.problems.push(`refs comes from ${nodeLabel(node)}, which is not a CometOmni reference node.`);
+      result.open = true; // a switch or a Get/Set pair may still pass references through
       break;
     }
     chain.push(node);

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import { graphPrice, graphPriceText, submitPrice, submitPriceText } from "../lib/graph_price.js";
-import { snapshotGraph } from "../lib/graph_refs.js";
+import { flattenSnapshot, snapshotGraph } from "../lib/graph_refs.js";
 import { makeRates } from "../lib/pricing.js";
 
 // A tiny stand-in for litegraph's LGraph (as in graph_refs.test.mjs), with node modes.
@@ -304,4 +304,70 @@ test("references that come out of a subgraph are known at run time, on the Submi
   const whole = graphPrice(snapshotGraph(root), makeRates());
   assert.deepEqual([own.usdLow, own.usdHigh], [0.378, 1.26]);
   assert.deepEqual([whole.usdLow, whole.usdHigh], [0.378, 1.26]);
+});
+
+function linkFrom(g, id, from, slot, toNode, inputName) {
+  g.links.set(id, { id, origin_id: from, origin_slot: slot, target_id: toNode.id });
+  toNode.inputs.find((i) => i.name === inputName).link = id;
+}
+
+test("nested subgraphs: a promoted value reaches the Submit two levels down, per root instance", () => {
+  const nested = makeGraph();
+  nested.inputNode = { id: "-10" };
+  pricedChain(nested, 1, 2, 1, "pro");
+  linkFrom(nested, 50, "-10", 0, nested.nodes[1], "variations");
+  const mid = makeGraph();
+  mid.inputNode = { id: -10 };
+  const inner = instance(mid, 3, nested, { name: "v", link: null });
+  linkFrom(mid, 60, -10, 1, inner, "v"); // the middle graph's input slot 1
+  const root = makeGraph();
+  for (const [id, value] of [[10, 3], [11, 2]]) {
+    const node = subgraphNode(root, id, mid);
+    node.inputs = [{ name: "x", link: null }, { name: "v", link: null, widget: { name: "v" } }];
+    node.widgets = [{ name: "v", value }];
+  }
+  const total = graphPrice(snapshotGraph(root), makeRates());
+  assert.deepEqual([total.submits, total.tasks], [2, 5]);
+  assert.deepEqual(flattenSnapshot(snapshotGraph(root)).nodes.filter((n) => n.type === "CometOmniSubmit").map((n) => n.id),
+    ["10:3:2", "11:3:2"]);
+});
+
+test("nested subgraphs: a link from the root reaches a Submit two levels down", () => {
+  const nested = makeGraph();
+  nested.inputNode = { id: -10 };
+  submit(nested, 2, 2);
+  linkFrom(nested, 50, -10, 0, nested.nodes[0], "request");
+  const mid = makeGraph();
+  mid.inputNode = { id: -10 };
+  linkFrom(mid, 60, -10, 0, instance(mid, 3, nested, { name: "r", link: null }), "r");
+  const root = makeGraph();
+  prompt(root, 1, "pro", 5);
+  instance(root, 10, mid, { name: "r", link: null });
+  root.connect(1, 10, "r");
+  const total = graphPrice(snapshotGraph(root), makeRates());
+  assert.deepEqual([total.submits, total.tasks, total.usdHigh], [1, 2, 1.12]);
+});
+
+test("references through a node that is no reference node may still carry a video: priced in", () => {
+  const g = makeGraph();
+  video(g, 5, "base");
+  g.add(6, "Reroute (rgthree)", { inputs: [""] });
+  prompt(g, 1, "std", 5);
+  submit(g, 2);
+  g.connect(5, 6, "");
+  g.connect(6, 1, "refs");
+  g.connect(1, 2, "request");
+  assert.deepEqual([priced(g, 2).usdLow, priced(g, 2).usdHigh], [0.378, 1.26]);
+});
+
+test("unknown references and a linked duration: from 3 s without a video to a 10 s base edit", () => {
+  const g = makeGraph();
+  prompt(g, 1, "std", 5);
+  submit(g, 2);
+  g.connect(1, 2, "request");
+  g.add(8, "PrimitiveInt");
+  g.connect(8, 1, "duration");
+  g.nodes[0].inputs.find((i) => i.name === "refs").link = 77;
+  g.links.set(77, { id: 77, origin_id: "12:out", origin_slot: 0, target_id: 1 });
+  assert.deepEqual([priced(g, 2).usdLow, priced(g, 2).usdHigh], [0.252, 1.26]);
 });
