@@ -99,7 +99,12 @@ export function graphPrice(snapshot, rates) {
   const flat = flattenSnapshot(snapshot);
   for (const node of flat.nodes) {
     if (node.type !== SUBMIT_NODE || (node.mode ?? RUNS) !== RUNS) continue;
-    const price = submitPrice(flat, node.id, rates);
+    let price;
+    try {
+      price = submitPrice(flat, node.id, rates);
+    } catch {
+      price = { problem: "not priced" }; // e.g. a mode this version has no rate for: the others still count
+    }
     if (price.problem) {
       total.unpriced += 1;
       continue;

@@ -371,3 +371,13 @@ test("unknown references and a linked duration: from 3 s without a video to a 10
   g.links.set(77, { id: 77, origin_id: "12:out", origin_slot: 0, target_id: 1 });
   assert.deepEqual([priced(g, 2).usdLow, priced(g, 2).usdHigh], [0.252, 1.26]);
 });
+
+test("a Submit that cannot be priced (a mode with no rate) leaves the others counted", () => {
+  const g = makeGraph();
+  pricedChain(g, 1, 2);
+  prompt(g, 3, "ultra", 5);
+  submit(g, 4);
+  g.connect(3, 4, "request");
+  const total = graphPrice(snapshotGraph(g), makeRates());
+  assert.deepEqual([total.submits, total.unpriced, total.usdHigh], [1, 1, 0.56]);
+});
