@@ -140,24 +140,28 @@ def test_a_learned_limit_is_tried_again_after_a_while(env, fake_server, monkeypa
     assert fake_server.created_count == 2 and time.monotonic() - started < 2
 
 
-def test_cancel_in_the_middle_of_a_batch_says_what_was_made(env, fake_server, monkeypatch):
-    fake_server.max_in_flight = 2
-    fake_server.processing_seconds = 3600
-    stop = threading.Event()
-    monkeypatch.setattr(bridge, "interrupted", stop.is_set)
-    requests = requests_for(PROMPT)
-
+def cancel_batch_when(fake_server, stop, requests, variations, moment):
+    """Run Submit over `variations`, press Cancel once `moment()` holds: (seconds it took to end, its error)."""
     async def go():
         job = asyncio.ensure_future(execute(NODES["CometOmniSubmit"], {
-            "request": requests, "seed": [0], "variations": [4], "unique_id": ["4"]}))
-        assert await asyncio.to_thread(fake_server.wait_until, lambda: len(fake_server.refused_creates) >= 1)
+            "request": requests, "seed": [0], "variations": [variations], "unique_id": ["4"]}))
+        assert await asyncio.to_thread(fake_server.wait_until, moment)
         stop.set()
         started = time.monotonic()
         with pytest.raises(Exception) as caught:
             await job
         return time.monotonic() - started, caught.value
 
-    elapsed, error = asyncio.run(go())
+    return asyncio.run(go())
+
+
+def test_cancel_in_the_middle_of_a_batch_says_what_was_made(env, fake_server, monkeypatch):
+    fake_server.max_in_flight = 2
+    fake_server.processing_seconds = 3600
+    stop = threading.Event()
+    monkeypatch.setattr(bridge, "interrupted", stop.is_set)
+    requests = requests_for(PROMPT)
+    elapsed, error = cancel_batch_when(fake_server, stop, requests, 4, lambda: len(fake_server.refused_creates) >= 1)
     assert elapsed < 1.0
     cause = error if isinstance(error, SlotWaitCancelled) else error.__cause__
     assert isinstance(cause, SlotWaitCancelled)
@@ -397,19 +401,8 @@ def test_cancel_stops_a_batch_between_two_creations(env, fake_server, monkeypatc
     fake_server.create_delay = 0.5
     stop = threading.Event()
     monkeypatch.setattr(bridge, "interrupted", stop.is_set)
-    requests = requests_for(PROMPT)
-
-    async def go():
-        job = asyncio.ensure_future(execute(NODES["CometOmniSubmit"], {
-            "request": requests, "seed": [0], "variations": [8], "unique_id": ["4"]}))
-        assert await asyncio.to_thread(fake_server.wait_until, lambda: fake_server.created_count >= 1)
-        stop.set()
-        started = time.monotonic()
-        with pytest.raises(Exception) as caught:
-            await job
-        return time.monotonic() - started, caught.value
-
-    elapsed, error = asyncio.run(go())
+    elapsed, error = cancel_batch_when(fake_server, stop, requests_for(PROMPT), 8,
+                                       lambda: fake_server.created_count >= 1)
     made = fake_server.created_count
     assert made <= 2 and elapsed < 1.0  # at most the one in flight when Cancel came
     assert f"{made} of 8 tasks were created" in str(error)
