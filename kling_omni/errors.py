@@ -273,8 +273,8 @@ class SlotWaitTimeout(SlotWaitStopped):
 
 
 class SlotWaitCancelled(SlotWaitStopped):
-    def __init__(self, waiting_for: str):
-        super().__init__("Stopped waiting for a free slot: cancelled.", waiting_for, "Queue again to try again.")
+    def __init__(self, waiting_for: str, why: str = "Stopped waiting for a free slot: cancelled."):
+        super().__init__(why, waiting_for, "Queue again to try again.")
 
 
 class CollectionBusy(OmniError):

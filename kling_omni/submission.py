@@ -382,8 +382,9 @@ class _SlotWait:
                                      f"waited {time.monotonic() - self.start:.0f} s"))
 
     def check_cancel(self) -> None:
+        """Cancel between two creations of a batch, with no slot to wait for."""
         if self.should_stop():
-            raise SlotWaitCancelled("")
+            raise SlotWaitCancelled("", why="Cancelled before the next creation of the batch.")
 
     def _check(self, waiting_for: str) -> None:
         if self.should_stop():

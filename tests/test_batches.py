@@ -406,6 +406,7 @@ def test_cancel_stops_a_batch_between_two_creations(env, fake_server, monkeypatc
     made = fake_server.created_count
     assert made <= 2 and elapsed < 1.0  # at most the one in flight when Cancel came
     assert f"{made} of 8 tasks were created" in str(error)
+    assert str(error).startswith("Cancelled before the next creation of the batch.") and "free slot" not in str(error)
     assert [job.state for job in runtime.journal().jobs()].count("rejected") == 8 - made
 
 
