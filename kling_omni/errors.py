@@ -133,6 +133,24 @@ class BadRequest(ApiError):
     """400: the server rejected the request's content."""
 
 
+class ModelRefused(BadRequest):
+    """The route or key does not serve the model asked for (a Kling 1201 naming it, or a gateway's
+    model_not_found): refused before anything was made."""
+
+    def for_model(self, model: str) -> "ModelRefused":
+        """The same refusal, saying which model and which one to pick instead."""
+        from .models import MODELS, O1, V3  # models imports nothing of ours: no cycle, only import order
+        other = O1 if model != O1 else V3
+        lacks = " (3-10 s, no native sound, no storyboards)" if other == O1 else ""
+        title = MODELS[model].title if model in MODELS else model
+        refused = ModelRefused(
+            f"CometAPI does not serve {model} ({title}) for this key or route: {self.detail}. Nothing was "
+            f"created and nothing is billed. Pick {other}{lacks} in CometOmniPrompt › model, or ask CometAPI to "
+            f"enable {model} for your key.", status=self.status, code=self.code, request_id=self.request_id)
+        refused.model = model
+        return refused
+
+
 class ContentRejected(ApiError):
     """Kling's content or platform policy refused the request."""
 

@@ -57,6 +57,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     seconds REAL,
     video_input INTEGER NOT NULL DEFAULT 0,
     key_id TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL DEFAULT '',
+    sound INTEGER NOT NULL DEFAULT 0,
+    shots INTEGER NOT NULL DEFAULT 0,
+    auto_shots INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (fingerprint, attempt)
 );
 CREATE INDEX IF NOT EXISTS jobs_task ON jobs(task_id);
@@ -67,16 +71,19 @@ CREATE TABLE IF NOT EXISTS hosts (
 );
 COMMIT;
 """
-# Columns a journal made before costs were recorded lacks; added on first use.
+# Columns an older journal lacks (made before costs, then before models were recorded); added on first use.
+# A row without a model is an O1 task: the only model there was.
 ADDED_COLUMNS = (("mode", "TEXT NOT NULL DEFAULT ''"), ("seconds", "REAL"),
-                 ("video_input", "INTEGER NOT NULL DEFAULT 0"), ("key_id", "TEXT NOT NULL DEFAULT ''"))
+                 ("video_input", "INTEGER NOT NULL DEFAULT 0"), ("key_id", "TEXT NOT NULL DEFAULT ''"),
+                 ("model", "TEXT NOT NULL DEFAULT ''"), ("sound", "INTEGER NOT NULL DEFAULT 0"),
+                 ("shots", "INTEGER NOT NULL DEFAULT 0"), ("auto_shots", "INTEGER NOT NULL DEFAULT 0"))
 # Created, or maybe created: what a task may be billed for (a failed task is not billed).
 # A waiting row counts too: its cost is reserved until it is sent or given up.
 # So does a task that ended under a status word the pack does not know: it may have been billed.
 BILLABLE = (WAITING, SENDING, UNCERTAIN, "queued", "processing", "succeeded", "ended")
 # What holds one of the account's slots (an uncertain creation is unknown: it is not counted).
 IN_FLIGHT = (SENDING, "queued", "processing")
-BILLING_COLUMNS = ("state", "mode", "seconds", "video_input", "unit_deduction")  # what a task bills
+BILLING_COLUMNS = ("state", "model", "mode", "seconds", "video_input", "sound", "unit_deduction")  # what a task bills
 DAMAGED = ("SQLITE_NOTADB", "SQLITE_CORRUPT")  # not a database / "database disk image is malformed"
 
 
@@ -100,6 +107,16 @@ class Job:
     seconds: Optional[float] = None  # and whether a video went in
     video_input: int = 0
     key_id: str = ""  # which key made it (a hash, see credentials.key_id)
+    model: str = ""  # "" is O1 (a row from before models were recorded)
+    sound: int = 0
+    shots: int = 0  # how many shots of our own (a storyboard); 0: one shot
+    auto_shots: int = 0  # Kling cut it into shots
+
+    @classmethod
+    def from_row(cls, row) -> "Job":
+        """A row of this version's columns. A newer version's journal may have more: they are left out
+        here (and never written back), so it still reads."""
+        return cls(**{name: row[name] for name in row.keys() if name in JOB_FIELDS})
 
     @property
     def video_on_disk(self) -> Optional[Path]:
@@ -107,6 +124,7 @@ class Job:
         return path if path is not None and path.is_file() else None
 
 
+JOB_FIELDS = frozenset(Job.__dataclass_fields__)
 _BLANK = dict(fingerprint="", attempt=0, external_task_id=None, task_id=None, prompt="", base_url="", node_id="",
               created_at=0.0, updated_at=0.0, video_url="", video_path="", message="", key_id="")
 
@@ -124,20 +142,23 @@ class Journal:
 
     def latest(self, fingerprint: str) -> Optional[Job]:
         rows = self._read("SELECT * FROM jobs WHERE fingerprint=? ORDER BY attempt DESC LIMIT 1", (fingerprint,))
-        return Job(**rows[0]) if rows else None
+        return Job.from_row(rows[0]) if rows else None
 
     def begin(self, fingerprint: str, attempt: int, external_task_id: str, *, prompt: str,
               base_url: str, node_id: str = "", mode: str = "", seconds: Optional[float] = None,
-              video_input: bool = False, key_id: str = "", state: str = SENDING) -> None:
+              video_input: bool = False, key_id: str = "", state: str = SENDING, model: str = "",
+              sound: bool = False, shots: int = 0, auto_shots: bool = False) -> None:
         """Record an intent before its creation request leaves. Raises JournalError (and then
         the request must not be sent) when the journal cannot take it."""
         now = time.time()
         try:
             self._write(
                 "INSERT INTO jobs (fingerprint, attempt, external_task_id, state, prompt, base_url, node_id,"
-                " created_at, updated_at, mode, seconds, video_input, key_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " created_at, updated_at, mode, seconds, video_input, key_id, model, sound, shots, auto_shots)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (fingerprint, attempt, external_task_id, state, prompt, base_url, node_id, now, now,
-                 mode, seconds, int(bool(video_input)), key_id))
+                 mode, seconds, int(bool(video_input)), key_id, model, int(bool(sound)), int(shots),
+                 int(bool(auto_shots))))
             self._changed(None)
         except JournalError as exc:
             raise JournalError(
@@ -174,7 +195,7 @@ class Journal:
 
     def by_task(self, task_id: str) -> Optional[Job]:
         rows = self._read("SELECT * FROM jobs WHERE task_id=? ORDER BY updated_at DESC LIMIT 1", (task_id,))
-        return Job(**rows[0]) if rows else None
+        return Job.from_row(rows[0]) if rows else None
 
     def adopt(self, task_id: str, *, base_url: str = "") -> None:
         """Remember a task collected by id that no Submit of ours created (a note)."""
@@ -204,7 +225,7 @@ class Journal:
 
     def jobs(self, limit: int = 50, offset: int = 0) -> list:
         """Newest first."""
-        return [Job(**row) for row in self._read("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ? OFFSET ?",
+        return [Job.from_row(row) for row in self._read("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ? OFFSET ?",
                                                  (limit, offset))]
 
     def count(self) -> int:
@@ -221,14 +242,14 @@ class Journal:
     def in_flight(self, key_id: str, since: float) -> list:
         """Tasks of this key created since `since` that may still hold one of the account's slots."""
         marks = ",".join("?" * len(IN_FLIGHT))
-        return [Job(**row) for row in self._read(
+        return [Job.from_row(row) for row in self._read(
             f"SELECT * FROM jobs WHERE key_id=? AND created_at >= ? AND state IN ({marks}) ORDER BY created_at",
             (key_id, since, *IN_FLIGHT))]
 
     def uncollected(self, since: float) -> list:
         """Tasks created since `since` whose video may still be fetched: unfinished, or succeeded and
         never saved. Oldest first. (A saved file the user deleted since is their choice: not here.)"""
-        return [Job(**row) for row in self._read(
+        return [Job.from_row(row) for row in self._read(
             "SELECT * FROM jobs WHERE created_at >= ? AND task_id IS NOT NULL AND (state IN ('queued', 'processing')"
             " OR (state = 'succeeded' AND video_path = '')) ORDER BY created_at", (since,))]
 

@@ -27,8 +27,9 @@ def job_cost(job: Job, rates: Rates) -> Optional[Cost]:
     if not job.mode:
         return None
     try:
-        return cost(job.mode, job.seconds, bool(job.video_input), rates)
-    except ValueError:  # a mode this version does not price
+        return cost(job.mode, job.seconds, bool(job.video_input), rates, model=job.model, sound=bool(job.sound),
+                    shots=job.shots)
+    except ValueError:  # a model or mode this version does not price
         return None
 
 

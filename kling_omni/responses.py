@@ -258,6 +258,21 @@ def error_from_response(status: int, text: str, *, content_type: str = "", locat
     return error_from_body(status, body, secrets=secrets)
 
 
+# How a route or key that lacks a model refuses it: a gateway's code word (new-api lineage answers
+# 503 model_not_found when no channel serves the model: nothing was relayed), or Kling's 4xx text.
+_MODEL_CODES = {"model_not_found", "model_not_supported", "unsupported_model"}
+_NO_CHANNEL = re.compile(r"no available channel|无可用渠道", re.IGNORECASE)
+_MODEL_REFUSED = re.compile(r"\bmodel(?:_name)?\b.{0,80}?\b(?:not (?:supported|found|available|exist)|unsupported|"
+                            r"invalid|unknown)|\b(?:unsupported|invalid|unknown) model", re.IGNORECASE)
+
+
+def _refuses_model(status: int, code, text: str) -> bool:
+    word = code.lower() if isinstance(code, str) else ""
+    if word in _MODEL_CODES or _NO_CHANNEL.search(text):
+        return True
+    return 400 <= status < 500 and status not in (401, 402, 403, 404, 429) and bool(_MODEL_REFUSED.search(text))
+
+
 def error_from_body(status: int, body: dict, *, secrets=()) -> errors.ApiError:
     """Map a JSON error body of any of the three shapes, plus the HTTP status, to an ApiError."""
     envelope = body.get("error") if isinstance(body.get("error"), dict) else None
@@ -274,6 +289,9 @@ def error_from_body(status: int, body: dict, *, secrets=()) -> errors.ApiError:
     def make(cls, explanation):
         text = explanation + (f" (server said: {server_text})" if server_text else "")
         return cls(text, status=http, code=code, request_id=request_id)
+
+    if _refuses_model(status, code, server_text):
+        return make(errors.ModelRefused, "the model asked for is not served here")
 
     if isinstance(code, int) and not isinstance(code, bool) and code in _KLING_CODES:
         cls, explanation = _KLING_CODES[code]

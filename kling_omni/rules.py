@@ -1,7 +1,8 @@
 """The contract's rules, checked before anything leaves the machine.
 
 Each failure is an `InputError` naming the node, the input, the value and the limit.
-Sources: ../shared/docs/cometapi-omni-api.md §4.1, §4.2 and the judgments of §14.
+Sources: ../shared/docs/cometapi-omni-api.md §4.1, §4.2, §12 and the judgments of §14.
+The rules are per model (kling_omni.models): O1 keeps its own, v3 adds sound and shots.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import unicodedata
 from urllib.parse import urlsplit
 
 from .errors import InputError
-from .request import (ASPECT_RATIOS, IMAGE_ROLES, MAX_DURATION, MIN_DURATION, MODES, REFER_TYPES,
-                      OmniRequest, Refs)
+from .models import MODEL_NAMES, O1, V3, Model, model as model_of
+from .request import (ASPECT_RATIOS, IMAGE_ROLES, MAX_SHOT_PROMPT_CHARS, MAX_SHOTS, MIN_SHOT_SECONDS, MODES,
+                      REFER_TYPES, OmniRequest, Refs, Shot, Shots)
 
 PROMPT_NODE = "CometOmniPrompt"
+SHOT_NODE = "CometOmniShot"
 MAX_PROMPT_CHARS = 2500
 MAX_REFS = 7  # images + elements
 MAX_REFS_WITH_VIDEO = 4
@@ -44,24 +47,27 @@ def tokens(prompt: str) -> list:
     return [(m.group(1), int(m.group(2))) for m in TOKEN.finditer(prompt)]
 
 
-def check_prompt_characters(prompt: str) -> None:
+def check_prompt_characters(prompt: str, node: str = PROMPT_NODE) -> None:
     """The prompt as typed can be sent as UTF-8: no half of a surrogate pair (a broken paste)."""
     for i, ch in enumerate(prompt):
         if 0xD800 <= ord(ch) <= 0xDFFF:
-            raise InputError(PROMPT_NODE, "prompt", prompt[max(0, i - 20):i + 20],
+            raise InputError(node, "prompt", prompt[max(0, i - 20):i + 20],
                              f"character {i + 1} is U+{ord(ch):04X}, half of a character that lost its other half "
                              f"(often a badly copied emoji), which cannot be sent; delete or retype it")
 
 
-def check_prompt(prompt: str) -> None:
-    if not prompt:
-        raise InputError(PROMPT_NODE, "prompt", prompt, "the prompt is empty; describe the video (1 to 2500 characters)")
-    if all(ch.isspace() or unicodedata.category(ch) in INVISIBLE for ch in prompt):
-        raise InputError(PROMPT_NODE, "prompt", prompt,
-                         "the prompt is empty: it holds only invisible characters (spaces, zero-width or control "
-                         "characters); describe the video (1 to 2500 characters)")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise InputError(PROMPT_NODE, "prompt", f"{len(prompt)} characters", f"the limit is {MAX_PROMPT_CHARS} characters")
+def check_prompt(prompt: str, node: str = PROMPT_NODE, limit: int = MAX_PROMPT_CHARS, what: str = "the video") -> None:
+    if is_blank(prompt):
+        why = "empty" if not prompt else ("empty: it holds only invisible characters (spaces, zero-width or "
+                                          "control characters)")
+        raise InputError(node, "prompt", prompt, f"the prompt is {why}; describe {what} (1 to {limit} characters)")
+    if len(prompt) > limit:
+        raise InputError(node, "prompt", f"{len(prompt)} characters", f"the limit is {limit} characters")
+
+
+def is_blank(text: str) -> bool:
+    """Nothing a person can see: empty, or only spaces and invisible characters."""
+    return all(ch.isspace() or unicodedata.category(ch) in INVISIBLE for ch in text)
 
 
 def prompt_lines(text: str, node: str) -> list:
@@ -85,21 +91,23 @@ def prompt_lines(text: str, node: str) -> list:
     return lines
 
 
-def check_tokens(prompt: str, refs: Refs) -> None:
-    check_token_counts(prompt, images=len(refs.images), elements=len(refs.elements), videos=len(refs.videos))
+def check_tokens(prompt: str, refs: Refs, node: str = PROMPT_NODE, input: str = "prompt") -> None:
+    check_token_counts(prompt, images=len(refs.images), elements=len(refs.elements), videos=len(refs.videos),
+                       node=node, input=input)
 
 
-def check_token_syntax(prompt: str) -> None:
+def check_token_syntax(prompt: str, node: str = PROMPT_NODE) -> None:
     for m in ODD_TOKEN.finditer(prompt):
         if not TOKEN.fullmatch(m.group(0)):
-            raise InputError(PROMPT_NODE, "prompt", m.group(0),
+            raise InputError(node, "prompt", m.group(0),
                              "not a reference token; write <<<image_N>>>, <<<element_N>>> or <<<video_1>>> (or @imageN)")
 
 
-def check_token_counts(prompt: str, *, images: int, elements: int, videos: int, images_exact: bool = True) -> None:
+def check_token_counts(prompt: str, *, images: int, elements: int, videos: int, images_exact: bool = True,
+                       node: str = PROMPT_NODE, input: str = "prompt") -> None:
     """Every token must point at a wired reference. With `images_exact` False the image count
     is only a minimum (a batch of unknown size), so image tokens are checked only against none."""
-    check_token_syntax(prompt)
+    check_token_syntax(prompt, node)
     available = {"image": images, "element": elements, "video": videos}
     for kind, number in tokens(prompt):
         have = available[kind]
@@ -107,14 +115,14 @@ def check_token_counts(prompt: str, *, images: int, elements: int, videos: int, 
             continue
         if number < 1 or number > have:
             wired = f"only {have} {kind}(s) are wired into refs" if have else f"no {kind} is wired into refs"
-            raise InputError(PROMPT_NODE, "prompt", f"<<<{kind}_{number}>>>",
-                             f"this token points at nothing: {wired}")
+            raise InputError(node, input, f"<<<{kind}_{number}>>>",
+                             f"this token points at nothing: {wired} of {PROMPT_NODE}")
 
 
-def check_refs(refs: Refs, duration: int) -> None:
+def check_refs(refs: Refs) -> None:
     images, elements, videos = refs.images, refs.elements, refs.videos
     if len(videos) > MAX_VIDEOS:
-        raise InputError(PROMPT_NODE, "refs", f"{len(videos)} videos", "Kling O1 takes at most 1 video reference")
+        raise InputError(PROMPT_NODE, "refs", f"{len(videos)} videos", "Kling takes at most 1 video reference")
     limit = MAX_REFS_WITH_VIDEO if videos else MAX_REFS
     count = len(images) + len(elements)
     if count > limit:
@@ -137,14 +145,82 @@ def check_refs(refs: Refs, duration: int) -> None:
     if base is not None and first is not None:
         raise InputError(PROMPT_NODE, "refs", "a first_frame with a base video",
                          "a video edit (refer_type base) cannot take a first or end frame")
-    if not MIN_DURATION <= duration <= MAX_DURATION:
-        raise InputError(PROMPT_NODE, "duration", duration, f"{MIN_DURATION} to {MAX_DURATION} seconds")
-    if base is None and duration not in (5, 10):
-        if not refs.items:
-            raise InputError(PROMPT_NODE, "duration", duration, "text-to-video takes 5 or 10 seconds")
-        if first is not None and end is None and len(refs.items) == 1:
-            raise InputError(PROMPT_NODE, "duration", duration,
-                             "a first frame alone takes 5 or 10 seconds (3 to 10 with an end frame or other references)")
+
+
+def check_duration(refs: Refs, duration: int, kind: Model) -> None:
+    low, high = kind.min_seconds, kind.max_seconds
+    if not low <= duration <= high:
+        raise InputError(PROMPT_NODE, "duration", duration, f"{kind.name} takes {low} to {high} seconds")
+    fixed = kind.fixed_seconds
+    if not fixed or duration in fixed or refs.base_video() is not None:
+        return
+    choices = " or ".join(map(str, fixed))
+    first, end = refs.first_frame(), refs.end_frame()
+    if not refs.items:
+        raise InputError(PROMPT_NODE, "duration", duration,
+                         f"{kind.name} text-to-video takes {choices} seconds ({V3} takes {low} to "
+                         f"{model_of(V3).max_seconds})")
+    if first is not None and end is None and len(refs.items) == 1:
+        raise InputError(PROMPT_NODE, "duration", duration,
+                         f"with {kind.name} a first frame alone takes {choices} seconds ({low} to {high} with an end "
+                         f"frame or other references)")
+
+
+def check_sound(refs: Refs, sound: bool, kind: Model) -> None:
+    if not sound:
+        return
+    if not kind.sound:
+        raise InputError(PROMPT_NODE, "sound", "on", f"{kind.name} makes no sound of its own; pick {V3} in model, "
+                                                     f"or turn sound off")
+    if refs.videos:
+        raise InputError(PROMPT_NODE, "sound", "on with a video reference",
+                         "Kling makes no sound when a video goes in (it requires sound off); turn sound off, or "
+                         "keep the input video's sound with keep_original_sound on the CometOmniVideoRef")
+
+
+def check_shots(prompt: str, refs: Refs, duration: int, shots: tuple, auto_shots: bool, kind: Model) -> None:
+    """A storyboard: the Prompt's `shots` chain (customised) or `auto_shots` (Kling cuts the prompt)."""
+    if not shots and not auto_shots:
+        return
+    asked = f"{len(shots)} shot(s) linked" if shots else "auto_shots on"
+    if not kind.shots:
+        raise InputError(PROMPT_NODE, "shots" if shots else "auto_shots", f"{asked} with {kind.name}",
+                         f"storyboards need {V3}; pick it in model" + (", or unlink shots" if shots else
+                                                                       ", or turn auto_shots off"))
+    if shots and auto_shots:
+        raise InputError(PROMPT_NODE, "auto_shots", "on, with shots linked",
+                         "choose one: your own shots (the shots input) or shots cut by Kling (auto_shots); "
+                         "turn auto_shots off or unlink shots")
+    if refs.end_frame() is not None:
+        raise InputError(PROMPT_NODE, "shots" if shots else "auto_shots", f"{asked} with an end frame",
+                         "a storyboard cannot end on an end frame; remove the end_frame image or the shots")
+    if refs.base_video() is not None:
+        raise InputError(PROMPT_NODE, "shots" if shots else "auto_shots", f"{asked} with a base video edit",
+                         "a video edit keeps its input's length and cuts: it takes no shots; use refer_type "
+                         "feature, or remove the shots")
+    if auto_shots:
+        return
+    if len(shots) > MAX_SHOTS:
+        raise InputError(PROMPT_NODE, "shots", f"{len(shots)} shots", f"a storyboard has at most {MAX_SHOTS} shots")
+    for shot in shots:
+        check_shot(shot.prompt, shot.duration, shot.origin or SHOT_NODE)
+        check_tokens(shot.prompt, refs, node=shot.origin or SHOT_NODE)
+    total = sum(s.duration for s in shots)
+    if total != duration:
+        parts = " + ".join(str(s.duration) for s in shots)
+        raise InputError(PROMPT_NODE, "duration", f"{duration} s, with shots of {parts} = {total} s",
+                         f"the shots must add up to the Prompt's duration: make them {duration} s in all, or set "
+                         f"duration to {total}")
+
+
+def check_shot(prompt: str, duration: int, node: str = SHOT_NODE) -> None:
+    """One CometOmniShot's own inputs (the prompt already normalised)."""
+    check_prompt_characters(prompt, node)
+    check_prompt(prompt, node, MAX_SHOT_PROMPT_CHARS, "the shot")
+    check_token_syntax(prompt, node)
+    high = model_of(V3).max_seconds
+    if isinstance(duration, bool) or not isinstance(duration, int) or not MIN_SHOT_SECONDS <= duration <= high:
+        raise InputError(node, "duration", duration, f"a shot lasts {MIN_SHOT_SECONDS} to {high} seconds")
 
 
 def check_choice(node: str, input: str, value: str, choices: tuple) -> None:
@@ -152,22 +228,46 @@ def check_choice(node: str, input: str, value: str, choices: tuple) -> None:
         raise InputError(node, input, value, "one of " + ", ".join(choices))
 
 
-def build_request(prompt: str, mode: str, aspect_ratio: str, duration: int, refs: Refs | None) -> OmniRequest:
-    """Validate the Prompt node's inputs and return the request it outputs."""
+def build_request(prompt: str, mode: str, aspect_ratio: str, duration: int, refs: Refs | None, *,
+                  model: str | None = O1, sound: bool = False, shots: Shots | tuple | None = None,
+                  auto_shots: bool = False) -> OmniRequest:
+    """Validate the Prompt node's inputs and return the request it outputs.
+
+    `model` None or "" is O1: a prompt saved before models could be chosen."""
     refs = refs or Refs()
+    name = model or O1
+    check_choice(PROMPT_NODE, "model", name, MODEL_NAMES)
+    kind = model_of(name)
     check_choice(PROMPT_NODE, "mode", mode, MODES)
     check_choice(PROMPT_NODE, "aspect_ratio", aspect_ratio, ASPECT_RATIOS)
+    items = tuple(shots.items if isinstance(shots, Shots) else shots or ())
     check_prompt_characters(prompt)
     text = normalize_prompt(prompt)
-    check_prompt(text)
-    check_refs(refs, int(duration))
+    if not (items and is_blank(text)):  # with shots the Prompt's own text may be empty
+        check_prompt(text)
+    else:
+        text = ""
+    check_refs(refs)
+    check_duration(refs, int(duration), kind)
+    check_sound(refs, bool(sound), kind)
+    check_shots(text, refs, int(duration), items, bool(auto_shots), kind)
     check_tokens(text, refs)
-    return OmniRequest(prompt=text, mode=mode, aspect_ratio=aspect_ratio, duration=int(duration), refs=refs)
+    return OmniRequest(prompt=text, mode=mode, aspect_ratio=aspect_ratio, duration=int(duration), refs=refs,
+                       model=name, sound=bool(sound), shots=items, auto_shots=bool(auto_shots))
+
+
+def build_shot(prompt: str, duration: int, node: str = SHOT_NODE) -> Shot:
+    """Validate a CometOmniShot's inputs and return its shot."""
+    check_prompt_characters(prompt, node)
+    text = normalize_prompt(prompt)
+    check_shot(text, duration, node)
+    return Shot(text, int(duration), node)
 
 
 def validate_request(request: OmniRequest) -> None:
     """Re-check a request (Submit does, in case it was built by hand)."""
-    build_request(request.prompt, request.mode, request.aspect_ratio, request.duration, request.refs)
+    build_request(request.prompt, request.mode, request.aspect_ratio, request.duration, request.refs,
+                  model=request.model, sound=request.sound, shots=request.shots, auto_shots=request.auto_shots)
 
 
 def parse_element_id(text: object, node: str = "CometOmniElementRef") -> int:

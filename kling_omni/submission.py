@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Callable, Optional
 
 from . import journal as J
-from .errors import (BadRequest, CreationUncertain, JournalError, NotFound, OmniError, RateLimited,
+from .errors import (BadRequest, CreationUncertain, JournalError, ModelRefused, NotFound, OmniError, RateLimited,
                      SlotWaitCancelled, SlotWaitStopped, SlotWaitTimeout)
 from .journal import Journal
 from .ledger import check_daily_limit, spent_today
@@ -204,7 +204,9 @@ def _reserve(fresh: list, journal: Journal, client, *, node: str, node_id: str, 
             journal.begin(intent.fingerprint, attempt, external_id(intent.fingerprint, attempt),
                           prompt=intent.request.summary(), base_url=client.base_url, node_id=node_id,
                           mode=cost.mode, seconds=cost.seconds, video_input=cost.video_input,
-                          key_id=client.key_id, state=J.WAITING)
+                          key_id=client.key_id, state=J.WAITING, model=intent.request.model,
+                          sound=intent.request.sound, shots=len(intent.request.shots),
+                          auto_shots=intent.request.auto_shots)
 
 
 def _settle_intent(intent: Intent, journal: Journal, client, slot: "_SlotWait", settings: PackSettings,
@@ -336,6 +338,8 @@ def _send(intent: Intent, attempt: int, journal: Journal, client, slot: "_SlotWa
                 external_task_id=ext) from exc
         # A definite refusal: nothing was created, so a re-run may try again.
         journal.settle(fingerprint, attempt, J.REJECTED, message=str(exc))
+        if isinstance(exc, ModelRefused):
+            raise exc.for_model(request.model) from exc
         raise
     # Logged before it is journalled: if the journal cannot be written, the paid id is still known.
     log.info("CometAPI created Kling task %s (external id %s)", state.task_id, ext)

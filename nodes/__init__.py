@@ -4,12 +4,14 @@ from .poll import CometOmniPoll
 from .prompt import CometOmniPrompt
 from .prompt_list import CometOmniPromptList
 from .refs import CometOmniElementRef, CometOmniImageRef, CometOmniVideoRef
+from .shot import CometOmniShot
 from .submit import CometOmniSubmit
 from . import background, bridge, routes, runtime, task_events, task_routes
 
 NODE_CLASS_MAPPINGS = {
     "CometOmniPromptList": CometOmniPromptList,
     "CometOmniPrompt": CometOmniPrompt,
+    "CometOmniShot": CometOmniShot,
     "CometOmniImageRef": CometOmniImageRef,
     "CometOmniElementRef": CometOmniElementRef,
     "CometOmniVideoRef": CometOmniVideoRef,
@@ -20,6 +22,7 @@ NODE_CLASS_MAPPINGS = {
 NODE_DISPLAY_NAME_MAPPINGS = {
     "CometOmniPromptList": "Kling Omni Prompt List",
     "CometOmniPrompt": "Kling Omni Prompt (CometAPI)",
+    "CometOmniShot": "Kling Omni Shot (storyboard)",
     "CometOmniImageRef": "Kling Omni Image Reference",
     "CometOmniElementRef": "Kling Omni Element Reference",
     "CometOmniVideoRef": "Kling Omni Video Reference",

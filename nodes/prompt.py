@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from ..kling_omni.errors import InputError
-from ..kling_omni.request import ASPECT_RATIOS, MAX_DURATION, MIN_DURATION, MODES
+from ..kling_omni.models import MAX_SECONDS, MODEL_NAMES, NEWEST, O1, V3
+from ..kling_omni.request import ASPECT_RATIOS, MODES
 from ..kling_omni.rules import (build_request, check_prompt, check_prompt_characters, check_token_counts,
-                                check_token_syntax, normalize_prompt)
+                                check_token_syntax, is_blank, normalize_prompt)
 from . import bridge
 from .runtime import CATEGORY, label
 
@@ -38,7 +39,9 @@ def wired_counts(graph: dict, node_id) -> dict | None:
 
 class CometOmniPrompt:
     DESCRIPTION = ("Describes the video. Refer to wired references as <<<image_1>>>, <<<element_1>>>, "
-                   "<<<video_1>>> (or @image1, @element1, @video). Every rule of the API is checked here, "
+                   "<<<video_1>>> (or @image1, @element1, @video). Kling 3.0 Omni (kling-v3-omni) adds 3-15 s, "
+                   "native sound and storyboards (link Kling Omni Shot nodes to shots); Kling O1 (kling-video-o1) "
+                   "is what workflows saved before the model choice run. Every rule of the API is checked here, "
                    "before anything is sent or paid.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("OMNI_REQUEST",)
@@ -50,15 +53,31 @@ class CometOmniPrompt:
         return {
             "required": {
                 "prompt": ("STRING", {"multiline": True, "default": "",
-                                      "tooltip": "1 to 2500 characters."}),
+                                      "tooltip": "1 to 2500 characters. May be empty when shots are linked "
+                                                 "(each shot has its own prompt)."}),
                 "mode": (list(MODES), {"default": "pro", "tooltip": "pro: 1080p. std: 720p, cheaper."}),
                 "aspect_ratio": (list(ASPECT_RATIOS), {"default": "16:9",
                                  "tooltip": "Not sent when a first frame or a base video fixes the frame."}),
-                "duration": ("INT", {"default": 5, "min": MIN_DURATION, "max": MAX_DURATION, "step": 1,
-                                     "tooltip": "Seconds. Text-only and first-frame-only: 5 or 10. "
-                                                "Ignored for a base video edit (it keeps the input's length)."}),
+                "duration": ("INT", {"default": 5, "min": 3, "max": MAX_SECONDS, "step": 1,
+                                     "tooltip": f"Seconds. {V3}: 3 to 15. {O1}: 3 to 10, and 5 or 10 for text "
+                                                "only or a first frame alone. With shots: their total. Ignored "
+                                                "for a base video edit (it keeps the input's length)."}),
             },
-            "optional": {"refs": ("OMNI_REFS", {"tooltip": "The end of a chain of reference nodes."})},
+            "optional": {
+                "model": (list(MODEL_NAMES), {"default": NEWEST,
+                          "tooltip": f"{V3} (Kling 3.0 Omni): 3-15 s, native sound, storyboards. {O1} (Kling "
+                                     "O1): 3-10 s, no sound of its own. A workflow saved before this choice "
+                                     f"existed runs as {O1}."}),
+                "sound": ("BOOLEAN", {"default": False, "tooltip": f"{V3} only: native sound (speech with lip "
+                                      "sync, ambience, effects), on Poll's audio output. Costs more. Not with a "
+                                      "video reference."}),
+                "auto_shots": ("BOOLEAN", {"default": False, "tooltip": f"{V3} only: Kling cuts the prompt into "
+                                           "shots itself. Not with linked shots."}),
+                "refs": ("OMNI_REFS", {"tooltip": "The end of a chain of reference nodes."}),
+                "shots": ("OMNI_SHOTS", {"tooltip": f"{V3} only: the end of a chain of Kling Omni Shot nodes (up "
+                                         "to 6; the one furthest upstream is shot 1). Their lengths add up to "
+                                         "duration."}),
+            },
             "hidden": {"unique_id": "UNIQUE_ID", "graph": "PROMPT"},
         }
 
@@ -71,13 +90,15 @@ class CometOmniPrompt:
         text = normalize_prompt(prompt)
         try:
             check_prompt_characters(prompt)
+            graph = bridge.queued_prompt()
+            ours = [node_id for node_id, node in (graph or {}).items()
+                    if node.get("class_type") == "CometOmniPrompt" and node.get("inputs", {}).get("prompt") == prompt]
+            if is_blank(text) and graph and any(shots_linked(graph, node_id) for node_id in ours):
+                return True  # with shots the text may be empty
             check_prompt(text)
             check_token_syntax(text)
-            graph = bridge.queued_prompt()
             if not graph:
                 return True
-            ours = [node_id for node_id, node in graph.items()
-                    if node.get("class_type") == "CometOmniPrompt" and node.get("inputs", {}).get("prompt") == prompt]
             problems = []
             for node_id in ours:
                 counts = wired_counts(graph, node_id)
@@ -94,16 +115,24 @@ class CometOmniPrompt:
             return str(exc)
         return True
 
-    async def build(self, prompt, mode, aspect_ratio, duration, refs=None, unique_id=None, graph=None):
+    async def build(self, prompt, mode, aspect_ratio, duration, model=None, sound=False, auto_shots=False,
+                    refs=None, shots=None, unique_id=None, graph=None):
+        # No model value (an API prompt or a workflow saved before the choice existed) is O1, as it ran then.
         # Wired to a list (e.g. a CometOmniPromptList), ComfyUI runs this once per item: say which one failed.
         try:
-            return (build_request(prompt, mode, aspect_ratio, duration, refs),)
+            return (build_request(prompt, mode, aspect_ratio, duration, refs, model=model or O1, sound=sound,
+                                  shots=shots, auto_shots=auto_shots),)
         except InputError as exc:
             item = bridge.list_index()
             if item is None or not prompt_is_linked(graph, unique_id):
                 raise
             raise InputError(label("CometOmniPrompt", unique_id), f"{exc.input}, for item {item + 1} of the prompt list",
                              exc.value, exc.problem) from None
+
+
+def shots_linked(graph: dict, node_id) -> bool:
+    """Is the Prompt node's `shots` input linked (in the API-format graph queued)?"""
+    return isinstance(((graph.get(str(node_id)) or {}).get("inputs") or {}).get("shots"), list)
 
 
 def prompt_is_linked(graph: dict | None, node_id) -> bool:

@@ -105,9 +105,18 @@ def tail(wf: Workflow, prompt_node: int, x: int, seed: int = 0, poll=None, varia
     return submit, polled
 
 
+def o1(prompt: str, mode: str, aspect_ratio: str, duration: int) -> list:
+    """A Prompt's widgets in the templates made before the model choice: Kling O1, as they ran then."""
+    return [prompt, mode, aspect_ratio, duration, "kling-video-o1", False, False]  # model, sound, auto_shots
+
+
+def v3(prompt: str, mode: str, aspect_ratio: str, duration: int, sound: bool = False, auto_shots: bool = False) -> list:
+    return [prompt, mode, aspect_ratio, duration, "kling-v3-omni", sound, auto_shots]
+
+
 def prompt_and_tail(wf: Workflow, refs_node, widgets: list, x: int, poll=None) -> int:
     """Prompt (fed by refs_node, if any), then Submit and Poll; returns the Poll id."""
-    prompt = wf.add("CometOmniPrompt", widgets, (x, 0), (380, 260))
+    prompt = wf.add("CometOmniPrompt", widgets, (x, 0), (380, 300))
     if refs_node is not None:
         wf.link(refs_node, "refs", prompt, "refs")
     return tail(wf, prompt, x + 420, poll=poll)[1]
@@ -132,8 +141,8 @@ def text_to_video(defs):
             "2. Queue. Submit creates one paid task; Poll waits, saves the MP4 in output/cometapi_omni "
             "and returns frames, audio and video.\n3. Queue again: nothing is paid twice. Change the seed "
             f"on Submit for a new generation.\n\n{KEY_NOTE}", (-420, 0))
-    prompt_and_tail(wf, None, ["A paper boat drifts down a rain-soaked street at dusk, neon reflections",
-                               "pro", "16:9", 5], 0)
+    prompt_and_tail(wf, None, o1("A paper boat drifts down a rain-soaked street at dusk, neon reflections",
+                               "pro", "16:9", 5), 0)
     return wf
 
 
@@ -145,8 +154,8 @@ def image_references(defs):
             "Up to 7 images and elements (4 with a video). Each side >= 300 px, aspect 1:2.5 to 2.5:1.\n\n"
             + KEY_NOTE, (-420, -320))
     refs = image_chain(wf, [("reference", "Character"), ("reference", "Style")])
-    prompt_and_tail(wf, refs, ["<<<image_1>>> walks through Tokyo at night in the style of <<<image_2>>>",
-                               "pro", "16:9", 5], 240)
+    prompt_and_tail(wf, refs, o1("<<<image_1>>> walks through Tokyo at night in the style of <<<image_2>>>",
+                               "pro", "16:9", 5), 240)
     return wf
 
 
@@ -157,7 +166,7 @@ def first_end_frame(defs):
             "cannot be mixed with other reference images. 3 to 10 s with an end frame; 5 or 10 with a "
             "first frame alone.\n\n" + KEY_NOTE, (-420, -320))
     refs = image_chain(wf, [("first_frame", "First frame"), ("end_frame", "End frame")])
-    prompt_and_tail(wf, refs, ["the camera slowly pushes in as day turns to night", "pro", "16:9", 5], 240)
+    prompt_and_tail(wf, refs, o1("the camera slowly pushes in as day turns to night", "pro", "16:9", 5), 240)
     return wf
 
 
@@ -169,8 +178,8 @@ def elements(defs):
     e1 = wf.add("CometOmniElementRef", ["829836802793406551"], (-80, 0), (300, 90))
     e2 = wf.add("CometOmniElementRef", ["829836802793406552"], (-80, 140), (300, 90))
     wf.link(e1, "refs", e2, "refs")
-    prompt_and_tail(wf, e2, ["<<<element_1>>> hands a red umbrella to <<<element_2>>> in the rain",
-                             "std", "9:16", 6], 260)
+    prompt_and_tail(wf, e2, o1("<<<element_1>>> hands a red umbrella to <<<element_2>>> in the rain",
+                             "std", "9:16", 6), 260)
     return wf
 
 
@@ -183,8 +192,8 @@ def video_edit(defs):
     refs = image_chain(wf, [("reference", "Crown")])
     video = wf.add("CometOmniVideoRef", ["https://example.com/your-clip.mp4", "base", True], (-80, 140), (300, 130))
     wf.link(refs, "refs", video, "refs")
-    prompt_and_tail(wf, video, ["Put the crown from <<<image_1>>> on the girl in blue in <<<video_1>>>",
-                                "pro", "16:9", 5], 260)
+    prompt_and_tail(wf, video, o1("Put the crown from <<<image_1>>> on the girl in blue in <<<video_1>>>",
+                                "pro", "16:9", 5), 260)
     return wf
 
 
@@ -194,8 +203,8 @@ def video_reference(defs):
             "shot. Aspect ratio and duration (3-10 s) apply. The video must be a public http(s) URL.\n\n"
             + KEY_NOTE, (-420, -300))
     video = wf.add("CometOmniVideoRef", ["https://example.com/your-clip.mp4", "feature", False], (-80, 0), (300, 130))
-    prompt_and_tail(wf, video, ["Based on <<<video_1>>>, generate the next shot: the door opens",
-                                "pro", "16:9", 5], 260)
+    prompt_and_tail(wf, video, o1("Based on <<<video_1>>>, generate the next shot: the door opens",
+                                "pro", "16:9", 5), 260)
     return wf
 
 
@@ -220,7 +229,7 @@ def local_pipeline(defs):
     wf.link(img, "IMAGE", scale, "image")
     ref = wf.add("CometOmniImageRef", ["first_frame"], (-80, 0), (280, 90))
     wf.link(scale, "IMAGE", ref, "image")
-    polled = prompt_and_tail(wf, ref, ["the scene comes alive, leaves drifting in the wind", "std", "16:9", 5],
+    polled = prompt_and_tail(wf, ref, o1("the scene comes alive, leaves drifting in the wind", "std", "16:9", 5),
                              240, poll=["", 30, 48, 2, 0.0, 960])
     create = wf.add("CreateVideo", [12.0], (1400, 0), (280, 100))
     wf.link(polled, "frames", create, "images")
@@ -247,8 +256,8 @@ def variations(defs):
             "Queue again: nothing is sent or paid, the 4 tasks are reused. Raise variations to 6: only 2 more "
             "are paid. A new seed makes new generations.\n\n" + PACE_NOTE + "\n\n" + KEY_NOTE, (-420, -420),
             (380, 480))
-    prompt = wf.add("CometOmniPrompt", ["A paper boat drifts down a rain-soaked street at dusk, neon reflections",
-                                        "pro", "16:9", 5], (0, 0), (380, 260))
+    prompt = wf.add("CometOmniPrompt", o1("A paper boat drifts down a rain-soaked street at dusk, neon reflections",
+                                          "pro", "16:9", 5), (0, 0), (380, 300))
     tail(wf, prompt, 420, variations=4, poll=["", 30, 0, 1, 0.0, 512])
     return wf
 
@@ -264,9 +273,47 @@ def prompt_list(defs):
     lines = wf.add("CometOmniPromptList", ["a red kite over the dunes at sunrise\n"
                                            "a paper boat on a rain-soaked street at dusk\n"
                                            "a lighthouse in a storm, waves crashing"], (0, 0), (380, 200))
-    prompt = wf.add("CometOmniPrompt", ["", "std", "16:9", 5], (420, 0), (380, 260))
+    prompt = wf.add("CometOmniPrompt", o1("", "std", "16:9", 5), (420, 0), (380, 300))
     wf.link_widget(lines, "prompts", prompt, "prompt")
     tail(wf, prompt, 840, poll=["", 30, 0, 1, 0.0, 512])
+    return wf
+
+
+def v3_sound(defs):
+    wf = Workflow(defs)
+    wf.note("Kling 3.0 Omni, text to video with native sound: model kling-v3-omni, sound on. Kling makes the "
+            "sound itself (speech with lip sync, ambience, effects); it comes out of Poll's audio output and "
+            "stays in the saved MP4 and the video output.\n\nv3 takes 3 to 15 s in every mode. Here: 12 s, "
+            "pro (1080p) with sound, ≈ $1.68 at the shipped rates (0.14 $/s; without sound 0.112). Sound is "
+            "not available with a video reference.\n\nPoll's max_side 960 keeps the 288 frames at a quarter "
+            "of the memory (≈ 1.6 GB instead of 6.4 GB as float32).\n\n" + KEY_NOTE, (-420, 0), (380, 420))
+    prompt_and_tail(wf, None, v3("A street musician plays a slow blues on a saxophone under a bridge at night, "
+                                 "rain dripping, a passer-by drops a coin and says \"beautiful\"",
+                                 "pro", "16:9", 12, sound=True), 0, poll=["", 30, 0, 1, 0.0, 960])
+    return wf
+
+
+def v3_storyboard(defs):
+    wf = Workflow(defs)
+    wf.note("A storyboard with Kling 3.0 Omni: three Kling Omni Shot nodes chained into the Prompt's shots "
+            "input make one video of 3 shots, in chain order (the shot furthest upstream is shot 1), each with "
+            "its own prompt and length. Their lengths (4 + 3 + 5 s) add up to the Prompt's duration (12 s), "
+            "which is what the video bills: 12 s pro ≈ $1.34. Up to 6 shots, each prompt up to 512 "
+            "characters; the Prompt's own text may stay empty. The Prompt node shows the shots and their "
+            "total as you edit.\n\nOr let Kling cut one prompt into shots itself: unlink shots and turn "
+            "auto_shots on.\n\n" + KEY_NOTE, (-840, -480), (380, 440))
+    texts = [("An old lighthouse keeper climbs the spiral stairs with a lantern", 4),
+             ("Close-up: he lights the great lamp; the lens starts to turn", 3),
+             ("Wide shot from the sea: the beam sweeps over crashing waves at night", 5)]
+    shots = None
+    for row, (text, seconds) in enumerate(texts):
+        shot = wf.add("CometOmniShot", [text, seconds], (-420, 230 * row), (380, 200), title=f"Shot {row + 1}")
+        if shots is not None:
+            wf.link(shots, "shots", shot, "shots")
+        shots = shot
+    prompt = wf.add("CometOmniPrompt", v3("", "pro", "16:9", 12), (0, 0), (380, 300))
+    wf.link(shots, "shots", prompt, "shots")
+    tail(wf, prompt, 420, poll=["", 30, 0, 1, 0.0, 960])
     return wf
 
 
@@ -281,6 +328,10 @@ TEMPLATES = {  # file name: (build, card title, the chain drawn on the card)
     "kling_omni_local_pipeline": (local_pipeline, "Chain with local pipelines", ["Load", "Resize", "Kling", "Frames", "Save"]),
     "kling_omni_variations": (variations, "Variations (N tasks, one run)", ["Prompt", "Submit x4", "Poll x4"]),
     "kling_omni_prompt_list": (prompt_list, "Prompt list (one task a line)", ["Lines", "Prompt", "Submit", "Poll"]),
+    "kling_omni_v3_text_to_video_sound": (v3_sound, "Kling 3.0: text to video with sound",
+                                          ["Prompt v3", "Submit", "Poll"]),
+    "kling_omni_v3_storyboard": (v3_storyboard, "Kling 3.0: storyboard (3 shots)",
+                                 ["Shot 1", "Shot 2", "Shot 3", "Prompt", "Poll"]),
 }
 
 

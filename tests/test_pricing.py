@@ -19,7 +19,8 @@ CASES = json.loads((Path(__file__).parent / "pricing_cases.json").read_text(enco
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c["text"])
 def test_cost_cases_shared_with_the_frontend(case):
     rates = replace(pricing.DEFAULT_RATES, **case.get("rates", {}))
-    cost = pricing.cost(case["mode"], case["seconds"], case["video_input"], rates)
+    cost = pricing.cost(case["mode"], case["seconds"], case["video_input"], rates, model=case.get("model", "kling-video-o1"),
+                        sound=case.get("sound", False), shots=case.get("shots", 0))
     assert cost.text == case["text"]
     assert cost.usd_low == pytest.approx(case["usd_low"])
     assert cost.usd_high == pytest.approx(case["usd_high"])

@@ -171,3 +171,20 @@ def test_batch_templates_say_what_they_cost_and_how_the_pace_works(name):
     assert f"{tasks_of(workflow)} × the price of one" in note
     assert "Queue again: nothing is sent or paid" in note
     assert "waiting for a free slot" in note and "429" in note and "Cancel" in note
+
+
+SAVED_BEFORE_MODELS = sorted((Path(__file__).parent / "workflows").glob("saved_before_models_*.json"))
+
+
+@pytest.mark.parametrize("path", SAVED_BEFORE_MODELS, ids=lambda p: p.stem)
+def test_a_workflow_saved_before_the_model_choice_runs_as_o1(path, fake_server, tmp_path, monkeypatch):
+    """Its Prompt nodes hold 4 widget values (no model, sound, auto_shots): they run as Kling O1,
+    sending what they sent then (the frontend keeps them on O1 too: web/lib/legacy.js)."""
+    from tests.fakeserver_fixtures import point_pack_at
+    point_pack_at(fake_server, tmp_path, monkeypatch)
+    workflow = load(path)
+    assert [len(n["widgets_values"]) for n in workflow["nodes"] if n["type"] == "CometOmniPrompt"] == [4]
+    run_workflow(workflow)
+    (created,) = [r for r in fake_server.requests if r.method == "POST"]
+    assert created.body["model_name"] == "kling-video-o1"
+    assert not {"sound", "multi_shot", "shot_type", "multi_prompt"} & set(created.body)

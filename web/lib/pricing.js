@@ -5,15 +5,26 @@
 
 export const MIN_INPUT_SECONDS = 3; // the length a base video may have
 export const MAX_INPUT_SECONDS = 10;
-export const RATE_NAMES = ["std", "pro", "std_with_video", "pro_with_video"];
+export const O1 = "kling-video-o1";
+export const V3 = "kling-v3-omni";
+/** Each model's short tag (price labels) and the prefix of its rate names (kling_omni/models.py, pricing.py). */
+export const MODELS = Object.freeze({
+  [V3]: Object.freeze({ tag: "v3", title: "Kling 3.0 Omni", prefix: "v3_", sound: true, shots: true, maxSeconds: 15 }),
+  [O1]: Object.freeze({ tag: "O1", title: "Kling O1", prefix: "", sound: false, shots: false, maxSeconds: 10 }),
+});
+export const RATE_NAMES = ["std", "pro", "std_with_video", "pro_with_video", "v3_std", "v3_pro", "v3_std_with_sound",
+  "v3_pro_with_sound", "v3_std_with_video", "v3_pro_with_video"];
 
 /** The shipped table (USD per generated second; usd_per_unit turns Kling's units into USD). */
 export const DEFAULT_RATES = Object.freeze({
-  std: 0.084, pro: 0.112, std_with_video: 0.126, pro_with_video: 0.168, usd_per_unit: 0.14,
+  std: 0.084, pro: 0.112, std_with_video: 0.126, pro_with_video: 0.168,
+  v3_std: 0.084, v3_pro: 0.112, v3_std_with_sound: 0.112, v3_pro_with_sound: 0.14, v3_std_with_video: 0.126,
+  v3_pro_with_video: 0.168, usd_per_unit: 0.14,
 });
 // Shown when the server cannot be asked (the server's rates_source is the one that counts).
-export const DEFAULT_RATES_SOURCE = "Kling's list price for kling-video-o1: 0.6 units/s std, 0.8 pro; 0.9 and "
-  + "1.2 with a video input; 1 unit ≈ $0.14 (as of 2026-12). CometAPI publishes no Omni rate.";
+export const DEFAULT_RATES_SOURCE = "Kling's list prices: kling-video-o1 0.6 units/s std, 0.8 pro; 0.9 and 1.2 with "
+  + "a video input. kling-v3-omni the same, and 0.8 std / 1.0 pro with native sound. 1 unit ≈ $0.14 (as of "
+  + "2026-12). CometAPI publishes no Omni rate.";
 
 /** The shipped rates with `overrides` (e.g. the settings' rates) laid over them; unknown or bad values ignored. */
 export function makeRates(overrides = {}) {
@@ -25,19 +36,28 @@ export function makeRates(overrides = {}) {
   return Object.freeze(rates);
 }
 
-/** USD per second for a mode, with or without a video input; throws for a mode without a rate. */
-export function perSecond(rates, mode, videoInput) {
-  const name = mode + (videoInput ? "_with_video" : "");
-  if (!RATE_NAMES.includes(name)) throw new Error(`no rate for mode ${JSON.stringify(mode)}`);
+/** The name of the rate for a model, mode, video input and sound (a video input decides: it takes no sound). */
+export function rateName(model, mode, videoInput, sound) {
+  const prefix = MODELS[model || O1]?.prefix ?? `${model}_`;
+  return prefix + mode + (videoInput ? "_with_video" : sound ? "_with_sound" : "");
+}
+
+/** USD per second; throws for a model or mode without a rate. */
+export function perSecond(rates, mode, videoInput, { model = O1, sound = false } = {}) {
+  const name = rateName(model, mode, videoInput, sound);
+  if (!RATE_NAMES.includes(name)) {
+    throw new Error(`no rate for ${model || O1} in mode ${JSON.stringify(mode)}${sound ? " with sound" : ""}`);
+  }
   return rates[name];
 }
 
 /**
- * What one task bills: {mode, seconds, videoInput, usdLow, usdHigh, length, label, usd, text}.
- * `seconds` null: a base edit, as long as its input video (a range of 3–10 s).
+ * What one task bills: {model, mode, seconds, videoInput, sound, shots, usdLow, usdHigh, length, label, usd, text}.
+ * `seconds` null: a base edit, as long as its input video (a range of 3–10 s). `shots`: a storyboard of that
+ * many shots (it bills its total length).
  */
-export function cost(mode, seconds, videoInput, rates = DEFAULT_RATES) {
-  const rate = perSecond(rates, mode, videoInput);
+export function cost(mode, seconds, videoInput, rates = DEFAULT_RATES, { model = O1, sound = false, shots = 0 } = {}) {
+  const rate = perSecond(rates, mode, videoInput, { model, sound });
   let low, high;
   if (seconds === null || seconds === undefined) {
     low = MIN_INPUT_SECONDS * rate;
@@ -45,14 +65,18 @@ export function cost(mode, seconds, videoInput, rates = DEFAULT_RATES) {
   } else {
     low = high = billedSeconds(seconds) * rate;
   }
-  return costOf(mode, seconds ?? null, Boolean(videoInput), pyRound(low, 4), pyRound(high, 4));
+  return costOf({ model: model || O1, mode, seconds: seconds ?? null, videoInput: Boolean(videoInput),
+    sound: Boolean(sound), shots: shots || 0 }, pyRound(low, 4), pyRound(high, 4));
 }
 
-function costOf(mode, seconds, videoInput, usdLow, usdHigh) {
-  const length = seconds === null ? `length of the input video, ${MIN_INPUT_SECONDS}–${MAX_INPUT_SECONDS} s` : `${formatG(seconds)} s`;
-  const label = `${length} · ${mode}`;
+function costOf(task, usdLow, usdHigh) {
+  const { model, mode, seconds, sound, shots } = task;
+  const length = seconds === null ? `length of the input video, ${MIN_INPUT_SECONDS}–${MAX_INPUT_SECONDS} s`
+    : `${formatG(seconds)} s${shots ? ` in ${shots} shots` : ""}`;
+  const tag = model === O1 ? "" : ` · ${MODELS[model]?.tag ?? model}`;
+  const label = `${length} · ${mode}${tag}${sound ? " + sound" : ""}`;
   const usd = usdText(usdLow, usdHigh);
-  return { mode, seconds, videoInput, usdLow, usdHigh, length, label, usd, text: `${label} ${usd}` };
+  return { ...task, usdLow, usdHigh, length, label, usd, text: `${label} ${usd}` };
 }
 
 /** '≈ $0.56', or '≈ $0.50–$1.68' for a range: always called an estimate. */

@@ -10,14 +10,17 @@ const CASES = JSON.parse(readFileSync(new URL("../../tests/pricing_cases.json", 
 test("every case of tests/pricing_cases.json prices as in Python", () => {
   assert.ok(CASES.length >= 9);
   for (const c of CASES) {
-    const priced = cost(c.mode, c.seconds, c.video_input, makeRates(c.rates ?? {}));
+    const priced = cost(c.mode, c.seconds, c.video_input, makeRates(c.rates ?? {}),
+      { model: c.model, sound: c.sound, shots: c.shots });
     assert.deepEqual([priced.text, priced.usdLow, priced.usdHigh], [c.text, c.usd_low, c.usd_high], JSON.stringify(c));
   }
 });
 
 test("the shipped rates are Python's Rates()", () => {
-  // kling_omni/pricing.py: Rates(std=0.084, pro=0.112, std_with_video=0.126, pro_with_video=0.168, usd_per_unit=0.14)
-  assert.deepEqual({ ...DEFAULT_RATES }, { std: 0.084, pro: 0.112, std_with_video: 0.126, pro_with_video: 0.168, usd_per_unit: 0.14 });
+  // kling_omni/pricing.py's Rates(): O1 under its old names, v3 under v3_ names (contract §12.2)
+  assert.deepEqual({ ...DEFAULT_RATES }, { std: 0.084, pro: 0.112, std_with_video: 0.126, pro_with_video: 0.168,
+    v3_std: 0.084, v3_pro: 0.112, v3_std_with_sound: 0.112, v3_pro_with_sound: 0.14, v3_std_with_video: 0.126,
+    v3_pro_with_video: 0.168, usd_per_unit: 0.14 });
 });
 
 test("money() formats as Python's f-strings, ties to even and thousands grouped", () => {
@@ -40,7 +43,9 @@ test("a base edit is a range over the input lengths; seconds are billed whole", 
   assert.equal(edit.usd, "≈ $0.38–$1.26");
   assert.equal(cost("pro", 4.4, true).usdHigh, pyRound(4 * 0.168, 4));
   assert.equal(cost("pro", 0.2, false).usdHigh, 0.112); // at least one second
-  assert.throws(() => cost("ultra", 5, false), /no rate for mode "ultra"/);
+  assert.throws(() => cost("ultra", 5, false), /no rate for kling-video-o1 in mode "ultra"/);
+  assert.throws(() => cost("pro", 5, false, DEFAULT_RATES, { sound: true }), /no rate for kling-video-o1 in mode "pro" with sound/);
+  assert.throws(() => cost("pro", 5, false, DEFAULT_RATES, { model: "kling-v9" }), /no rate for kling-v9/);
 });
 
 test("rates from the settings lay over the shipped ones; bad values are ignored", () => {
