@@ -27,6 +27,7 @@ from .credentials import ENV_VAR, default_store_dir, resolve_key
 from .errors import OmniError, redact
 from .journal import Journal
 from .ledger import Totals, job_cost, recent_totals
+from .models import features
 from .pricing import MAX_INPUT_SECONDS, MIN_INPUT_SECONDS, RATES_SOURCE, actual_usd, money
 from .settings import SETTINGS_FILE, load_settings
 from .task import check_task_id
@@ -53,13 +54,14 @@ def list_tasks(journal: Journal, home: Path, out=sys.stdout) -> None:
     settings_file = home / SETTINGS_FILE
     rates_from = (f"the rates in {settings_file}" if settings_file.is_file() else
                   f"the pack's default rates ({RATES_SOURCE}) — change them in Settings › CometAPI")
-    print(f"{'TASK ID':<22} {'STATUS':<11} {'AGE':>5}  {'BILLED FOR':<13} {'ESTIMATE':<15} {'ACTUAL':>7}  "
-          f"{'PROMPT':<30}  FILE", file=out)
+    print(f"{'TASK ID':<22} {'STATUS':<11} {'AGE':>5}  {'MODEL':<18} {'BILLED FOR':<16} {'ESTIMATE':<15} "
+          f"{'ACTUAL':>7}  {'PROMPT':<30}  FILE", file=out)
     for job in jobs:
         cost = job_cost(job, rates)
         actual = actual_usd(job.unit_deduction, rates) if job.unit_deduction else None
-        print(f"{job.task_id or '-':<22} {job.state:<11} {_age(now - job.created_at):>5}  "
-              f"{_billed_for(cost):<13} {cost.usd if cost else '-':<15} {money(actual) if actual is not None else '-':>7}"
+        model = features(job.model, job.sound, job.shots, job.auto_shots) if job.mode else "-"
+        print(f"{job.task_id or '-':<22} {job.state:<11} {_age(now - job.created_at):>5}  {model:<18} "
+              f"{_billed_for(cost):<16} {cost.usd if cost else '-':<15} {money(actual) if actual is not None else '-':>7}"
               f"  {job.prompt[:30]:<30}  {job.video_path if job.video_on_disk else '-'}", file=out)
     recent = recent_totals(journal, rates, now)
     print(file=out)
@@ -70,12 +72,12 @@ def list_tasks(journal: Journal, home: Path, out=sys.stdout) -> None:
 
 
 def _billed_for(cost) -> str:
-    """'5 s · pro', or '3–10 s · pro' for a base edit of unknown length: exact, not an estimate."""
+    """'5 s · pro', '12 s · pro + sound', or '3–10 s · pro' for a base edit of unknown length: exact, not an
+    estimate. (The model is in its own column.)"""
     if cost is None:
         return "-"
-    if cost.seconds is None:
-        return f"{MIN_INPUT_SECONDS}–{MAX_INPUT_SECONDS} s · {cost.mode}"
-    return cost.label
+    length = f"{MIN_INPUT_SECONDS}–{MAX_INPUT_SECONDS} s" if cost.seconds is None else f"{cost.seconds:g} s"
+    return f"{length} · {cost.mode}" + (" + sound" if cost.sound else "")
 
 
 def _totals(totals: Totals) -> str:

@@ -45,3 +45,15 @@ def tag_of(name: str | None) -> str:
     """'v3' / 'O1' for a journalled model name; the name itself for one this version does not know."""
     known = MODELS.get(name or UNNAMED)
     return known.tag if known is not None else str(name)
+
+
+def features(name: str | None, sound: bool = False, shots: int = 0, auto_shots: bool = False) -> str:
+    """'v3 · sound · 3 shots', 'O1': a task's model and what it asked of it, for listings."""
+    parts = [tag_of(name)]
+    if sound:
+        parts.append("sound")
+    if shots:
+        parts.append(f"{shots} shots")
+    elif auto_shots:
+        parts.append("auto shots")
+    return " · ".join(parts)

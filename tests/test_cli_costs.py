@@ -74,3 +74,26 @@ def test_without_settings_the_shipped_rates_are_used_and_named(fake_server, tmp_
     out = cli("tasks", env=environment(fake_server, home)).stdout
     assert "≈ $0.56" in line_of(out, "8001") and "1 task " in line_of(out, "Today")
     assert "the pack's default rates" in out and "Kling" in out  # where the estimate comes from
+
+
+def test_each_task_shows_its_model_sound_and_shots(fake_server, tmp_path):
+    home = tmp_path / "home"
+    journal = Journal(home / "journal.sqlite3")
+    journalled(journal, "old", "succeeded", task_id="8101")  # a row from before models: O1
+    journal.begin("v3", 1, "comfy-v3", prompt="v3 prompt", base_url="b", mode="pro", seconds=12.0,
+                  model="kling-v3-omni", sound=True)
+    journal.settle("v3", 1, "queued", task_id="8102")
+    journal.begin("story", 1, "comfy-story", prompt="story", base_url="b", mode="pro", seconds=12.0,
+                  model="kling-v3-omni", shots=3)
+    journal.settle("story", 1, "queued", task_id="8103")
+    journal.begin("auto", 1, "comfy-auto", prompt="auto", base_url="b", mode="std", seconds=15.0,
+                  model="kling-v3-omni", auto_shots=True)
+    journal.settle("auto", 1, "queued", task_id="8104")
+    out = cli("tasks", env=environment(fake_server, home)).stdout
+    assert " O1 " in line_of(out, "8101") and "5 s · pro " in line_of(out, "8101")
+    assert "v3 · sound" in line_of(out, "8102") and "12 s · pro + sound" in line_of(out, "8102")
+    assert "≈ $1.68" in line_of(out, "8102")  # 12 s at the v3 pro-with-sound rate, 0.14
+    assert "v3 · 3 shots" in line_of(out, "8103") and "≈ $1.34" in line_of(out, "8103")
+    assert "v3 · auto shots" in line_of(out, "8104") and "≈ $1.26" in line_of(out, "8104")
+    today = line_of(out, "Today")
+    assert "4 tasks" in today and "≈ $4.84" in today  # 0.56 + 1.68 + 1.344 + 1.26
