@@ -1,6 +1,7 @@
 """Run the fake CometAPI standalone: `python -m fake_cometapi --port 8765 --key KEY`.
 
-For `make demo` and for trying the pack in a real ComfyUI without spending money.
+For `make demo` and for trying the pack in a real ComfyUI without spending money. It serves
+kling-video-o1 and kling-v3-omni.
 """
 
 from __future__ import annotations

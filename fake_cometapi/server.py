@@ -12,6 +12,11 @@ contract must not be mirrored here. Two loopback HTTP servers run in background 
   (see "how the file host answers" in __init__): chunked streaming without a length, a
   gzip Content-Encoding the client did not ask for, another 2xx status, a trickle.
 
+Models, on the same route with the same shapes: `kling-video-o1` (also when a body names no
+model) with the O1 rules of contract §4, refusing every v3-only field; and `kling-v3-omni`
+with the rules of §12.1 (duration 3..15 in every mode, `sound`, `multi_shot` with
+`shot_type` and `multi_prompt` shots; no shots with an end frame or a base edit).
+
 Time: a task's state follows from its age on the server's clock (`time.monotonic()`
 plus an offset that `advance()` moves), so tests never need to sleep; `finish()` ends
 a task at once. Fault injection methods at the bottom of the class.
@@ -53,13 +58,21 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 API_PATH = "/kling/v1/videos/omni-video"
-MODELS = {"kling-video-o1"}
+O1_MODEL = "kling-video-o1"  # the default when a body names no model
+V3_MODEL = "kling-v3-omni"
+MODELS = {O1_MODEL, V3_MODEL}
 MODES = {"std", "pro"}
 ASPECT_RATIOS = {"16:9", "9:16", "1:1"}
 IMAGE_TYPES = {"first_frame", "end_frame"}
 REFER_TYPES = {"feature", "base"}
 YES_NO = {"yes", "no"}
-V3_ONLY_FIELDS = ("sound", "multi_shot", "shot_type", "multi_prompt", "voice_list")
+SOUNDS = {"on", "off"}
+SHOT_TYPES = {"customize", "intelligence"}
+V3_ONLY_FIELDS = ("sound", "multi_shot", "shot_type", "multi_prompt", "voice_list")  # O1 refuses each
+MAX_SHOTS = 6
+MAX_SHOT_PROMPT = 512
+MAX_DURATION = {O1_MODEL: 10, V3_MODEL: 15}
+DEFAULT_DURATION = 5
 MAX_PROMPT = 2500
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 VARIANTS = ("A", "B", "C")
@@ -137,7 +150,7 @@ class FakeCometAPI:
                  submitted_seconds: float = 0.0, processing_seconds: float = 0.0,
                  moderation_marker: str = "[moderation]",
                  moderation_message: str = "Failure to pass the risk control system",
-                 strict_durations: bool = True, reject_v3_fields: bool = True,
+                 strict_durations: bool = True,
                  check_image_pixels: bool = True,
                  video_seconds: float = 1.0, video_fps: int = 12, video_size: tuple = (160, 120),
                  video_audio: bool = True, query_by_external_id: bool = True,
@@ -156,7 +169,6 @@ class FakeCometAPI:
         self.moderation_marker = moderation_marker
         self.moderation_message = moderation_message
         self.strict_durations = strict_durations
-        self.reject_v3_fields = reject_v3_fields
         self.check_image_pixels = check_image_pixels
         self.video_seconds = video_seconds
         self.video_fps = video_fps
@@ -573,23 +585,31 @@ class FakeCometAPI:
     # --- validation: contract §4.1, §4.2, §15 -------------------------------------------------
 
     def _validate(self, body: dict) -> str:
-        prompt = body.get("prompt")
-        if not isinstance(prompt, str) or not prompt:
-            return "prompt is required"
-        if len(prompt) > MAX_PROMPT:
-            return f"prompt must be at most {MAX_PROMPT} characters, got {len(prompt)}"
-        model = body.get("model_name", "kling-video-o1")
-        if model not in MODELS:
-            return f"model_name {model!r} is not supported; currently only kling-video-o1"
-        if self.reject_v3_fields:
+        model = body.get("model_name", O1_MODEL)
+        if not _one_of(model, MODELS):
+            return f"model_name {model!r} is not supported; use {O1_MODEL} or {V3_MODEL}"
+        v3 = model == V3_MODEL
+        if not v3:
             for name in V3_ONLY_FIELDS:
                 if name in body:
-                    return f"{name} is not supported by {model}"
+                    return f"{name} is not supported by {model} (got {body[name]!r}); only {V3_MODEL} takes it"
+        problem = self._check_v3_fields(body) if v3 else ""
+        if problem:
+            return problem
+        shots = _multi_shot(body)
+        prompt = body.get("prompt")
+        if shots == "customize":  # the shots carry the prompts: the task's own is ignored
+            if prompt is not None and not isinstance(prompt, str):
+                return f"prompt must be a string, got {prompt!r}"
+        elif not isinstance(prompt, str) or not prompt:
+            return "prompt is required"
+        if prompt and len(prompt) > MAX_PROMPT:
+            return f"prompt must be at most {MAX_PROMPT} characters, got {len(prompt)}"
         mode = body.get("mode", "pro")
-        if mode not in MODES:
+        if not _one_of(mode, MODES):
             return f"mode must be one of std, pro; got {mode!r}"
         aspect = body.get("aspect_ratio")
-        if aspect is not None and aspect not in ASPECT_RATIOS:
+        if aspect is not None and not _one_of(aspect, ASPECT_RATIOS):
             return f"aspect_ratio must be one of 16:9, 9:16, 1:1; got {aspect!r}"
 
         images = body.get("image_list") or []
@@ -626,10 +646,10 @@ class FakeCometAPI:
             if not isinstance(url, str) or not re.match(r"https?://", url):
                 return "video_url must be an http(s) URL"
             refer = video.get("refer_type", "base")
-            if refer not in REFER_TYPES:
+            if not _one_of(refer, REFER_TYPES):
                 return f"refer_type must be feature or base, got {refer!r}"
             keep = video.get("keep_original_sound", "no")
-            if keep not in YES_NO:
+            if not _one_of(keep, YES_NO):
                 return f"keep_original_sound must be yes or no, got {keep!r}"
             base_edit = refer == "base"
         if base_edit and ("first_frame" in types or "end_frame" in types):
@@ -644,16 +664,65 @@ class FakeCometAPI:
 
         if "duration" in body and not base_edit:  # a base edit's length follows its input video
             raw = body["duration"]
-            if isinstance(raw, bool) or not (isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit())):
+            seconds = _whole_seconds(raw, ints=True)
+            if seconds is None:
                 return f"duration must be a whole number of seconds as a string, got {raw!r}"
-            seconds = int(raw)
-            if not 3 <= seconds <= 10:
-                return f"duration must be between 3 and 10, got {raw!r}"
+            if not 3 <= seconds <= MAX_DURATION[model]:
+                return f"duration must be between 3 and {MAX_DURATION[model]} for {model}, got {raw!r}"
             text_only = not images and not elements and not videos
             first_only = types == ["first_frame"] and not elements and not videos
-            if self.strict_durations and (text_only or first_only) and seconds not in (5, 10):
+            if not v3 and self.strict_durations and (text_only or first_only) and seconds not in (5, 10):
                 scenario = "text-to-video" if text_only else "first-frame video"
                 return f"duration must be 5 or 10 for {scenario}, got {raw!r}"
+
+        # kling-v3-omni rules that join several fields (§12.1; ComfyUI's stricter ones for shots)
+        if videos and body.get("sound", "off") != "off":
+            return f"sound must be off when video_list is used, got {body['sound']!r}"
+        if shots and "end_frame" in types:
+            return "multi_shot cannot be combined with an end_frame"
+        if shots and base_edit:
+            return "multi_shot cannot be combined with a base video edit (its length follows the input video)"
+        if shots == "customize":
+            lengths = [int(shot["duration"]) for shot in body["multi_prompt"]]
+            total = _whole_seconds(body.get("duration", DEFAULT_DURATION), ints=True)
+            if sum(lengths) != total:
+                return (f"the multi_prompt durations must add up to the duration {total}, "
+                        f"got {'+'.join(map(str, lengths))} = {sum(lengths)}")
+        return ""
+
+    def _check_v3_fields(self, body: dict) -> str:
+        """The shape of each field only kling-v3-omni takes (§12.1); rules across fields come later."""
+        sound = body.get("sound", "off")
+        if not _one_of(sound, SOUNDS):
+            return f"sound must be on or off, got {sound!r}"
+        multi_shot = body.get("multi_shot", False)
+        if not isinstance(multi_shot, bool):
+            return f"multi_shot must be a boolean, got {multi_shot!r}"
+        if not multi_shot:
+            return ""  # shot_type and multi_prompt are ignored without multi_shot (§12.1)
+        shot_type = body.get("shot_type")
+        if not _one_of(shot_type, SHOT_TYPES):
+            return f"shot_type must be customize or intelligence when multi_shot is true, got {shot_type!r}"
+        if shot_type != "customize":
+            return ""  # intelligence: Kling cuts the prompt into shots itself
+        shots = body.get("multi_prompt")
+        if not isinstance(shots, list) or not 1 <= len(shots) <= MAX_SHOTS:
+            got = f"{len(shots)} shots" if isinstance(shots, list) else repr(shots)
+            return f"multi_prompt must be an array of 1 to {MAX_SHOTS} shots for shot_type customize, got {got}"
+        for number, shot in enumerate(shots, 1):
+            if not isinstance(shot, dict):
+                return f"multi_prompt shot {number} must be an object, got {shot!r}"
+            index = shot.get("index")
+            if isinstance(index, bool) or index != number:
+                return f"multi_prompt shot {number}: index must be {number} (1-based, in order), got {index!r}"
+            text = shot.get("prompt")
+            if not isinstance(text, str) or not 1 <= len(text) <= MAX_SHOT_PROMPT:
+                got = f"{len(text)} characters" if isinstance(text, str) else repr(text)
+                return f"multi_prompt shot {number}: prompt must be 1 to {MAX_SHOT_PROMPT} characters, got {got}"
+            seconds = _whole_seconds(shot.get("duration"), ints=False)
+            if seconds is None or seconds < 1:
+                return (f"multi_prompt shot {number}: duration must be a whole number of seconds of at least 1 "
+                        f"as a string, got {shot.get('duration')!r}")
         return ""
 
     def _check_image(self, image: dict, index: int) -> str:
@@ -721,6 +790,25 @@ def _comet_error(message: str, code: str, kind: str = "comet_api_error") -> dict
 def _task_info(task: FakeTask) -> dict:
     external = task.request.get("external_task_id")
     return {"external_task_id": external} if external is not None else {}
+
+
+def _one_of(value, allowed) -> bool:
+    """value is one of the allowed words (a list or an object in its place is not, and no crash)."""
+    return isinstance(value, str) and value in allowed
+
+
+def _whole_seconds(raw, *, ints: bool) -> Optional[int]:
+    """A duration given as a string of ASCII digits (or, with ints, a JSON integer); None otherwise."""
+    if ints and isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and re.fullmatch(r"[0-9]+", raw):
+        return int(raw)
+    return None
+
+
+def _multi_shot(body: dict) -> str:
+    """The shot type of a valid multi-shot request ("customize" / "intelligence"); "" for one shot."""
+    return body.get("shot_type", "") if body.get("multi_shot") is True else ""
 
 
 # --- HTTP handlers ---------------------------------------------------------------------------
