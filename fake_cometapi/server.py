@@ -15,7 +15,9 @@ contract must not be mirrored here. Two loopback HTTP servers run in background 
 Models, on the same route with the same shapes: `kling-video-o1` (also when a body names no
 model) with the O1 rules of contract §4, refusing every v3-only field; and `kling-v3-omni`
 with the rules of §12.1 (duration 3..15 in every mode, `sound`, `multi_shot` with
-`shot_type` and `multi_prompt` shots; no shots with an end frame or a base edit).
+`shot_type` and `multi_prompt` shots; no shots with an end frame or a base edit). The
+`refuse_v3` option makes the route refuse v3 as one that lacks it would, in Kling's words
+("kling") or a gateway's ("gateway"), creating nothing.
 
 Time: a task's state follows from its age on the server's clock (`time.monotonic()`
 plus an offset that `advance()` moves), so tests never need to sleep; `finish()` ends
@@ -73,6 +75,7 @@ MAX_SHOTS = 6
 MAX_SHOT_PROMPT = 512
 MAX_DURATION = {O1_MODEL: 10, V3_MODEL: 15}
 DEFAULT_DURATION = 5
+REFUSE_V3_STYLES = ("kling", "gateway")  # see FakeCometAPI.refuse_v3
 MAX_PROMPT = 2500
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 VARIANTS = ("A", "B", "C")
@@ -150,7 +153,7 @@ class FakeCometAPI:
                  submitted_seconds: float = 0.0, processing_seconds: float = 0.0,
                  moderation_marker: str = "[moderation]",
                  moderation_message: str = "Failure to pass the risk control system",
-                 strict_durations: bool = True,
+                 strict_durations: bool = True, refuse_v3: str = "",
                  check_image_pixels: bool = True,
                  video_seconds: float = 1.0, video_fps: int = 12, video_size: tuple = (160, 120),
                  video_audio: bool = True, query_by_external_id: bool = True,
@@ -169,6 +172,7 @@ class FakeCometAPI:
         self.moderation_marker = moderation_marker
         self.moderation_message = moderation_message
         self.strict_durations = strict_durations
+        self.refuse_v3 = refuse_v3
         self.check_image_pixels = check_image_pixels
         self.video_seconds = video_seconds
         self.video_fps = video_fps
@@ -256,6 +260,27 @@ class FakeCometAPI:
     @property
     def files_base_url(self) -> str:
         return "http://%s:%d" % self._servers[1].server_address[:2]
+
+    # --- the models this route serves --------------------------------------------------------
+
+    @property
+    def refuse_v3(self) -> str:
+        """How the route refuses kling-v3-omni, as one that does not serve it would; "" serves it.
+
+        - "kling": HTTP 400, Kling body code 1201, "model_name kling-v3-omni is not supported";
+        - "gateway": HTTP 503, CometAPI error envelope with code "model_not_found", "No available
+          channel for model kling-v3-omni ..." (a new-api lineage gateway without a channel for it).
+
+        Either way nothing is relayed: no task is made and nothing is billed.
+        """
+        return self._refuse_v3
+
+    @refuse_v3.setter
+    def refuse_v3(self, style: Optional[str]) -> None:
+        style = style or ""
+        if style and style not in REFUSE_V3_STYLES:
+            raise ValueError(f"refuse_v3 must be one of {REFUSE_V3_STYLES} or empty, got {style!r}")
+        self._refuse_v3 = style
 
     # --- introspection ---------------------------------------------------------------------
 
@@ -450,6 +475,9 @@ class FakeCometAPI:
         body = rec.body
         if not isinstance(body, dict):
             return 400, _kling_error(1200, "request body must be a JSON object")
+        refused = self._refuse_model(body)
+        if refused:
+            return refused
         problem = self._validate(body)
         if problem:
             return 400, _kling_error(1201, problem)
@@ -490,6 +518,15 @@ class FakeCometAPI:
             return self.create_status, {"id": task_id, "object": "video", "status": "queued",
                                         "created_at": task.created_ms // 1000}
         return self.create_status, {"code": 0, "message": "SUCCEED", "request_id": _request_id(), "data": data}
+
+    def _refuse_model(self, body: dict) -> Optional[tuple]:
+        """The answer of a route that does not serve the body's model (see refuse_v3), else None."""
+        if not self.refuse_v3 or body.get("model_name") != V3_MODEL:
+            return None
+        if self.refuse_v3 == "gateway":  # the gateway finds no channel for the model and relays nothing
+            return 503, _comet_error(f"No available channel for model {V3_MODEL} under group default",
+                                     "model_not_found")
+        return 400, _kling_error(1201, f"model_name {V3_MODEL} is not supported")
 
     def _refuse(self, status: int, code: int) -> tuple:
         """A creation refused before anything was made (called with the lock held)."""
@@ -905,14 +942,16 @@ class _ApiHandler(_Handler):
     CONTROL_OPTIONS = {"create_status", "max_in_flight", "retry_after", "create_shape", "variant",
                        "submitted_seconds", "processing_seconds", "query_by_external_id", "drops_external_id",
                        "succeed_without_video", "files_forbidden", "file_stall", "create_delay", "status_delay",
-                       "file_framing", "file_encoding", "file_status", "file_trickle", "result_url"}
+                       "file_framing", "file_encoding", "file_status", "file_trickle", "result_url",
+                       "refuse_v3"}
 
     def _control(self, method: str, path: str, body) -> tuple:
         fake = self.fake
         if method == "GET" and path == "/_fake/state":
             with fake._lock:
                 tasks = [{"task_id": t.task_id, "status": fake._state(t)[0], "prompt": t.request.get("prompt", ""),
-                          "external_task_id": t.request.get("external_task_id")} for t in fake._tasks.values()]
+                          "external_task_id": t.request.get("external_task_id"),
+                          "model_name": t.request.get("model_name", O1_MODEL)} for t in fake._tasks.values()]
                 files = [{"task_id": fake._tokens.get(r.path.split("/")[-1].split(".")[0], ("",))[0],
                           "range": r.header("Range"), "authorization": r.header("Authorization") is not None}
                          for r in fake._file_requests]

@@ -1,14 +1,21 @@
 """The fake CometAPI serving Kling 3.0 Omni (`kling-v3-omni`, contract §12), spoken to with plain
-`requests` over loopback like tests/test_fake_server.py: the v3 rules and O1 refusing v3 fields."""
+`requests` over loopback like tests/test_fake_server.py: the v3 rules, O1 refusing v3 fields and the
+switch that refuses v3."""
 
 from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import requests
 
-from fake_cometapi.server import API_PATH, V3_ONLY_FIELDS
+from fake_cometapi.server import API_PATH, V3_ONLY_FIELDS, FakeCometAPI
 from tests.fakeserver_fixtures import fake_server  # noqa: F401
 
+ROOT = Path(__file__).resolve().parent.parent
 IMG = "https://example.com/a.png"
 VID = "https://example.com/in.mp4"
 V3 = "kling-v3-omni"
@@ -23,6 +30,10 @@ def created(server, body) -> str:
     r = post(server, body)
     assert r.status_code == 200, r.text
     return r.json()["data"]["task_id"]
+
+
+def control(server, body):
+    return requests.post(server.base_url + "/_fake/control", json=body, timeout=5)
 
 
 def shots(*lengths, prompt="a shot"):
@@ -194,3 +205,76 @@ def test_durations_o1_refuses_are_fine_for_v3(fake_server, body):
     assert post(fake_server, {**body, "model_name": "kling-video-o1"}).status_code == 400
     assert fake_server.created_count == 0
     created(fake_server, {**body, "model_name": V3})
+
+
+# --- the switch that refuses v3 -------------------------------------------------------------------
+
+def assert_refused_as(style, r, server):
+    if style == "kling":
+        assert r.status_code == 400
+        body = r.json()
+        assert set(body) == {"code", "message", "request_id"}
+        assert body["code"] == 1201 and body["message"] == "model_name kling-v3-omni is not supported"
+    else:
+        assert r.status_code == 503
+        error = r.json()["error"]
+        assert error["code"] == "model_not_found" and error["type"] == "comet_api_error"
+        assert error["message"].startswith("No available channel for model kling-v3-omni under group default")
+        assert "request id" in error["message"]
+    assert server.created_count == 0 and not server.refused_creates  # no task, no 429, nothing billed
+
+
+@pytest.mark.parametrize("style", ["kling", "gateway"])
+def test_a_route_without_v3_refuses_it_and_makes_nothing(style):
+    with FakeCometAPI(refuse_v3=style) as server:
+        for body in (v3(duration="5"), v3(sound="on", duration="9"),
+                     {"model_name": V3, "duration": "2"}):  # refused as a model, before its rules
+            assert_refused_as(style, post(server, body), server)
+            assert server.requests[-1].body == body
+        created(server, {"prompt": "x"})  # O1 is still served
+        created(server, {"prompt": "x", "model_name": "kling-video-o1"})
+        assert server.created_count == 2
+        assert all(t.request.get("model_name") != V3 for t in server.tasks.values())
+
+
+def test_the_remote_control_switches_v3_off_either_way_and_back_on(fake_server):
+    for style in ("gateway", "kling"):
+        assert control(fake_server, {"set": {"refuse_v3": style}}).status_code == 200
+        assert_refused_as(style, post(fake_server, v3()), fake_server)
+    for bogus in ("no", True):
+        assert control(fake_server, {"set": {"refuse_v3": bogus}}).status_code == 400
+    assert fake_server.refuse_v3 == "kling"
+    assert control(fake_server, {"set": {"refuse_v3": ""}}).status_code == 200
+    task_id = created(fake_server, v3())
+    state = requests.get(fake_server.base_url + "/_fake/state", timeout=5).json()
+    assert (state["creation_requests"], state["created"]) == (3, 1)
+    assert state["tasks"][0]["task_id"] == task_id and state["tasks"][0]["model_name"] == V3
+
+
+def test_refuse_v3_takes_only_its_styles():
+    with pytest.raises(ValueError):
+        FakeCometAPI(refuse_v3="yes")
+    assert FakeCometAPI(refuse_v3=None).refuse_v3 == ""
+
+
+# --- standalone -------------------------------------------------------------------------------------
+
+def test_standalone_server_refuses_v3():
+    proc = subprocess.Popen([sys.executable, "-m", "fake_cometapi", "--port", "0", "--key", "k-standalone",
+                             "--processing-seconds", "0", "--submitted-seconds", "0",
+                             "--refuse-v3", "gateway"],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "refusing kling-v3-omni (gateway)" in line
+        base = re.search(r" at (http://127\.0\.0\.1:\d+)", line).group(1)
+        auth = {"Authorization": "Bearer k-standalone"}
+        refused = requests.post(base + API_PATH, json=v3(), headers=auth, timeout=5)
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "model_not_found"
+        made = requests.post(base + API_PATH, json={"prompt": "x", "duration": "10"}, headers=auth, timeout=5)
+        assert made.status_code == 200  # O1 is still served
+        state = requests.get(base + "/_fake/state", timeout=5).json()
+        assert (state["creation_requests"], state["created"]) == (2, 1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
