@@ -19,6 +19,12 @@ with the rules of §12.1 (duration 3..15 in every mode, `sound`, `multi_shot` wi
 `refuse_v3` option makes the route refuse v3 as one that lacks it would, in Kling's words
 ("kling") or a gateway's ("gateway"), creating nothing.
 
+Result videos (media.py: each frame shows its index and its shot number): by default one
+fixed clip (`video_seconds`, `video_fps`, `video_size`, `video_audio`) for every task; with
+`follow_request` the clip is what the task asked for (length, 24 fps, 720p/1080p in its
+aspect ratio, audio only with sound on or a kept original sound; see `result_clip`). A task
+with `sound: "on"` always gets an AAC track.
+
 Time: a task's state follows from its age on the server's clock (`time.monotonic()`
 plus an offset that `advance()` moves), so tests never need to sleep; `finish()` ends
 a task at once. Fault injection methods at the bottom of the class.
@@ -76,6 +82,8 @@ MAX_SHOT_PROMPT = 512
 MAX_DURATION = {O1_MODEL: 10, V3_MODEL: 15}
 DEFAULT_DURATION = 5
 REFUSE_V3_STYLES = ("kling", "gateway")  # see FakeCometAPI.refuse_v3
+RESULT_FPS = 24  # Kling renders at 24 fps
+RESOLUTIONS = {"pro": 1080, "std": 720}  # the short side of the result
 MAX_PROMPT = 2500
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 VARIANTS = ("A", "B", "C")
@@ -83,25 +91,47 @@ FIRST_TASK_ID = 878106484537192522  # Kling ids are numeric-looking strings
 
 # --- the MP4s the "CDN" serves: one file per settings, shared by every server in the process
 
+@dataclass(frozen=True)
+class Clip:
+    """What a result MP4 is made of; equal clips share one file."""
+
+    seconds: float
+    fps: int
+    width: int
+    height: int
+    audio: bool  # an AAC track with media.py's test tone
+    shots: tuple = ()  # the shots' lengths in seconds, in order; () for one shot
+
+    @property
+    def duration(self) -> float:
+        """The real length: a whole number of frames."""
+        return round(self.seconds * self.fps) / self.fps
+
+
 _media_lock = threading.Lock()
-_media_cache: dict[tuple, Path] = {}
+_media_cache: dict[Clip, Path] = {}
+_clip_locks: dict[Clip, threading.Lock] = {}  # one per clip: a long 1080p clip holds up no other
 _media_dir: Optional[Path] = None
 
 
-def _clip_path(seconds: float, fps: int, width: int, height: int, audio: bool) -> Path:
+def _clip_path(clip: Clip) -> Path:
     global _media_dir
-    key = (float(seconds), int(fps), int(width), int(height), bool(audio))
     with _media_lock:
-        if key in _media_cache:
-            return _media_cache[key]
         if _media_dir is None:
             _media_dir = Path(tempfile.mkdtemp(prefix="fake_cometapi_media_"))
             atexit.register(shutil.rmtree, _media_dir, True)
+        lock = _clip_locks.setdefault(clip, threading.Lock())
+    with lock:
+        if clip in _media_cache:
+            return _media_cache[clip]
         from .media import make_mp4  # PyAV is only needed once a video is served
 
-        path = _media_dir / ("clip_%g_%d_%dx%d_%s.mp4" % (key[0], key[1], key[2], key[3], "a" if audio else "n"))
-        make_mp4(path, seconds=seconds, fps=fps, width=width, height=height, audio=audio)
-        _media_cache[key] = path
+        shots = "_shots" + "-".join("%g" % s for s in clip.shots) if clip.shots else ""
+        path = _media_dir / ("clip_%g_%d_%dx%d_%s%s.mp4" % (clip.seconds, clip.fps, clip.width, clip.height,
+                                                            "a" if clip.audio else "n", shots))
+        make_mp4(path, seconds=clip.seconds, fps=clip.fps, width=clip.width, height=clip.height, audio=clip.audio,
+                 shots=clip.shots)
+        _media_cache[clip] = path
         return path
 
 
@@ -156,7 +186,7 @@ class FakeCometAPI:
                  strict_durations: bool = True, refuse_v3: str = "",
                  check_image_pixels: bool = True,
                  video_seconds: float = 1.0, video_fps: int = 12, video_size: tuple = (160, 120),
-                 video_audio: bool = True, query_by_external_id: bool = True,
+                 video_audio: bool = True, follow_request: bool = False, query_by_external_id: bool = True,
                  drops_external_id: bool = False,
                  create_status: int = 200, max_in_flight: Optional[int] = None, retry_after: Optional[float] = None,
                  host: str = "127.0.0.1", port: int = 0, files_port: int = 0):
@@ -174,10 +204,12 @@ class FakeCometAPI:
         self.strict_durations = strict_durations
         self.refuse_v3 = refuse_v3
         self.check_image_pixels = check_image_pixels
+        # the result clip: fixed by these settings, or (follow_request) by the task's request
         self.video_seconds = video_seconds
         self.video_fps = video_fps
         self.video_size = tuple(video_size)
         self.video_audio = video_audio
+        self.follow_request = follow_request
         self.query_by_external_id = query_by_external_id
         self.drops_external_id = drops_external_id
         # account behaviours of the API (see the module docstring)
@@ -585,13 +617,13 @@ class FakeCometAPI:
                "created_at": task.created_ms, "updated_at": updated}
         if self._has_video(task):
             url = (self.result_url or self.files_base_url + "/videos/{token}.mp4").format(token=task.token)
-            video = {"id": task.video_id, "url": url, "duration": str(float(self.video_seconds))}
+            seconds = self.result_clip(task).duration
+            video = {"id": task.video_id, "url": url, "duration": str(round(seconds, 3))}
             watermark = task.request.get("watermark_info") or {}
             if isinstance(watermark, dict) and watermark.get("enabled"):
                 video["watermark_url"] = url + "?watermark=1"
             out["task_result"] = {"videos": [] if self.succeed_without_video else [video]}
-            rate = 0.8 if task.request.get("mode", "pro") == "pro" else 0.6
-            out["final_unit_deduction"] = "%g" % round(rate * float(self.video_seconds), 3)
+            out["final_unit_deduction"] = "%g" % round(_units_per_second(task.request) * seconds, 3)
             out["watermark_info"] = {"enabled": bool(isinstance(watermark, dict) and watermark.get("enabled"))}
         return out
 
@@ -616,8 +648,40 @@ class FakeCometAPI:
                 return "missing", None, 0.0, ""
             broken = self._broken.pop(0) if self._broken else ""
             cut = self._cuts.pop(0) if self._cuts and not broken else 0.0
-        w, h = self.video_size
-        return "ok", _clip_path(self.video_seconds, self.video_fps, w, h, self.video_audio), cut, broken
+            clip = self.result_clip(self._tasks[task_id])
+        return "ok", _clip_path(clip), cut, broken
+
+    def result_clip(self, task: FakeTask) -> Clip:
+        """The result video of a task: the fixed video_* clip, or (follow_request) the one its request asks for.
+
+        Following the request: the requested duration (default 5 s; a multi-shot task's shots add up to it)
+        at 24 fps, 1080p for pro and 720p for std in the requested aspect ratio (16:9 when none is sent,
+        e.g. for a first frame), with audio when sound is on or the input video's sound is kept. A base
+        edit keeps the fixed length and size: its length follows an input video the fake never sees.
+        Either way a task with sound on gets its audio track, and a customized multi-shot task shows
+        its shot numbers in the frames (in the proportions of its shots when the clip is fixed).
+        """
+        request = task.request
+        videos = request.get("video_list") or []
+        sound = request.get("sound") == "on"
+        kept_sound = any(video.get("keep_original_sound") == "yes" for video in videos)
+        base_edit = any(video.get("refer_type", "base") == "base" for video in videos)
+        shots = ()
+        if _multi_shot(request) == "customize":  # with "intelligence" Kling cuts where it likes: one shot here
+            shots = tuple(int(shot["duration"]) for shot in request["multi_prompt"])
+        if not self.follow_request:
+            width, height = self.video_size
+            return Clip(float(self.video_seconds), int(self.video_fps), int(width), int(height),
+                        self.video_audio or sound, shots)
+        if base_edit:
+            width, height = self.video_size
+            return Clip(float(self.video_seconds), int(self.video_fps), int(width), int(height), kept_sound)
+        seconds = _whole_seconds(request.get("duration", DEFAULT_DURATION), ints=True)
+        short = RESOLUTIONS[request.get("mode", "pro")]
+        long = short * 16 // 9
+        width, height = {"16:9": (long, short), "9:16": (short, long), "1:1": (short, short)}[
+            request.get("aspect_ratio", "16:9")]
+        return Clip(float(seconds), RESULT_FPS, width, height, sound or kept_sound, shots)
 
     # --- validation: contract §4.1, §4.2, §15 -------------------------------------------------
 
@@ -824,6 +888,18 @@ def _comet_error(message: str, code: str, kind: str = "comet_api_error") -> dict
                       "param": "", "code": code}}
 
 
+def _units_per_second(request: dict) -> float:
+    """What Kling bills per generated second, in units of $0.14 (§9, §12.2)."""
+    pro = request.get("mode", "pro") == "pro"
+    if request.get("model_name") != V3_MODEL:
+        return 0.8 if pro else 0.6  # O1 as the fake has always billed it (its video-input rate is not modelled)
+    if request.get("sound") == "on":
+        return 1.0 if pro else 0.8
+    if request.get("video_list"):
+        return 1.2 if pro else 0.9
+    return 0.8 if pro else 0.6
+
+
 def _task_info(task: FakeTask) -> dict:
     external = task.request.get("external_task_id")
     return {"external_task_id": external} if external is not None else {}
@@ -943,7 +1019,7 @@ class _ApiHandler(_Handler):
                        "submitted_seconds", "processing_seconds", "query_by_external_id", "drops_external_id",
                        "succeed_without_video", "files_forbidden", "file_stall", "create_delay", "status_delay",
                        "file_framing", "file_encoding", "file_status", "file_trickle", "result_url",
-                       "refuse_v3"}
+                       "refuse_v3", "follow_request"}
 
     def _control(self, method: str, path: str, body) -> tuple:
         fake = self.fake

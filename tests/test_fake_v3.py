@@ -1,6 +1,6 @@
 """The fake CometAPI serving Kling 3.0 Omni (`kling-v3-omni`, contract §12), spoken to with plain
-`requests` over loopback like tests/test_fake_server.py: the v3 rules, O1 refusing v3 fields and the
-switch that refuses v3."""
+`requests` over loopback like tests/test_fake_server.py: the v3 rules, O1 refusing v3 fields, the
+switch that refuses v3, and result videos that follow the request (length, size, sound, shots)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 import requests
+from PIL import Image
 
-from fake_cometapi.server import API_PATH, V3_ONLY_FIELDS, FakeCometAPI
+from fake_cometapi.media import frame_pixels, make_mp4, read_index, read_shot
+from fake_cometapi.server import API_PATH, V3_ONLY_FIELDS, Clip, FakeCometAPI
 from tests.fakeserver_fixtures import fake_server  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +34,14 @@ def created(server, body) -> str:
     r = post(server, body)
     assert r.status_code == 200, r.text
     return r.json()["data"]["task_id"]
+
+
+def video_of(server, task_id) -> dict:
+    r = requests.get(f"{server.base_url}{API_PATH}/{task_id}",
+                     headers={"Authorization": f"Bearer {server.key}"}, timeout=5)
+    data = r.json()["data"]
+    assert data["task_status"] == "succeed", data
+    return data["task_result"]["videos"][0] | {"units": data["final_unit_deduction"]}
 
 
 def control(server, body):
@@ -257,12 +269,143 @@ def test_refuse_v3_takes_only_its_styles():
     assert FakeCometAPI(refuse_v3=None).refuse_v3 == ""
 
 
+# --- result videos that follow the request ------------------------------------------------------
+
+def fetch(server, task_id, tmp_path) -> tuple[dict, Path]:
+    video = video_of(server, task_id)
+    path = tmp_path / f"{task_id}.mp4"
+    path.write_bytes(requests.get(video["url"], timeout=30).content)
+    return video, path
+
+
+def audio_of(path: Path):
+    """(codec, seconds, RMS of the last second) of the first audio track, or None without one."""
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        samples = np.concatenate([f.to_ndarray()[0] for f in container.decode(stream)])
+        rate = stream.rate
+    return stream.codec_context.name, len(samples) / rate, float(np.sqrt(np.mean(samples[-rate:] ** 2)))
+
+
+def pictures(path: Path):
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        return frames, float(stream.average_rate)
+
+
+def test_following_the_request_gives_its_length_size_fps_and_sound(tmp_path):
+    with FakeCometAPI(follow_request=True) as server:
+        loud = created(server, v3(mode="std", aspect_ratio="1:1", duration="3", sound="on"))
+        video, path = fetch(server, loud, tmp_path)
+        assert video["duration"] == "3.0" and video["units"] == "2.4"  # v3 std with sound: 0.8 units a second
+        frames, fps = pictures(path)
+        assert fps == 24 and len(frames) == 72 and frames[0].shape == (720, 720, 3)
+        assert [read_index(f) for f in frames] == list(range(72))
+        assert {read_shot(f) for f in frames} == {1}  # one shot: shot 1 throughout
+        codec, seconds, last_rms = audio_of(path)
+        assert codec == "aac" and seconds == pytest.approx(3.0, abs=0.05)
+        assert last_rms > 0.3  # the tone, near its 0.8 peak: not silence
+
+        quiet = created(server, v3(mode="std", aspect_ratio="9:16", duration="3", sound="off"))
+        video, path = fetch(server, quiet, tmp_path)
+        assert video["duration"] == "3.0" and audio_of(path) is None
+        with av.open(str(path)) as container:  # the stream's own figures: no need to decode it all
+            stream = container.streams.video[0]
+            assert (stream.average_rate, stream.frames, stream.width, stream.height) == (24, 72, 720, 1280)
+
+
+@pytest.mark.parametrize("mode,aspect,size", [("pro", "16:9", (1920, 1080)), ("pro", "9:16", (1080, 1920)),
+                                              ("pro", "1:1", (1080, 1080)), ("std", "16:9", (1280, 720)),
+                                              ("std", "9:16", (720, 1280)), ("std", "1:1", (720, 720)),
+                                              (None, None, (1920, 1080))])
+def test_the_followed_size_is_720p_or_1080p_in_the_aspect_ratio(mode, aspect, size):
+    body = v3(duration="11", **({"mode": mode} if mode else {}), **({"aspect_ratio": aspect} if aspect else {}))
+    with FakeCometAPI(follow_request=True) as server:
+        task_id = created(server, body)
+        assert server.result_clip(server.tasks[task_id]) == Clip(11.0, 24, *size, audio=False)
+        assert video_of(server, task_id)["duration"] == "11.0"  # reported without making the file
+
+
+def test_following_o1_and_the_cases_that_keep_the_fixed_clip():
+    with FakeCometAPI(follow_request=True, video_seconds=1.0, video_fps=12, video_size=(160, 120)) as server:
+        def clip(body):
+            task_id = created(server, body)
+            return server.result_clip(server.tasks[task_id])
+
+        assert clip({"prompt": "x"}) == Clip(5.0, 24, 1920, 1080, audio=False)  # O1, default 5 s, pro, 16:9
+        assert clip({"prompt": "x", "mode": "std", "duration": 10}) == Clip(10.0, 24, 1280, 720, audio=False)
+        kept = [{"video_url": VID, "refer_type": "feature", "keep_original_sound": "yes"}]
+        assert clip({"prompt": "x", "video_list": kept, "duration": "4"}) == Clip(4.0, 24, 1920, 1080, audio=True)
+        assert clip(v3(multi_shot=True, shot_type="intelligence", duration="6")) == Clip(6.0, 24, 1920, 1080, False)
+        # a base edit's length follows an input the fake never sees: the fixed clip, its sound if kept
+        base = [{"video_url": VID, "refer_type": "base", "keep_original_sound": "yes"}]
+        assert clip(v3(video_list=base, duration="9")) == Clip(1.0, 12, 160, 120, audio=True)
+        assert clip({"prompt": "x", "video_list": [{"video_url": VID, "refer_type": "base"}]}) == \
+            Clip(1.0, 12, 160, 120, audio=False)
+
+
+def test_without_following_every_clip_is_the_fixed_one_and_sound_on_adds_the_tone(tmp_path):
+    with FakeCometAPI(video_seconds=1.0, video_fps=12, video_size=(160, 120), video_audio=False) as server:
+        quiet = created(server, v3(duration="15"))
+        video, path = fetch(server, quiet, tmp_path)
+        assert video["duration"] == "1.0" and audio_of(path) is None
+        loud = created(server, v3(duration="15", sound="on"))
+        video, path = fetch(server, loud, tmp_path)
+        codec, seconds, last_rms = audio_of(path)
+        assert video["duration"] == "1.0" and codec == "aac" and seconds == pytest.approx(1.0, abs=0.05)
+        assert last_rms > 0.3
+        frames, fps = pictures(path)
+        assert fps == 12 and len(frames) == 12 and frames[0].shape == (120, 160, 3)
+
+
+def test_the_control_turns_following_on(fake_server):
+    assert control(fake_server, {"set": {"follow_request": True}}).status_code == 200
+    task_id = created(fake_server, v3(duration="13", mode="std"))
+    assert video_of(fake_server, task_id)["duration"] == "13.0"
+
+
+# --- shot numbers in the frames -------------------------------------------------------------------
+
+def test_each_frame_of_a_multi_shot_task_shows_its_shot_in_the_proportions_of_the_shots(tmp_path):
+    # the fixed clip at a small size: 4 s at 12 fps, shared 1 : 2 : 1 among three shots
+    with FakeCometAPI(video_seconds=4.0, video_fps=12, video_size=(160, 120), video_audio=False) as server:
+        task_id = created(server, v3(duration="4", multi_shot=True, shot_type="customize",
+                                     multi_prompt=shots(1, 2, 1)))
+        video, path = fetch(server, task_id, tmp_path)
+        frames, _ = pictures(path)
+        assert [read_shot(f) for f in frames] == [1] * 12 + [2] * 24 + [3] * 12
+        assert [read_index(f) for f in frames] == list(range(48))
+        assert video["duration"] == "4.0"
+
+
+def test_read_shot_reads_every_shot_number_from_the_exact_picture():
+    for shot in range(1, 7):
+        for width, height in ((160, 120), (1920, 1080), (161, 97)):
+            picture = frame_pixels(300, width, height, shot)
+            assert (read_shot(picture), read_index(picture)) == (shot, 300)
+
+
+def test_frame_indexes_past_255_survive_h264_and_scaling_at_a_small_size(tmp_path):
+    # 15 s at 24 fps is 360 frames; 8 index bits told only 256 apart
+    path = make_mp4(tmp_path / "long.mp4", seconds=15.0, fps=24, width=160, height=120, audio=False,
+                    shots=(5, 10))
+    frames, _ = pictures(path)
+    assert [read_index(f) for f in frames] == list(range(360))
+    assert [read_shot(f) for f in frames] == [1] * 120 + [2] * 240
+    halved = [np.asarray(Image.fromarray(f).resize((80, 60), Image.BILINEAR)) for f in frames[250:270]]
+    assert [read_index(f) for f in halved] == list(range(250, 270))
+    assert [read_index(f.astype(np.float32) / 255.0) for f in frames[300:303]] == [300, 301, 302]
+
+
 # --- standalone -------------------------------------------------------------------------------------
 
-def test_standalone_server_refuses_v3():
+def test_standalone_server_refuses_v3_and_follows_requests():
     proc = subprocess.Popen([sys.executable, "-m", "fake_cometapi", "--port", "0", "--key", "k-standalone",
                              "--processing-seconds", "0", "--submitted-seconds", "0",
-                             "--refuse-v3", "gateway"],
+                             "--refuse-v3", "gateway", "--follow-request"],
                             cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
@@ -272,7 +415,9 @@ def test_standalone_server_refuses_v3():
         refused = requests.post(base + API_PATH, json=v3(), headers=auth, timeout=5)
         assert refused.status_code == 503 and refused.json()["error"]["code"] == "model_not_found"
         made = requests.post(base + API_PATH, json={"prompt": "x", "duration": "10"}, headers=auth, timeout=5)
-        assert made.status_code == 200  # O1 is still served
+        task_id = made.json()["data"]["task_id"]
+        done = requests.get(f"{base}{API_PATH}/{task_id}", headers=auth, timeout=5).json()["data"]
+        assert done["task_result"]["videos"][0]["duration"] == "10.0"  # followed, not the fixed 5 s
         state = requests.get(base + "/_fake/state", timeout=5).json()
         assert (state["creation_requests"], state["created"]) == (2, 1)
     finally:
