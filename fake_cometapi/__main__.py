@@ -1,6 +1,8 @@
 """Run the fake CometAPI standalone: `python -m fake_cometapi --port 8765 --key KEY`.
 
-For `make demo` and for trying the pack in a real ComfyUI without spending money.
+For `make demo` and for trying the pack in a real ComfyUI without spending money. It serves
+kling-video-o1 and kling-v3-omni (--refuse-v3 makes it a route without v3); each result is one
+fixed clip (--video-seconds, --fps, --size), or with --follow-request what the task asked for.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import argparse
 import threading
 
-from .server import VARIANTS, FakeCometAPI
+from .server import REFUSE_V3_STYLES, VARIANTS, FakeCometAPI
 
 
 class LoggedCreations(FakeCometAPI):
@@ -41,6 +43,14 @@ def main(argv=None) -> None:
                              "Kling code 1303 and makes nothing (default: no limit)")
     parser.add_argument("--retry-after", type=float, default=None, metavar="SECONDS",
                         help="send Retry-After with every 429 (default: none)")
+    parser.add_argument("--refuse-v3", choices=REFUSE_V3_STYLES, default="",
+                        help="refuse kling-v3-omni as a route without it, creating nothing: 'kling' answers "
+                             "HTTP 400 with Kling code 1201, 'gateway' HTTP 503 with code model_not_found "
+                             "(default: serve it)")
+    parser.add_argument("--follow-request", action="store_true",
+                        help="make each result video what its task asked for (duration at 24 fps, 720p for std "
+                             "or 1080p for pro in its aspect ratio, audio with sound on) instead of the fixed "
+                             "--video-seconds/--fps/--size clip; a base edit keeps the fixed clip")
     parser.add_argument("--log-creations", action="store_true",
                         help="print one line per creation request and its answer")
     args = parser.parse_args(argv)
@@ -51,10 +61,12 @@ def main(argv=None) -> None:
                           processing_seconds=args.processing_seconds, video_seconds=args.video_seconds,
                           video_fps=args.fps, video_size=(width, height), host=args.host,
                           port=args.port, files_port=args.files_port, max_in_flight=args.max_in_flight,
-                          retry_after=args.retry_after)
+                          retry_after=args.retry_after, refuse_v3=args.refuse_v3,
+                          follow_request=args.follow_request)
     with server:
         limit = f", at most {args.max_in_flight} tasks in flight" if args.max_in_flight is not None else ""
-        print(f"Fake CometAPI (variant {args.variant}{limit}) at {server.base_url}", flush=True)
+        v3 = f", refusing kling-v3-omni ({args.refuse_v3})" if args.refuse_v3 else ""
+        print(f"Fake CometAPI (variant {args.variant}{limit}{v3}) at {server.base_url}", flush=True)
         print(f"Result videos served from {server.files_base_url}", flush=True)
         print(f"Use: COMETAPI_BASE_URL={server.base_url} COMETAPI_KEY=<the --key value>", flush=True)
         print("Ctrl-C to stop.", flush=True)

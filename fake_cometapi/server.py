@@ -12,6 +12,19 @@ contract must not be mirrored here. Two loopback HTTP servers run in background 
   (see "how the file host answers" in __init__): chunked streaming without a length, a
   gzip Content-Encoding the client did not ask for, another 2xx status, a trickle.
 
+Models, on the same route with the same shapes: `kling-video-o1` (also when a body names no
+model) with the O1 rules of contract §4, refusing every v3-only field; and `kling-v3-omni`
+with the rules of §12.1 (duration 3..15 in every mode, `sound`, `multi_shot` with
+`shot_type` and `multi_prompt` shots; no shots with an end frame or a base edit). The
+`refuse_v3` option makes the route refuse v3 as one that lacks it would, in Kling's words
+("kling") or a gateway's ("gateway"), creating nothing.
+
+Result videos (media.py: each frame shows its index and its shot number): by default one
+fixed clip (`video_seconds`, `video_fps`, `video_size`, `video_audio`) for every task; with
+`follow_request` the clip is what the task asked for (length, 24 fps, 720p/1080p in its
+aspect ratio, audio only with sound on or a kept original sound; see `result_clip`). A task
+with `sound: "on"` always gets an AAC track.
+
 Time: a task's state follows from its age on the server's clock (`time.monotonic()`
 plus an offset that `advance()` moves), so tests never need to sleep; `finish()` ends
 a task at once. Fault injection methods at the bottom of the class.
@@ -53,13 +66,24 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 API_PATH = "/kling/v1/videos/omni-video"
-MODELS = {"kling-video-o1"}
+O1_MODEL = "kling-video-o1"  # the default when a body names no model
+V3_MODEL = "kling-v3-omni"
+MODELS = {O1_MODEL, V3_MODEL}
 MODES = {"std", "pro"}
 ASPECT_RATIOS = {"16:9", "9:16", "1:1"}
 IMAGE_TYPES = {"first_frame", "end_frame"}
 REFER_TYPES = {"feature", "base"}
 YES_NO = {"yes", "no"}
-V3_ONLY_FIELDS = ("sound", "multi_shot", "shot_type", "multi_prompt", "voice_list")
+SOUNDS = {"on", "off"}
+SHOT_TYPES = {"customize", "intelligence"}
+V3_ONLY_FIELDS = ("sound", "multi_shot", "shot_type", "multi_prompt", "voice_list")  # O1 refuses each
+MAX_SHOTS = 6
+MAX_SHOT_PROMPT = 512
+MAX_DURATION = {O1_MODEL: 10, V3_MODEL: 15}
+DEFAULT_DURATION = 5
+REFUSE_V3_STYLES = ("kling", "gateway")  # see FakeCometAPI.refuse_v3
+RESULT_FPS = 24  # Kling renders at 24 fps
+RESOLUTIONS = {"pro": 1080, "std": 720}  # the short side of the result
 MAX_PROMPT = 2500
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 VARIANTS = ("A", "B", "C")
@@ -67,25 +91,47 @@ FIRST_TASK_ID = 878106484537192522  # Kling ids are numeric-looking strings
 
 # --- the MP4s the "CDN" serves: one file per settings, shared by every server in the process
 
+@dataclass(frozen=True)
+class Clip:
+    """What a result MP4 is made of; equal clips share one file."""
+
+    seconds: float
+    fps: int
+    width: int
+    height: int
+    audio: bool  # an AAC track with media.py's test tone
+    shots: tuple = ()  # the shots' lengths in seconds, in order; () for one shot
+
+    @property
+    def duration(self) -> float:
+        """The real length: a whole number of frames."""
+        return round(self.seconds * self.fps) / self.fps
+
+
 _media_lock = threading.Lock()
-_media_cache: dict[tuple, Path] = {}
+_media_cache: dict[Clip, Path] = {}
+_clip_locks: dict[Clip, threading.Lock] = {}  # one per clip: a long 1080p clip holds up no other
 _media_dir: Optional[Path] = None
 
 
-def _clip_path(seconds: float, fps: int, width: int, height: int, audio: bool) -> Path:
+def _clip_path(clip: Clip) -> Path:
     global _media_dir
-    key = (float(seconds), int(fps), int(width), int(height), bool(audio))
     with _media_lock:
-        if key in _media_cache:
-            return _media_cache[key]
         if _media_dir is None:
             _media_dir = Path(tempfile.mkdtemp(prefix="fake_cometapi_media_"))
             atexit.register(shutil.rmtree, _media_dir, True)
+        lock = _clip_locks.setdefault(clip, threading.Lock())
+    with lock:
+        if clip in _media_cache:
+            return _media_cache[clip]
         from .media import make_mp4  # PyAV is only needed once a video is served
 
-        path = _media_dir / ("clip_%g_%d_%dx%d_%s.mp4" % (key[0], key[1], key[2], key[3], "a" if audio else "n"))
-        make_mp4(path, seconds=seconds, fps=fps, width=width, height=height, audio=audio)
-        _media_cache[key] = path
+        shots = "_shots" + "-".join("%g" % s for s in clip.shots) if clip.shots else ""
+        path = _media_dir / ("clip_%g_%d_%dx%d_%s%s.mp4" % (clip.seconds, clip.fps, clip.width, clip.height,
+                                                            "a" if clip.audio else "n", shots))
+        make_mp4(path, seconds=clip.seconds, fps=clip.fps, width=clip.width, height=clip.height, audio=clip.audio,
+                 shots=clip.shots)
+        _media_cache[clip] = path
         return path
 
 
@@ -137,10 +183,10 @@ class FakeCometAPI:
                  submitted_seconds: float = 0.0, processing_seconds: float = 0.0,
                  moderation_marker: str = "[moderation]",
                  moderation_message: str = "Failure to pass the risk control system",
-                 strict_durations: bool = True, reject_v3_fields: bool = True,
+                 strict_durations: bool = True, refuse_v3: str = "",
                  check_image_pixels: bool = True,
                  video_seconds: float = 1.0, video_fps: int = 12, video_size: tuple = (160, 120),
-                 video_audio: bool = True, query_by_external_id: bool = True,
+                 video_audio: bool = True, follow_request: bool = False, query_by_external_id: bool = True,
                  drops_external_id: bool = False,
                  create_status: int = 200, max_in_flight: Optional[int] = None, retry_after: Optional[float] = None,
                  host: str = "127.0.0.1", port: int = 0, files_port: int = 0):
@@ -156,12 +202,14 @@ class FakeCometAPI:
         self.moderation_marker = moderation_marker
         self.moderation_message = moderation_message
         self.strict_durations = strict_durations
-        self.reject_v3_fields = reject_v3_fields
+        self.refuse_v3 = refuse_v3
         self.check_image_pixels = check_image_pixels
+        # the result clip: fixed by these settings, or (follow_request) by the task's request
         self.video_seconds = video_seconds
         self.video_fps = video_fps
         self.video_size = tuple(video_size)
         self.video_audio = video_audio
+        self.follow_request = follow_request
         self.query_by_external_id = query_by_external_id
         self.drops_external_id = drops_external_id
         # account behaviours of the API (see the module docstring)
@@ -244,6 +292,27 @@ class FakeCometAPI:
     @property
     def files_base_url(self) -> str:
         return "http://%s:%d" % self._servers[1].server_address[:2]
+
+    # --- the models this route serves --------------------------------------------------------
+
+    @property
+    def refuse_v3(self) -> str:
+        """How the route refuses kling-v3-omni, as one that does not serve it would; "" serves it.
+
+        - "kling": HTTP 400, Kling body code 1201, "model_name kling-v3-omni is not supported";
+        - "gateway": HTTP 503, CometAPI error envelope with code "model_not_found", "No available
+          channel for model kling-v3-omni ..." (a new-api lineage gateway without a channel for it).
+
+        Either way nothing is relayed: no task is made and nothing is billed.
+        """
+        return self._refuse_v3
+
+    @refuse_v3.setter
+    def refuse_v3(self, style: Optional[str]) -> None:
+        style = style or ""
+        if style and style not in REFUSE_V3_STYLES:
+            raise ValueError(f"refuse_v3 must be one of {REFUSE_V3_STYLES} or empty, got {style!r}")
+        self._refuse_v3 = style
 
     # --- introspection ---------------------------------------------------------------------
 
@@ -438,6 +507,9 @@ class FakeCometAPI:
         body = rec.body
         if not isinstance(body, dict):
             return 400, _kling_error(1200, "request body must be a JSON object")
+        refused = self._refuse_model(body)
+        if refused:
+            return refused
         problem = self._validate(body)
         if problem:
             return 400, _kling_error(1201, problem)
@@ -478,6 +550,15 @@ class FakeCometAPI:
             return self.create_status, {"id": task_id, "object": "video", "status": "queued",
                                         "created_at": task.created_ms // 1000}
         return self.create_status, {"code": 0, "message": "SUCCEED", "request_id": _request_id(), "data": data}
+
+    def _refuse_model(self, body: dict) -> Optional[tuple]:
+        """The answer of a route that does not serve the body's model (see refuse_v3), else None."""
+        if not self.refuse_v3 or body.get("model_name") != V3_MODEL:
+            return None
+        if self.refuse_v3 == "gateway":  # the gateway finds no channel for the model and relays nothing
+            return 503, _comet_error(f"No available channel for model {V3_MODEL} under group default",
+                                     "model_not_found")
+        return 400, _kling_error(1201, f"model_name {V3_MODEL} is not supported")
 
     def _refuse(self, status: int, code: int) -> tuple:
         """A creation refused before anything was made (called with the lock held)."""
@@ -536,13 +617,13 @@ class FakeCometAPI:
                "created_at": task.created_ms, "updated_at": updated}
         if self._has_video(task):
             url = (self.result_url or self.files_base_url + "/videos/{token}.mp4").format(token=task.token)
-            video = {"id": task.video_id, "url": url, "duration": str(float(self.video_seconds))}
+            seconds = self.result_clip(task).duration
+            video = {"id": task.video_id, "url": url, "duration": str(round(seconds, 3))}
             watermark = task.request.get("watermark_info") or {}
             if isinstance(watermark, dict) and watermark.get("enabled"):
                 video["watermark_url"] = url + "?watermark=1"
             out["task_result"] = {"videos": [] if self.succeed_without_video else [video]}
-            rate = 0.8 if task.request.get("mode", "pro") == "pro" else 0.6
-            out["final_unit_deduction"] = "%g" % round(rate * float(self.video_seconds), 3)
+            out["final_unit_deduction"] = "%g" % round(_units_per_second(task.request) * seconds, 3)
             out["watermark_info"] = {"enabled": bool(isinstance(watermark, dict) and watermark.get("enabled"))}
         return out
 
@@ -567,29 +648,69 @@ class FakeCometAPI:
                 return "missing", None, 0.0, ""
             broken = self._broken.pop(0) if self._broken else ""
             cut = self._cuts.pop(0) if self._cuts and not broken else 0.0
-        w, h = self.video_size
-        return "ok", _clip_path(self.video_seconds, self.video_fps, w, h, self.video_audio), cut, broken
+            clip = self.result_clip(self._tasks[task_id])
+        return "ok", _clip_path(clip), cut, broken
+
+    def result_clip(self, task: FakeTask) -> Clip:
+        """The result video of a task: the fixed video_* clip, or (follow_request) the one its request asks for.
+
+        Following the request: the requested duration (default 5 s; a multi-shot task's shots add up to it)
+        at 24 fps, 1080p for pro and 720p for std in the requested aspect ratio (16:9 when none is sent,
+        e.g. for a first frame), with audio when sound is on or the input video's sound is kept. A base
+        edit keeps the fixed length and size: its length follows an input video the fake never sees.
+        Either way a task with sound on gets its audio track, and a customized multi-shot task shows
+        its shot numbers in the frames (in the proportions of its shots when the clip is fixed).
+        """
+        request = task.request
+        videos = request.get("video_list") or []
+        sound = request.get("sound") == "on"
+        kept_sound = any(video.get("keep_original_sound") == "yes" for video in videos)
+        base_edit = any(video.get("refer_type", "base") == "base" for video in videos)
+        shots = ()
+        if _multi_shot(request) == "customize":  # with "intelligence" Kling cuts where it likes: one shot here
+            shots = tuple(int(shot["duration"]) for shot in request["multi_prompt"])
+        if not self.follow_request:
+            width, height = self.video_size
+            return Clip(float(self.video_seconds), int(self.video_fps), int(width), int(height),
+                        self.video_audio or sound, shots)
+        if base_edit:
+            width, height = self.video_size
+            return Clip(float(self.video_seconds), int(self.video_fps), int(width), int(height), kept_sound)
+        seconds = _whole_seconds(request.get("duration", DEFAULT_DURATION), ints=True)
+        short = RESOLUTIONS[request.get("mode", "pro")]
+        long = short * 16 // 9
+        width, height = {"16:9": (long, short), "9:16": (short, long), "1:1": (short, short)}[
+            request.get("aspect_ratio", "16:9")]
+        return Clip(float(seconds), RESULT_FPS, width, height, sound or kept_sound, shots)
 
     # --- validation: contract §4.1, §4.2, §15 -------------------------------------------------
 
     def _validate(self, body: dict) -> str:
-        prompt = body.get("prompt")
-        if not isinstance(prompt, str) or not prompt:
-            return "prompt is required"
-        if len(prompt) > MAX_PROMPT:
-            return f"prompt must be at most {MAX_PROMPT} characters, got {len(prompt)}"
-        model = body.get("model_name", "kling-video-o1")
-        if model not in MODELS:
-            return f"model_name {model!r} is not supported; currently only kling-video-o1"
-        if self.reject_v3_fields:
+        model = body.get("model_name", O1_MODEL)
+        if not _one_of(model, MODELS):
+            return f"model_name {model!r} is not supported; use {O1_MODEL} or {V3_MODEL}"
+        v3 = model == V3_MODEL
+        if not v3:
             for name in V3_ONLY_FIELDS:
                 if name in body:
-                    return f"{name} is not supported by {model}"
+                    return f"{name} is not supported by {model} (got {body[name]!r}); only {V3_MODEL} takes it"
+        problem = self._check_v3_fields(body) if v3 else ""
+        if problem:
+            return problem
+        shots = _multi_shot(body)
+        prompt = body.get("prompt")
+        if shots == "customize":  # the shots carry the prompts: the task's own is ignored
+            if prompt is not None and not isinstance(prompt, str):
+                return f"prompt must be a string, got {prompt!r}"
+        elif not isinstance(prompt, str) or not prompt:
+            return "prompt is required"
+        if prompt and len(prompt) > MAX_PROMPT:
+            return f"prompt must be at most {MAX_PROMPT} characters, got {len(prompt)}"
         mode = body.get("mode", "pro")
-        if mode not in MODES:
+        if not _one_of(mode, MODES):
             return f"mode must be one of std, pro; got {mode!r}"
         aspect = body.get("aspect_ratio")
-        if aspect is not None and aspect not in ASPECT_RATIOS:
+        if aspect is not None and not _one_of(aspect, ASPECT_RATIOS):
             return f"aspect_ratio must be one of 16:9, 9:16, 1:1; got {aspect!r}"
 
         images = body.get("image_list") or []
@@ -626,10 +747,10 @@ class FakeCometAPI:
             if not isinstance(url, str) or not re.match(r"https?://", url):
                 return "video_url must be an http(s) URL"
             refer = video.get("refer_type", "base")
-            if refer not in REFER_TYPES:
+            if not _one_of(refer, REFER_TYPES):
                 return f"refer_type must be feature or base, got {refer!r}"
             keep = video.get("keep_original_sound", "no")
-            if keep not in YES_NO:
+            if not _one_of(keep, YES_NO):
                 return f"keep_original_sound must be yes or no, got {keep!r}"
             base_edit = refer == "base"
         if base_edit and ("first_frame" in types or "end_frame" in types):
@@ -644,16 +765,65 @@ class FakeCometAPI:
 
         if "duration" in body and not base_edit:  # a base edit's length follows its input video
             raw = body["duration"]
-            if isinstance(raw, bool) or not (isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit())):
+            seconds = _whole_seconds(raw, ints=True)
+            if seconds is None:
                 return f"duration must be a whole number of seconds as a string, got {raw!r}"
-            seconds = int(raw)
-            if not 3 <= seconds <= 10:
-                return f"duration must be between 3 and 10, got {raw!r}"
+            if not 3 <= seconds <= MAX_DURATION[model]:
+                return f"duration must be between 3 and {MAX_DURATION[model]} for {model}, got {raw!r}"
             text_only = not images and not elements and not videos
             first_only = types == ["first_frame"] and not elements and not videos
-            if self.strict_durations and (text_only or first_only) and seconds not in (5, 10):
+            if not v3 and self.strict_durations and (text_only or first_only) and seconds not in (5, 10):
                 scenario = "text-to-video" if text_only else "first-frame video"
                 return f"duration must be 5 or 10 for {scenario}, got {raw!r}"
+
+        # kling-v3-omni rules that join several fields (§12.1; ComfyUI's stricter ones for shots)
+        if videos and body.get("sound", "off") != "off":
+            return f"sound must be off when video_list is used, got {body['sound']!r}"
+        if shots and "end_frame" in types:
+            return "multi_shot cannot be combined with an end_frame"
+        if shots and base_edit:
+            return "multi_shot cannot be combined with a base video edit (its length follows the input video)"
+        if shots == "customize":
+            lengths = [int(shot["duration"]) for shot in body["multi_prompt"]]
+            total = _whole_seconds(body.get("duration", DEFAULT_DURATION), ints=True)
+            if sum(lengths) != total:
+                return (f"the multi_prompt durations must add up to the duration {total}, "
+                        f"got {'+'.join(map(str, lengths))} = {sum(lengths)}")
+        return ""
+
+    def _check_v3_fields(self, body: dict) -> str:
+        """The shape of each field only kling-v3-omni takes (§12.1); rules across fields come later."""
+        sound = body.get("sound", "off")
+        if not _one_of(sound, SOUNDS):
+            return f"sound must be on or off, got {sound!r}"
+        multi_shot = body.get("multi_shot", False)
+        if not isinstance(multi_shot, bool):
+            return f"multi_shot must be a boolean, got {multi_shot!r}"
+        if not multi_shot:
+            return ""  # shot_type and multi_prompt are ignored without multi_shot (§12.1)
+        shot_type = body.get("shot_type")
+        if not _one_of(shot_type, SHOT_TYPES):
+            return f"shot_type must be customize or intelligence when multi_shot is true, got {shot_type!r}"
+        if shot_type != "customize":
+            return ""  # intelligence: Kling cuts the prompt into shots itself
+        shots = body.get("multi_prompt")
+        if not isinstance(shots, list) or not 1 <= len(shots) <= MAX_SHOTS:
+            got = f"{len(shots)} shots" if isinstance(shots, list) else repr(shots)
+            return f"multi_prompt must be an array of 1 to {MAX_SHOTS} shots for shot_type customize, got {got}"
+        for number, shot in enumerate(shots, 1):
+            if not isinstance(shot, dict):
+                return f"multi_prompt shot {number} must be an object, got {shot!r}"
+            index = shot.get("index")
+            if isinstance(index, bool) or index != number:
+                return f"multi_prompt shot {number}: index must be {number} (1-based, in order), got {index!r}"
+            text = shot.get("prompt")
+            if not isinstance(text, str) or not 1 <= len(text) <= MAX_SHOT_PROMPT:
+                got = f"{len(text)} characters" if isinstance(text, str) else repr(text)
+                return f"multi_prompt shot {number}: prompt must be 1 to {MAX_SHOT_PROMPT} characters, got {got}"
+            seconds = _whole_seconds(shot.get("duration"), ints=False)
+            if seconds is None or seconds < 1:
+                return (f"multi_prompt shot {number}: duration must be a whole number of seconds of at least 1 "
+                        f"as a string, got {shot.get('duration')!r}")
         return ""
 
     def _check_image(self, image: dict, index: int) -> str:
@@ -718,9 +888,40 @@ def _comet_error(message: str, code: str, kind: str = "comet_api_error") -> dict
                       "param": "", "code": code}}
 
 
+def _units_per_second(request: dict) -> float:
+    """What Kling bills per generated second, in units of $0.14 (§9, §12.2)."""
+    pro = request.get("mode", "pro") == "pro"
+    if request.get("model_name") != V3_MODEL:
+        return 0.8 if pro else 0.6  # O1 as the fake has always billed it (its video-input rate is not modelled)
+    if request.get("sound") == "on":
+        return 1.0 if pro else 0.8
+    if request.get("video_list"):
+        return 1.2 if pro else 0.9
+    return 0.8 if pro else 0.6
+
+
 def _task_info(task: FakeTask) -> dict:
     external = task.request.get("external_task_id")
     return {"external_task_id": external} if external is not None else {}
+
+
+def _one_of(value, allowed) -> bool:
+    """value is one of the allowed words (a list or an object in its place is not, and no crash)."""
+    return isinstance(value, str) and value in allowed
+
+
+def _whole_seconds(raw, *, ints: bool) -> Optional[int]:
+    """A duration given as a string of ASCII digits (or, with ints, a JSON integer); None otherwise."""
+    if ints and isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and re.fullmatch(r"[0-9]+", raw):
+        return int(raw)
+    return None
+
+
+def _multi_shot(body: dict) -> str:
+    """The shot type of a valid multi-shot request ("customize" / "intelligence"); "" for one shot."""
+    return body.get("shot_type", "") if body.get("multi_shot") is True else ""
 
 
 # --- HTTP handlers ---------------------------------------------------------------------------
@@ -817,14 +1018,16 @@ class _ApiHandler(_Handler):
     CONTROL_OPTIONS = {"create_status", "max_in_flight", "retry_after", "create_shape", "variant",
                        "submitted_seconds", "processing_seconds", "query_by_external_id", "drops_external_id",
                        "succeed_without_video", "files_forbidden", "file_stall", "create_delay", "status_delay",
-                       "file_framing", "file_encoding", "file_status", "file_trickle", "result_url"}
+                       "file_framing", "file_encoding", "file_status", "file_trickle", "result_url",
+                       "refuse_v3", "follow_request"}
 
     def _control(self, method: str, path: str, body) -> tuple:
         fake = self.fake
         if method == "GET" and path == "/_fake/state":
             with fake._lock:
                 tasks = [{"task_id": t.task_id, "status": fake._state(t)[0], "prompt": t.request.get("prompt", ""),
-                          "external_task_id": t.request.get("external_task_id")} for t in fake._tasks.values()]
+                          "external_task_id": t.request.get("external_task_id"),
+                          "model_name": t.request.get("model_name", O1_MODEL)} for t in fake._tasks.values()]
                 files = [{"task_id": fake._tokens.get(r.path.split("/")[-1].split(".")[0], ("",))[0],
                           "range": r.header("Range"), "authorization": r.header("Authorization") is not None}
                          for r in fake._file_requests]

@@ -353,7 +353,7 @@ def test_remote_control_applies_listed_faults_only_and_reports_counts(fake_serve
 
     state = requests.get(fake_server.base_url + "/_fake/state", timeout=5).json()
     assert state["created"] == 1 and state["tasks"][0] == {"task_id": task_id, "status": "succeed", "prompt": "x",
-                                                           "external_task_id": "e-1"}
+                                                           "external_task_id": "e-1", "model_name": "kling-video-o1"}
     assert (state["creation_requests"], state["refused_creates"], state["status_queries"]) == (2, 1, 1)
     assert state["file_requests"] == [{"task_id": task_id, "range": None, "authorization": False},
                                       {"task_id": task_id, "range": "bytes=10-", "authorization": False}]
