@@ -5,6 +5,12 @@ several threads and for ComfyUI and the command line at once. A row is written *
 the creation request ("sending") and updated after it, so a crash in between leaves a
 row that says "we may have paid and do not know for what".
 
+Every money decision is one atomic step (`decide`): reserving intents against the daily limit,
+and counting the tasks in flight while marking one "sending". Each runs in one IMMEDIATE
+transaction, so no other thread, event loop or process writes between its reads and its
+writes. A row belongs to the Submit run working on it (`owner`, kling_omni.owners) until the
+run hands it back; only its owner sends it or gives it up.
+
 The disk is not trusted to stay as it was. A journal deleted while running is recreated
 by the next write (reads find nothing); a damaged one is moved aside, kept, and replaced.
 Writes come in two kinds: those that guard money (`begin`, `settle`) raise JournalError
@@ -16,6 +22,7 @@ signed result URLs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -61,6 +68,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     sound INTEGER NOT NULL DEFAULT 0,
     shots INTEGER NOT NULL DEFAULT 0,
     auto_shots INTEGER NOT NULL DEFAULT 0,
+    owner TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (fingerprint, attempt)
 );
 CREATE INDEX IF NOT EXISTS jobs_task ON jobs(task_id);
@@ -76,13 +84,16 @@ COMMIT;
 ADDED_COLUMNS = (("mode", "TEXT NOT NULL DEFAULT ''"), ("seconds", "REAL"),
                  ("video_input", "INTEGER NOT NULL DEFAULT 0"), ("key_id", "TEXT NOT NULL DEFAULT ''"),
                  ("model", "TEXT NOT NULL DEFAULT ''"), ("sound", "INTEGER NOT NULL DEFAULT 0"),
-                 ("shots", "INTEGER NOT NULL DEFAULT 0"), ("auto_shots", "INTEGER NOT NULL DEFAULT 0"))
+                 ("shots", "INTEGER NOT NULL DEFAULT 0"), ("auto_shots", "INTEGER NOT NULL DEFAULT 0"),
+                 ("owner", "TEXT NOT NULL DEFAULT ''"))
 # Created, or maybe created: what a task may be billed for (a failed task is not billed).
 # A waiting row counts too: its cost is reserved until it is sent or given up.
 # So does a task that ended under a status word the pack does not know: it may have been billed.
 BILLABLE = (WAITING, SENDING, UNCERTAIN, "queued", "processing", "succeeded", "ended")
 # What holds one of the account's slots (an uncertain creation is unknown: it is not counted).
 IN_FLIGHT = (SENDING, "queued", "processing")
+# An intent some run is working on, with no task known yet.
+IN_PROGRESS = (WAITING, SENDING, UNCERTAIN)
 BILLING_COLUMNS = ("state", "model", "mode", "seconds", "video_input", "sound", "unit_deduction")  # what a task bills
 DAMAGED = ("SQLITE_NOTADB", "SQLITE_CORRUPT")  # not a database / "database disk image is malformed"
 
@@ -111,6 +122,7 @@ class Job:
     sound: int = 0
     shots: int = 0  # how many shots of our own (a storyboard); 0: one shot
     auto_shots: int = 0  # Kling cut it into shots
+    owner: str = ""  # the Submit run working on it (kling_omni.owners); '' when none is
 
     @classmethod
     def from_row(cls, row) -> "Job":
@@ -185,6 +197,22 @@ class Journal:
                 f"paying again." + (f" Or collect task {task_id} by id with a CometOmniPoll node."
                                     if task_id else ""), path=self.path) from exc
 
+    def give_up(self, owner: str, fingerprints, message: str) -> None:
+        """Rows of `owner` still waiting were never sent: they end rejected, their reserved cost freed.
+        Another run's waiting rows are never touched."""
+        fingerprints = list(fingerprints)
+        if not owner or not fingerprints:
+            return
+        marks = ",".join("?" * len(fingerprints))
+        if self._write(f"UPDATE jobs SET state=?, message=?, updated_at=? WHERE owner=? AND state=? AND fingerprint "
+                       f"IN ({marks})", (REJECTED, message, time.time(), owner, WAITING, *fingerprints)):
+            self._changed(None)
+
+    def hand_back(self, owner: str) -> None:
+        """A run ends: its rows are nobody's, so what it left (an uncertain creation) is anyone's to resolve."""
+        if owner:
+            self._note("UPDATE jobs SET owner='' WHERE owner=?", (owner,))
+
     def failures_for_node(self, node_id: str) -> int:
         """How many tasks this Submit node has seen fail (lets a re-run retry them)."""
         rows = self._read("SELECT COUNT(*) FROM jobs WHERE node_id=? AND state IN ('failed', 'rejected')",
@@ -252,6 +280,54 @@ class Journal:
         return [Job.from_row(row) for row in self._read(
             "SELECT * FROM jobs WHERE created_at >= ? AND task_id IS NOT NULL AND (state IN ('queued', 'processing')"
             " OR (state = 'succeeded' AND video_path = '')) ORDER BY created_at", (since,))]
+
+    # --- money decisions ---------------------------------------------------------------
+
+    @contextmanager
+    def decide(self):
+        """One money decision: a Tx whose reads and writes no other writer interleaves with (an
+        IMMEDIATE transaction: SQLite takes the write lock at its start). Committed when the block
+        ends, rolled back if it raises. Raises JournalError when the journal cannot take it."""
+        changed: list = []
+        try:
+            db = self._open_for_decision()
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalError(f"The job journal {self.path} cannot be written ({_why(exc)}). Nothing was sent to "
+                               f"CometAPI. Make that file and its folder writable (or free disk space), then queue "
+                               f"again.", path=self.path) from exc
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield Tx(db, changed)
+            db.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            if isinstance(exc, (sqlite3.Error, OSError)):
+                raise JournalError(f"The job journal {self.path} cannot be written ({_why(exc)}). Nothing was sent "
+                                   f"to CometAPI for it. Make that file and its folder writable (or free disk "
+                                   f"space), then queue again.", path=self.path) from exc
+            raise
+        finally:
+            db.close()
+        for task_id in changed:
+            self._changed(task_id)
+
+    def _open_for_decision(self):
+        for last_try in (False, True):
+            found = _stat(self.path)
+            if found is None:
+                self._create()
+            db = sqlite3.connect(self.path.absolute().as_uri() + "?mode=rw", uri=True, timeout=30,
+                                 isolation_level=None)  # transactions begun and ended here, explicitly
+            db.row_factory = sqlite3.Row
+            try:
+                self._upgrade(db)
+                return db
+            except sqlite3.DatabaseError as exc:
+                db.close()
+                if last_try or not _error_name(exc).startswith(DAMAGED):
+                    raise
+                self._set_aside(found, exc)
 
     # --- who wants to know -------------------------------------------------------------
 
@@ -397,6 +473,64 @@ class Journal:
             log.warning("The job journal %s was damaged (%s). It was moved to %s (kept, not deleted) and a new "
                         "journal was started: intents recorded only in the old one are forgotten (see the "
                         "README, Billing safety).", self.path, _why(exc), aside)
+
+
+class Tx:
+    """The reads and writes of one money decision (Journal.decide). Each write that must find its
+    row in a given state says so in its WHERE clause and returns whether it did (compare-and-set)."""
+
+    def __init__(self, db, changed: list):
+        self._db = db
+        self._changed = changed
+
+    def latest(self, fingerprint: str) -> Optional[Job]:
+        row = self._db.execute("SELECT * FROM jobs WHERE fingerprint=? ORDER BY attempt DESC LIMIT 1",
+                               (fingerprint,)).fetchone()
+        return Job.from_row(row) if row else None
+
+    def billing(self, t0: float) -> list:
+        """As Journal.billing, inside the decision."""
+        rows = self._db.execute(f"SELECT {', '.join(BILLING_COLUMNS)}, COUNT(*) FROM jobs WHERE created_at >= ?"
+                                f" GROUP BY {', '.join(BILLING_COLUMNS)}", (t0,)).fetchall()
+        return [(Job(**_BLANK, **dict(zip(BILLING_COLUMNS, row[:-1]))), row[-1]) for row in rows]
+
+    def in_flight(self, key_id: str, since: float) -> list:
+        marks = ",".join("?" * len(IN_FLIGHT))
+        return [Job.from_row(row) for row in self._db.execute(
+            f"SELECT * FROM jobs WHERE key_id=? AND created_at >= ? AND state IN ({marks}) ORDER BY created_at",
+            (key_id, since, *IN_FLIGHT)).fetchall()]
+
+    def add_waiting(self, fingerprint: str, attempt: int, external_task_id: str, *, owner: str, prompt: str,
+                    base_url: str, node_id: str = "", mode: str = "", seconds: Optional[float] = None,
+                    video_input: bool = False, key_id: str = "", model: str = "", sound: bool = False,
+                    shots: int = 0, auto_shots: bool = False) -> None:
+        """Journal a new attempt, its cost reserved, owned by `owner`, before anything is sent."""
+        now = time.time()
+        self._db.execute(
+            "INSERT INTO jobs (fingerprint, attempt, external_task_id, state, prompt, base_url, node_id, created_at,"
+            " updated_at, mode, seconds, video_input, key_id, model, sound, shots, auto_shots, owner)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (fingerprint, attempt, external_task_id, WAITING, prompt, base_url, node_id, now, now, mode, seconds,
+             int(bool(video_input)), key_id, model, int(bool(sound)), int(shots), int(bool(auto_shots)), owner))
+        self._changed.append(None)
+
+    def take(self, job: Job, owner: str) -> bool:
+        """Make `owner` the owner of an in-progress row still owned by whoever `job` says."""
+        marks = ",".join("?" * len(IN_PROGRESS))
+        return self._set(f"owner=? WHERE fingerprint=? AND attempt=? AND owner=? AND state IN ({marks})",
+                         (owner, job.fingerprint, job.attempt, job.owner, *IN_PROGRESS), None)
+
+    def mark_sending(self, fingerprint: str, attempt: int, owner: str) -> bool:
+        """waiting → sending, only for a row of `owner` that has no task: the one step before a creation leaves."""
+        return self._set("state=? WHERE fingerprint=? AND attempt=? AND owner=? AND state=? AND task_id IS NULL",
+                         (SENDING, fingerprint, attempt, owner, WAITING), None)
+
+    def _set(self, assignment_and_where: str, params: tuple, task_id) -> bool:
+        changed = self._db.execute(f"UPDATE jobs SET updated_at={time.time()!r}, {assignment_and_where}",
+                                   params).rowcount
+        if changed:
+            self._changed.append(task_id)
+        return changed == 1
 
 
 def _stat(path: Path):

@@ -18,7 +18,6 @@ what was created stays created, what was waiting is given up and costs nothing.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import math
@@ -34,6 +33,7 @@ from .errors import (BadRequest, CreationUncertain, JournalError, ModelRefused, 
                      SlotWaitCancelled, SlotWaitStopped, SlotWaitTimeout)
 from .journal import Journal
 from .ledger import check_daily_limit, spent_today
+from .owners import owners_of
 from .pricing import estimate
 from .request import OmniRequest
 from .settings import DEFAULTS, PackSettings
@@ -46,10 +46,6 @@ RETRYABLE = {FAILED, J.REJECTED}
 SLOT_BACKOFF = Backoff(base=2.0, cap=30.0, jitter=1.0)  # between creation tries while the account is full
 FLIGHT_WINDOW = 24 * 3600.0  # a row older than this no longer counts as holding a slot (never polled again)
 
-_locks: dict = {}
-_locks_guard = threading.Lock()
-_sending: set = set()  # fingerprints whose creation this process is making right now
-_budget = threading.Lock()  # the guard's check and the reservations it allows happen as one step
 
 
 @dataclass(frozen=True)
@@ -71,20 +67,6 @@ def intent_fingerprint(request: OmniRequest, seed: int) -> str:
 def external_id(fingerprint: str, attempt: int) -> str:
     # Unique per account (Kling refuses a repeat), stable per attempt so a resend can be recognised.
     return f"comfy-{fingerprint[:32]}-{attempt}"
-
-
-def _lock(fingerprint: str) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault(fingerprint, threading.Lock())
-
-
-@contextlib.contextmanager
-def _holding(fingerprints):
-    """Each intent's lock, taken in one order (two batches sharing intents cannot deadlock)."""
-    with contextlib.ExitStack() as stack:
-        for fingerprint in sorted(set(fingerprints)):
-            stack.enter_context(_lock(fingerprint))
-        yield
 
 
 class Pace:
@@ -146,133 +128,266 @@ def submit_all(intents: list, journal: Journal, client_factory: Callable, *, nod
 
     `client_factory()` is called only when the network is needed, so journalled intents cost
     no request and need no key. Raises SpendLimitReached before anything is sent when the new
-    intents would take today's spend past the daily limit. While no slot is free, `on_wait(text)`
-    says so (status queries of the running tasks every `interval` s); the wait ends with
-    SlotWaitTimeout after `timeout` seconds without a free slot, or with SlotWaitCancelled within
-    SLICE of `should_stop()` turning true.
+    intents would take today's spend past the daily limit. An intent another run (in this
+    process or another) is working on is left to it: this run waits for the task it creates.
+    While no slot is free, `on_wait(text)` says so (status queries of the running tasks every
+    `interval` s); the wait ends with SlotWaitTimeout after `timeout` seconds without progress,
+    or with SlotWaitCancelled within SLICE of `should_stop()` turning true.
     """
     slot = _SlotWait(timeout, should_stop, on_wait)
     distinct: dict = {}  # the same request and seed twice in one batch is one intent: one task, handed out twice
     for intent in intents:
         distinct.setdefault(intent.fingerprint, intent)
     tasks: dict = {}  # fingerprint -> OmniTask
-    with _holding(distinct):
-        pending = []
-        for fingerprint, intent in distinct.items():
-            job = journal.latest(fingerprint)
-            if job is not None and job.state in REUSABLE and job.task_id:
-                tasks[fingerprint] = OmniTask(job.task_id, intent.request.prompt, fingerprint)
-            else:
-                pending.append((intent, job))
-        if pending:
-            with client_factory() as client:
-                _reserve([(i, job) for i, job in pending if job is None or job.state in RETRYABLE],
-                         journal, client, node=node, node_id=str(node_id), settings=settings)
-                created = [t.task_id for t in tasks.values()]
-                try:
-                    for intent, _ in pending:
-                        task = _settle_intent(intent, journal, client, slot, settings, interval)
-                        tasks[intent.fingerprint] = task
-                        created.append(task.task_id)
-                        slot.restart()  # the timeout is for a wait without progress, not for the batch
-                except SlotWaitStopped as stopped:
-                    raise stopped.in_batch(created, len(distinct)) if len(distinct) > 1 else stopped
-                except OmniError as failure:
-                    if isinstance(failure, JournalError):  # e.g. deleted meanwhile: keep what was paid known
-                        for task_id in created:
-                            journal.adopt(task_id, base_url=client.base_url)
-                    if len(distinct) > 1 and created:  # whatever stopped it, say what the batch did make
-                        failure.args = (f"{failure} Before this, {len(created)} of {len(distinct)} tasks of the "
-                                        f"batch were created ({', '.join(created)}): they run on and are collected "
-                                        f"as usual; queue again to make the rest (those are reused).",)
-                    raise
-                finally:
-                    _give_up_waiting([i for i, _ in pending if i.fingerprint not in tasks], journal)
+    pending = []
+    for fingerprint, intent in distinct.items():
+        job = journal.latest(fingerprint)
+        if _has_task(job):
+            tasks[fingerprint] = OmniTask(job.task_id, intent.request.prompt, fingerprint)
+        else:
+            pending.append(intent)
+    if pending:
+        owners = owners_of(journal.path)
+        with client_factory() as client:
+            run = _Run(journal, client, slot, settings, interval, owners, node=node, node_id=str(node_id))
+            created = [t.task_id for t in tasks.values()]
+            try:
+                while pending:
+                    claims = run.reserve(pending)
+                    followed = []
+                    for intent in pending:
+                        how, job = claims[intent.fingerprint]
+                        if how == _THEIRS:
+                            followed.append(intent)
+                        elif how == _TASK:
+                            tasks[intent.fingerprint] = OmniTask(job.task_id, intent.request.prompt, job.fingerprint)
+                        else:
+                            task = run.settle(intent, job)
+                            tasks[intent.fingerprint] = task
+                            created.append(task.task_id)
+                            slot.restart()  # the timeout is for a wait without progress, not for the batch
+                    pending = followed
+                    if pending:
+                        run.follow(pending)
+            except SlotWaitStopped as stopped:
+                raise stopped.in_batch(created, len(distinct)) if len(distinct) > 1 else stopped
+            except OmniError as failure:
+                if isinstance(failure, JournalError):  # e.g. deleted meanwhile: keep what was paid known
+                    for task_id in created:
+                        journal.adopt(task_id, base_url=client.base_url)
+                if len(distinct) > 1 and created:  # whatever stopped it, say what the batch did make
+                    failure.args = (f"{failure} Before this, {len(created)} of {len(distinct)} tasks of the "
+                                    f"batch were created ({', '.join(created)}): they run on and are collected "
+                                    f"as usual; queue again to make the rest (those are reused).",)
+                raise
+            finally:
+                run.end([fingerprint for fingerprint in distinct if fingerprint not in tasks])
     return [tasks[intent.fingerprint] for intent in intents]
 
 
-def _reserve(fresh: list, journal: Journal, client, *, node: str, node_id: str, settings: PackSettings) -> None:
-    """Price the new intents, refuse them whole past the daily limit, else journal them as waiting."""
-    if not fresh:
-        return
-    with _budget:  # two Submits at once must not both pass on the same remaining budget
-        costs = [estimate(intent.request, settings.rates) for intent, _ in fresh]
-        if settings.daily_limit_usd > 0:
-            check_daily_limit(spent_today(journal, settings.rates), costs, settings.daily_limit_usd, node=node)
-        for (intent, job), cost in zip(fresh, costs):
-            attempt = job.attempt + 1 if job is not None else 1
-            journal.begin(intent.fingerprint, attempt, external_id(intent.fingerprint, attempt),
-                          prompt=intent.request.summary(), base_url=client.base_url, node_id=node_id,
-                          mode=cost.mode, seconds=cost.seconds, video_input=cost.video_input,
-                          key_id=client.key_id, state=J.WAITING, model=intent.request.model,
-                          sound=intent.request.sound, shots=len(intent.request.shots),
-                          auto_shots=intent.request.auto_shots)
+def _has_task(job: Optional[J.Job]) -> bool:
+    return job is not None and job.state in REUSABLE and bool(job.task_id)
 
 
-def _settle_intent(intent: Intent, journal: Journal, client, slot: "_SlotWait", settings: PackSettings,
-                   interval: float) -> OmniTask:
-    """The task of one intent that has no live task in the journal: resolve, or create it."""
-    job = journal.latest(intent.fingerprint)
-    if job is None:  # reserved a moment ago: the journal was deleted or replaced since
-        raise JournalError(f"The job journal {journal.path} no longer holds this intent (deleted or replaced while "
-                           f"it was in use), so it was not sent. Queue again.", path=journal.path)
-    if job.state in (J.SENDING, J.UNCERTAIN):
-        task = _resolve_uncertain(job, intent.request, journal, client)
+_TASK, _NEW, _MINE, _THEIRS = "task", "new", "mine", "theirs"  # what a reservation found for an intent
+
+
+class _Run:
+    """One Submit run's work on the journal: its owner token, its client, its pace and its waits."""
+
+    def __init__(self, journal: Journal, client, slot: "_SlotWait", settings: PackSettings, interval: float,
+                 owners, *, node: str, node_id: str):
+        self.journal, self.client, self.slot = journal, client, slot
+        self.settings, self.interval, self.owners = settings, interval, owners
+        self.node, self.node_id = node, node_id
+        try:
+            self.owner = owners.start_run()
+        except OSError as exc:
+            raise JournalError(
+                f"The job journal {journal.path} cannot be written: its folder does not take files "
+                f"({exc.strerror or exc}). Every paid request is recorded there before it is sent, so nothing was "
+                f"sent to CometAPI. Make that folder writable (or free disk space), then queue again.",
+                path=journal.path) from exc
+
+    def end(self, unsettled: list) -> None:
+        """What this run still holds: waiting rows were never sent (their cost is freed); the rest is
+        handed back, anyone's to resolve."""
+        try:
+            self.journal.give_up(self.owner, unsettled, "not sent: the batch stopped before a slot was free")
+            self.journal.hand_back(self.owner)
+        except JournalError as exc:  # never in place of what stopped the run; its rows are taken over later
+            log.warning("%s The rows of this Submit run stay as they are until a later run takes them over.", exc)
+        finally:
+            self.owners.end_run(self.owner)
+
+    # --- one atomic step each ------------------------------------------------------------
+
+    def reserve(self, intents: list) -> dict:
+        """fingerprint -> (how, job), in one decision: a task to reuse; a row another live run works on;
+        a row left by a run that is gone, now this run's; or a new attempt, journalled as waiting with
+        its cost reserved, once the whole batch of them fits today's limit (else nothing is journalled)."""
+        rates = self.settings.rates
+        claims, fresh = {}, []
+        with self.journal.decide() as tx:
+            for intent in intents:
+                job = tx.latest(intent.fingerprint)
+                if _has_task(job):
+                    claims[intent.fingerprint] = (_TASK, job)
+                elif job is None or job.state in RETRYABLE:
+                    fresh.append((intent, job))
+                elif job.owner != self.owner and self.owners.alive(job.owner):
+                    claims[intent.fingerprint] = (_THEIRS, job)
+                else:  # left by a run that ended or died: an unsent or unanswered creation, now ours
+                    if job.owner != self.owner:
+                        tx.take(job, self.owner)
+                        self.owners.forget_gone(job.owner)
+                    claims[intent.fingerprint] = (_MINE, tx.latest(intent.fingerprint))
+            costs = [estimate(intent.request, rates) for intent, _ in fresh]
+            if fresh and self.settings.daily_limit_usd > 0:
+                check_daily_limit(spent_today(tx, rates), costs, self.settings.daily_limit_usd, node=self.node)
+            for (intent, job), cost in zip(fresh, costs):
+                attempt = job.attempt + 1 if job is not None else 1
+                request = intent.request
+                tx.add_waiting(intent.fingerprint, attempt, external_id(intent.fingerprint, attempt), owner=self.owner,
+                               prompt=request.summary(), base_url=self.client.base_url, node_id=self.node_id,
+                               mode=cost.mode, seconds=cost.seconds, video_input=cost.video_input,
+                               key_id=self.client.key_id, model=request.model, sound=request.sound,
+                               shots=len(request.shots), auto_shots=request.auto_shots)
+                claims[intent.fingerprint] = (_NEW, tx.latest(intent.fingerprint))
+        return claims
+
+    def claim_slot(self, fingerprint: str, attempt: int) -> tuple:
+        """(sent, running, limit, where the limit comes from), in one decision: count this key's tasks in
+        flight and, if one more fits, mark the intent sending. Two Submits, in any processes, can never
+        both take the last slot."""
+        limit, source = PACE.limit(self.client.key_id, self.settings.max_in_flight)
+        with self.journal.decide() as tx:
+            running = self.running(tx)
+            if limit is not None and len(running) >= limit:
+                return False, running, limit, source
+            if not tx.mark_sending(fingerprint, attempt, self.owner):
+                raise JournalError(
+                    f"The job journal {self.journal.path} no longer holds this intent as waiting for this run (it was "
+                    f"given up, changed or replaced meanwhile), so it was not sent. Queue again: a task made "
+                    f"meanwhile is found and reused.", path=self.journal.path)
+        return True, running, limit, source
+
+    def running(self, source=None) -> list:
+        """This key's tasks that hold a slot, made through this host (another host's could never be seen
+        to end). A row 'sending' whose run is gone was left by a crash: an unanswered creation, not
+        counted (like an uncertain one), or it would hold a slot for a day."""
+        rows = (source or self.journal).in_flight(self.client.key_id, since=time.time() - FLIGHT_WINDOW)
+        return [job for job in rows if job.base_url == self.client.base_url
+                and (job.state != J.SENDING or self.owners.alive(job.owner))]
+
+    # --- the intents ------------------------------------------------------------------
+
+    def settle(self, intent: Intent, job: J.Job) -> OmniTask:
+        """The task of an intent this run owns: create it, or find what an unanswered creation made."""
+        if job is None:  # reserved a moment ago: the journal was deleted or replaced since
+            raise JournalError(f"The job journal {self.journal.path} no longer holds this intent (deleted or replaced "
+                               f"while it was in use), so it was not sent. Queue again.", path=self.journal.path)
+        if job.state == J.WAITING:  # reserved just now, or left by a run that stopped before sending it
+            return self.create(intent, job.attempt)
+        task = _resolve_uncertain(job, intent.request, self.journal, self.client)
         if task is not None:
             return task
         # Proven absent: it waits for a slot like any other (its own row must not hold one).
-        journal.settle(job.fingerprint, job.attempt, J.WAITING, message=job.message)
-        return _create(intent, job.attempt, journal, client, slot, settings, interval, resend=True)
-    # waiting: reserved just now, or left by a run that stopped before sending it
-    return _create(intent, job.attempt, journal, client, slot, settings, interval)
+        self.journal.settle(job.fingerprint, job.attempt, J.WAITING, message=job.message)
+        return self.create(intent, job.attempt, resend=True)
 
+    def follow(self, intents: list) -> None:
+        """Wait until one of these intents, each worked on by another live run, has its task, is given up,
+        or its run is gone (then reserve again takes it over)."""
+        seen = {i.fingerprint: _state_of(self.journal.latest(i.fingerprint)) for i in intents}
 
-def _give_up_waiting(unsettled: list, journal: Journal) -> None:
-    """Rows still waiting when a batch stops were never sent: free their reserved cost."""
-    for intent in unsettled:
-        job = journal.latest(intent.fingerprint)
-        if job is not None and job.state == J.WAITING:
-            journal.settle(job.fingerprint, job.attempt, J.REJECTED,
-                           message="not sent: the batch stopped before a slot was free")
+        def moved() -> bool:
+            for fingerprint, before in seen.items():
+                job = self.journal.latest(fingerprint)
+                if _state_of(job) != before or not self.owners.alive(job.owner):
+                    return True
+            return False
 
+        waiting_for = (f"another run (this ComfyUI or another process on this journal) that is creating "
+                       f"{'this same task' if len(intents) == 1 else f'{len(intents)} of these same tasks'}")
+        self.slot.wait(self.interval, waiting_for, ready=moved,
+                       text=lambda left: f"waiting for {waiting_for} · waited {time.monotonic() - self.slot.start:.0f} s")
 
-def _running(journal: Journal, client) -> list:
-    """This key's tasks that hold a slot, made through this host (another host's could never be
-    seen to end). A row 'sending' that this process is not sending was left by a crash: an
-    unanswered creation, not counted (like an uncertain one), or it would hold a slot for a day,
-    and its own batch would wait for it."""
-    with _locks_guard:
-        sending = set(_sending)
-    return [job for job in journal.in_flight(client.key_id, since=time.time() - FLIGHT_WINDOW)
-            if job.base_url == client.base_url and (job.state != J.SENDING or job.fingerprint in sending)]
+    def create(self, intent: Intent, attempt: int, *, resend: bool = False) -> OmniTask:
+        journal, client, slot = self.journal, self.client, self.slot
+        request, fingerprint = intent.request, intent.fingerprint
+        ext = external_id(fingerprint, attempt)
+        try:
+            while True:
+                slot.check_cancel()  # Cancel between two creations of a batch: the rest is never sent
+                sent, running, limit, source = self.claim_slot(fingerprint, attempt)
+                if not sent:
+                    self._wait_for_slot(running, limit, source)
+                    continue
+                try:  # marked sending: a crash from here on leaves it uncertain
+                    state: TaskState = client.create_task(request.payload(external_task_id=ext))
+                    break
+                except RateLimited as refused:
+                    # Nothing was made: back to waiting (its cost still reserved), and learn the account's
+                    # limit. Resent under the same external id: nothing exists under it.
+                    journal.settle(fingerprint, attempt, J.WAITING, message=str(refused))
+                    if refused.code in (1303, None, ""):  # too many at once (1302, "too fast", says nothing of slots)
+                        PACE.refused(client.key_id, len(running), _refusal(refused))
+                    slot.pause(refused, len(running), freed=lambda: len(self.running()) < len(running))
+        except CreationUncertain as exc:
+            journal.settle(fingerprint, attempt, J.UNCERTAIN, message=str(exc))
+            raise CreationUncertain(
+                f"The creation request was sent but {exc.reason or 'its answer was lost'}, so a task may exist "
+                f"and may be billed. It was not resent. Queue again: the pack then looks the task up by its "
+                f"external id ({ext}) and collects it, and creates none unless it can prove none exists.",
+                external_task_id=ext, status=exc.status, reason=exc.reason) from exc
+        except (SlotWaitStopped, JournalError):
+            raise  # not sent: still waiting (given up by the run's end), or the journal cannot tell
+        except OmniError as exc:
+            if resend or _names_external_id(exc, ext):
+                # A refusal of our external id means a task with it exists: the lost answer of a
+                # resend, or the same intent made under a journal we no longer have (reinstall,
+                # another machine). Collect that task; never pay for a second one.
+                found = _find_by_external_id(client, ext)
+                if found is not None:
+                    journal.settle(fingerprint, attempt, found.status, task_id=found.task_id)
+                    return OmniTask(found.task_id, request.prompt, fingerprint)
+                journal.settle(fingerprint, attempt, J.UNCERTAIN, message=str(exc))
+                raise CreationUncertain(_uncertain_message(
+                    journal.latest(fingerprint), f"CometAPI refused it under the same external id: {exc}"),
+                    external_task_id=ext) from exc
+            # A definite refusal: nothing was created, so a re-run may try again.
+            journal.settle(fingerprint, attempt, J.REJECTED, message=str(exc))
+            if isinstance(exc, ModelRefused):
+                raise exc.for_model(request.model) from exc
+            raise
+        # Logged before it is journalled: if the journal cannot be written, the paid id is still known.
+        log.info("CometAPI created Kling task %s (external id %s)", state.task_id, ext)
+        try:
+            journal.settle(fingerprint, attempt, state.status, task_id=state.task_id)
+        except JournalError:
+            journal.adopt(state.task_id, base_url=client.base_url)  # its row went (a deleted journal): a new one
+            if journal.by_task(state.task_id) is None:
+                raise  # the journal takes nothing: the error names the task to collect
+            log.warning("The job journal lost the row of task %s while it was created; it is journalled again as a "
+                        "task to collect.", state.task_id)
+        journal.learn_echo(client.base_url, state.external_task_id == ext)
+        PACE.accepted(client.key_id, len(running))
+        return OmniTask(state.task_id, request.prompt, fingerprint)
 
-
-@contextlib.contextmanager
-def _making(fingerprint: str):
-    with _locks_guard:
-        _sending.add(fingerprint)
-    try:
-        yield
-    finally:
-        with _locks_guard:
-            _sending.discard(fingerprint)
-
-
-def _wait_for_slot(journal: Journal, client, slot: "_SlotWait", settings: PackSettings, interval: float) -> int:
-    """Block until this key has fewer tasks in flight than it may; return how many are in flight."""
-    while True:
-        running = _running(journal, client)
-        limit, source = PACE.limit(client.key_id, settings.max_in_flight)
-        if limit is None or len(running) < limit:
-            return len(running)
-        # Between its own status queries it still sees, within a second, a slot another node freed
-        # (a Poll, the background collector: they write the journal).
+    def _wait_for_slot(self, running: list, limit: int, source: str) -> None:
+        """Until a slot may be free: another node's journal write (a Poll, the background collector), seen
+        within a second, or this run's own status queries of the running tasks every `interval` s."""
         waiting_for = f"one of the {len(running)} running tasks to end (at most {limit} at once: {source})"
-        freed = slot.wait(interval, waiting_for, ready=lambda: len(_running(journal, client)) < limit,
-                          text=lambda left: (f"waiting for a free slot ({len(running)} running, at most {limit} "
-                                             f"at once) · waited {time.monotonic() - slot.start:.0f} s"))
+        freed = self.slot.wait(self.interval, waiting_for, ready=lambda: len(self.running()) < limit,
+                               text=lambda left: (f"waiting for a free slot ({len(running)} running, at most {limit} "
+                                                  f"at once) · waited {time.monotonic() - self.slot.start:.0f} s"))
         if not freed:
-            _refresh(journal, client, running, slot, waiting_for)
+            _refresh(self.journal, self.client, running, self.slot, waiting_for)
+
+
+def _state_of(job: Optional[J.Job]) -> tuple:
+    return (None,) if job is None else (job.attempt, job.state, job.task_id, job.owner)
 
 
 def _refresh(journal: Journal, client, running: list, slot: "_SlotWait", waiting_for: str) -> None:
@@ -282,78 +397,17 @@ def _refresh(journal: Journal, client, running: list, slot: "_SlotWait", waiting
             continue  # being sent by another Submit right now
         try:
             state = slot.run(client.get_task, job.task_id, waiting_for=waiting_for)
+        except NotFound:
+            # The host no longer knows it (expired, or made through another route): it will never be seen to
+            # end, so it stops holding a slot. It may have been billed: it still counts in the spend.
+            journal.update_task(job.task_id, state=ENDED, message="CometAPI no longer finds this task (not found); "
+                                                                  "it no longer counts as running.")
+            continue
         except OmniError as exc:  # a status query that fails keeps the slot taken; the wait goes on
             log.debug("Status of task %s unknown while waiting for a slot: %s", job.task_id, exc)
             continue
         if state.status != job.state:
             journal.update_task(job.task_id, state=state.status)
-
-
-def _create(intent: Intent, attempt: int, journal: Journal, client, slot: "_SlotWait", settings: PackSettings,
-            interval: float, *, resend: bool = False) -> OmniTask:
-    with _making(intent.fingerprint):
-        return _send(intent, attempt, journal, client, slot, settings, interval, resend=resend)
-
-
-def _send(intent: Intent, attempt: int, journal: Journal, client, slot: "_SlotWait", settings: PackSettings,
-          interval: float, *, resend: bool) -> OmniTask:
-    request, fingerprint = intent.request, intent.fingerprint
-    ext = external_id(fingerprint, attempt)
-    try:
-        while True:
-            running = _wait_for_slot(journal, client, slot, settings, interval)
-            slot.check_cancel()  # Cancel between two creations of a batch: the rest is never sent
-            journal.settle(fingerprint, attempt, J.SENDING)  # a crash from here on leaves it uncertain
-            try:
-                state: TaskState = client.create_task(request.payload(external_task_id=ext))
-                break
-            except RateLimited as refused:
-                # Nothing was made: back to waiting (its cost still reserved), and learn the account's
-                # limit. Resent under the same external id: nothing exists under it.
-                journal.settle(fingerprint, attempt, J.WAITING, message=str(refused))
-                if refused.code in (1303, None, ""):  # too many at once (1302, "too fast", says nothing of slots)
-                    PACE.refused(client.key_id, running, _refusal(refused))
-                slot.pause(refused, running, freed=lambda: len(_running(journal, client)) < running)
-    except CreationUncertain as exc:
-        journal.settle(fingerprint, attempt, J.UNCERTAIN, message=str(exc))
-        raise CreationUncertain(
-            f"The creation request was sent but {exc.reason or 'its answer was lost'}, so a task may exist "
-            f"and may be billed. It was not resent. Queue again: the pack then looks the task up by its "
-            f"external id ({ext}) and collects it, and creates none unless it can prove none exists.",
-            external_task_id=ext, status=exc.status, reason=exc.reason) from exc
-    except SlotWaitStopped:
-        raise  # still waiting: given up by the caller, nothing was created
-    except OmniError as exc:
-        if resend or _names_external_id(exc, ext):
-            # A refusal of our external id means a task with it exists: the lost answer of a
-            # resend, or the same intent made under a journal we no longer have (reinstall,
-            # another machine). Collect that task; never pay for a second one.
-            found = _find_by_external_id(client, ext)
-            if found is not None:
-                journal.settle(fingerprint, attempt, found.status, task_id=found.task_id)
-                return OmniTask(found.task_id, request.prompt, fingerprint)
-            journal.settle(fingerprint, attempt, J.UNCERTAIN, message=str(exc))
-            raise CreationUncertain(_uncertain_message(
-                journal.latest(fingerprint), f"CometAPI refused it under the same external id: {exc}"),
-                external_task_id=ext) from exc
-        # A definite refusal: nothing was created, so a re-run may try again.
-        journal.settle(fingerprint, attempt, J.REJECTED, message=str(exc))
-        if isinstance(exc, ModelRefused):
-            raise exc.for_model(request.model) from exc
-        raise
-    # Logged before it is journalled: if the journal cannot be written, the paid id is still known.
-    log.info("CometAPI created Kling task %s (external id %s)", state.task_id, ext)
-    try:
-        journal.settle(fingerprint, attempt, state.status, task_id=state.task_id)
-    except JournalError:
-        journal.adopt(state.task_id, base_url=client.base_url)  # its row went (a deleted journal): a new one
-        if journal.by_task(state.task_id) is None:
-            raise  # the journal takes nothing: the error names the task to collect
-        log.warning("The job journal lost the row of task %s while it was created; it is journalled again as a "
-                    "task to collect.", state.task_id)
-    journal.learn_echo(client.base_url, state.external_task_id == ext)
-    PACE.accepted(client.key_id, running)
-    return OmniTask(state.task_id, request.prompt, fingerprint)
 
 
 class _SlotWait:

@@ -1,0 +1,190 @@
+"""The money guards hold across threads and processes: every money decision is one atomic step
+in the journal, and a run only sends, or gives up, rows of its own.
+
+Each fault here was reproduced first, on the version before this change, by the same test:
+two processes on one user folder paid twice (8 tasks for 4 intents with a host that does not
+enforce external_task_id) or failed with "UNIQUE constraint failed"; two processes both passed
+a daily limit that fits one batch; two Submits in one process both took the last slot; a task
+the host no longer finds held its slot until the wait timed out.
+"""
+
+import multiprocessing
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fake_cometapi.server import FakeCometAPI
+from kling_omni import journal as J
+from kling_omni.client import OmniClient
+from kling_omni.errors import SlotWaitTimeout
+from kling_omni.journal import Journal
+from kling_omni.owners import Owners
+from kling_omni.request import OmniRequest
+from kling_omni.settings import PackSettings
+from kling_omni.submission import Intent, submit_all
+from tests import money_processes
+from tests.fakeserver_fixtures import point_pack_at
+
+SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter each: nothing shared but the disk
+REQUEST = OmniRequest(prompt="a fox runs through snow", mode="pro", duration=5)
+
+
+def children(target, count, *args, timeout=120):
+    """Start `count` processes running target(*args, barrier, queue); return what each reported."""
+    barrier, results = SPAWN.Barrier(count), SPAWN.Queue()
+    processes = [SPAWN.Process(target=target, args=(*args[i], barrier, results)) for i in range(count)]
+    for process in processes:
+        process.start()
+    try:
+        reports = [results.get(timeout=timeout) for _ in processes]
+    finally:
+        for process in processes:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+    for report in reports:
+        assert "error" not in report, report.get("trace", report)
+    return reports
+
+
+def test_two_processes_on_one_folder_make_one_task_per_intent(tmp_path, monkeypatch):
+    """Same batch, same moment, a pace of 1, a host that does not enforce external_task_id:
+    each intent is sent once, by the process that journalled it; the other adopts its task."""
+    with FakeCometAPI(key="test-key-123", drops_external_id=True, submitted_seconds=0.1,
+                      processing_seconds=0.2) as fake:
+        env = point_pack_at(fake, tmp_path, monkeypatch)
+        home = Path(env["COMETAPI_OMNI_HOME"])
+        from kling_omni.settings import save_settings
+        save_settings(home, {"max_in_flight": 1, "daily_limit_usd": 0})
+        reports = children(money_processes.chain, 2, (env, "a fox runs through snow", 0, 4),
+                           (env, "a fox runs through snow", 0, 4))
+        first, second = reports
+        assert first["ids"] == second["ids"] and len(set(first["ids"])) == 4
+        assert fake.created_count == 4  # one paid task per intent, no more
+        assert fake.refused_creates == []  # and never more than 1 in flight
+        rows = Journal(home / "journal.sqlite3").jobs(limit=50)
+        assert sorted(j.task_id for j in rows) == sorted(first["ids"])  # every task is journalled
+        assert all(j.state == "succeeded" and j.video_on_disk for j in rows)  # and every video collected
+        assert all(j.owner == "" for j in rows)  # handed back when each run ended
+
+
+def test_two_processes_never_both_pass_a_limit_that_fits_one_batch(tmp_path):
+    """$3 a day, two processes each submitting 3 × 5 s pro (≈ $1.68) at the same moment, 100 times."""
+    rounds = 100
+    with FakeCometAPI(key="test-key-123") as fake:
+        folders = [str(tmp_path / f"round{r}") for r in range(rounds)]
+        reports = children(money_processes.budget_rounds, 2,
+                           ({}, fake.base_url, fake.key, folders, [0, 1, 2], 3.0),
+                           ({}, fake.base_url, fake.key, folders, [10, 11, 12], 3.0), timeout=240)
+        per_round = list(zip(reports[0]["outcomes"], reports[1]["outcomes"]))
+        assert len(per_round) == rounds
+        assert all(sorted(pair) == ["passed", "refused"] for pair in per_round), per_round
+        assert fake.created_count == 3 * rounds
+
+
+def test_two_submits_in_one_process_never_pass_the_in_flight_limit(tmp_path):
+    """The count and the 'sending' mark are one step: at a limit of 1, four Submits started together
+    send one at a time, and the account never refuses one for being full."""
+    with FakeCometAPI(key="test-key-123", max_in_flight=1, submitted_seconds=0.05, processing_seconds=0.1) as fake:
+        journal = Journal(tmp_path / "journal.sqlite3")
+        settings = PackSettings(max_in_flight=1, daily_limit_usd=0)
+        start, failures = threading.Barrier(4), []
+
+        def one(seed):
+            start.wait()
+            try:
+                submit_all([Intent(REQUEST, seed)], journal, lambda: OmniClient(fake.key, fake.base_url),
+                           settings=settings, interval=0.02)
+            except Exception as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=one, args=(seed,)) for seed in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert failures == [] and fake.created_count == 4
+        assert fake.refused_creates == []
+
+
+def test_a_task_the_host_no_longer_finds_stops_holding_a_slot(tmp_path):
+    with FakeCometAPI(key="test-key-123") as fake:
+        journal = Journal(tmp_path / "journal.sqlite3")
+        with OmniClient(fake.key, fake.base_url) as client:
+            key_id = client.key_id
+        journal.begin("gone", 1, "comfy-gone-1", prompt="p", base_url=fake.base_url, key_id=key_id, mode="pro",
+                      seconds=5)
+        journal.settle("gone", 1, "processing", task_id="999999999")  # a task this host does not know
+        started = time.monotonic()
+        (task,) = submit_all([Intent(REQUEST, 1)], journal, lambda: OmniClient(fake.key, fake.base_url),
+                             settings=PackSettings(max_in_flight=1, daily_limit_usd=0), interval=0.05, timeout=20)
+        assert time.monotonic() - started < 10 and task.task_id and fake.created_count == 1
+        gone = journal.by_task("999999999")
+        assert gone.state == "ended" and "no longer finds" in gone.message
+
+
+# --- the journal's own steps -----------------------------------------------------------------
+
+
+def two_processes(tmp_path):
+    """Two Owners of one folder as two processes see it (each holds its own OS lock)."""
+    return Owners(tmp_path), Owners(tmp_path)
+
+
+def test_a_run_gives_up_only_its_own_waiting_rows(tmp_path):
+    journal = Journal(tmp_path / "journal.sqlite3")
+    a, b = two_processes(tmp_path)
+    run_a, run_b = a.start_run(), b.start_run()
+    with journal.decide() as tx:
+        tx.add_waiting("fa", 1, "comfy-fa-1", owner=run_a, prompt="p", base_url="h")
+        tx.add_waiting("fb", 1, "comfy-fb-1", owner=run_b, prompt="p", base_url="h")
+    journal.give_up(run_b, ["fa", "fb"], "stopped")
+    assert journal.latest("fa").state == J.WAITING  # the other run's row is left alone
+    assert journal.latest("fb").state == J.REJECTED
+    assert a.alive(run_a) and b.alive(run_a)  # alive in its own process, and as seen from the other
+    a.end_run(run_a)
+    assert not a.alive(run_a)
+
+
+def test_a_row_with_a_task_id_is_never_marked_sending(tmp_path):
+    journal = Journal(tmp_path / "journal.sqlite3")
+    owner = Owners(tmp_path).start_run()
+    with journal.decide() as tx:
+        tx.add_waiting("f", 1, "comfy-f-1", owner=owner, prompt="p", base_url="h")
+    with sqlite3.connect(journal.path) as db:  # a task id arrived (e.g. another run adopted one)
+        db.execute("UPDATE jobs SET task_id='77' WHERE fingerprint='f'")
+    with journal.decide() as tx:
+        assert tx.mark_sending("f", 1, owner) is False
+        assert tx.mark_sending("f", 1, "someone-else") is False
+    assert journal.latest("f").state == J.WAITING
+
+
+def test_a_dead_processes_rows_are_taken_over_and_a_live_ones_are_followed(tmp_path, monkeypatch):
+    with FakeCometAPI(key="test-key-123") as fake:
+        env = point_pack_at(fake, tmp_path, monkeypatch)
+        journal = Journal(Path(env["COMETAPI_OMNI_HOME"]) / "journal.sqlite3")
+        held = SPAWN.Event()
+        child = SPAWN.Process(target=money_processes.reserve_and_hold,
+                              args=(env, str(journal.path), fake.base_url, [5, 6], held))
+        child.start()
+        try:
+            assert held.wait(60)
+            intents = [Intent(REQUEST, 5), Intent(REQUEST, 6)]
+            client = lambda: OmniClient(fake.key, fake.base_url)  # noqa: E731
+            # Alive: its rows are its own to send; this run waits for them and sends nothing.
+            with pytest.raises(SlotWaitTimeout) as waited:
+                submit_all(intents, journal, client, settings=PackSettings(daily_limit_usd=0), interval=0.05,
+                           timeout=1.5)
+            assert "another run" in str(waited.value) and fake.created_count == 0
+            assert {journal.latest(i.fingerprint).state for i in intents} == {J.WAITING}
+            child.kill()  # gone without handing anything back: the OS frees its lock
+            child.join(10)
+            tasks = submit_all(intents, journal, client, settings=PackSettings(daily_limit_usd=0), interval=0.05)
+            assert len({t.task_id for t in tasks}) == 2 and fake.created_count == 2
+            assert all(journal.latest(i.fingerprint).attempt == 1 for i in intents)  # the same intents, not new ones
+        finally:
+            child.kill()
+            child.join(10)
