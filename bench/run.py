@@ -11,9 +11,11 @@ Clips (1920x1080, 24 fps), each with its own targets, against baselines from the
   15 s  Kling 3.0 Omni's longest, 360 frames (8.96 GB as float32): the pack and the floors,
         all frames. Its targets: peak above the start within 1.05x the output, wall within
         1.5x the larger floor. Not run on it: naive, which peaks at 3.0x its output (18.2 GB
-        for the 10 s clip's 6.0 GB), ~27 GB here, more than a 24 GiB machine holds (it would
-        be killed, or push other processes out), and would add nothing the 10 s naive does
-        not show; and the selective decode, whose 48 frames cost the same as at 10 s.
+        for the 10 s clip's 6.0 GB), ~27 GB here, more than a 24 GiB machine holds (without
+        swap the kernel would kill it, or another process), and would add nothing the 10 s
+        naive does not show; and the selective decode, whose 48 frames cost as much as at 10 s.
+With --repeat 3 this takes 4.3-5.7 minutes on a 2-core VM (the 15 s clip ~1.5 of them), and
+the first run ~90 s more to make the inputs; bench/batch.py, the rest of `make bench`, 1.6.
 
 Methods:
   pack          kling_omni.video.decode_video (one preallocated tensor, selection while
