@@ -1,9 +1,11 @@
 """The benchmark's inputs, generated with PyAV / numpy into bench/.work/ (kept between runs).
 
-The clip is meant to cost what a Kling clip costs to decode: 10 s of 1920x1080 at 24 fps,
-H.264 high profile with B-frames (x264 "veryfast", CRF 20, ~11 Mbit/s), moving gradients and shapes
-under fine grain, plus a stereo 48 kHz AAC track. The images are photo-like (smooth
-gradients, soft shapes, sensor-like noise) so JPEG and PNG sizes mean something.
+The clips are meant to cost what a Kling clip costs to decode: 1920x1080 at 24 fps, 10 s (the
+usual length) and 15 s (Kling 3.0 Omni's longest), H.264 high profile with B-frames (x264
+"veryfast", CRF 20, ~11 Mbit/s), moving gradients and shapes under fine grain, plus a stereo
+48 kHz AAC track. Frame i is the same picture in both, so a second of either costs about the same.
+The images are photo-like (smooth gradients, soft shapes, sensor-like noise) so JPEG and PNG
+sizes mean something.
 """
 
 from __future__ import annotations
@@ -15,15 +17,16 @@ import av
 import numpy as np
 
 WORK = Path(__file__).resolve().parent / ".work"
-CLIP_SECONDS, CLIP_FPS, CLIP_W, CLIP_H = 10, 24, 1920, 1080
+CLIP_LENGTHS = (10, 15)  # seconds
+CLIP_FPS, CLIP_W, CLIP_H = 24, 1920, 1080
 AUDIO_RATE = 48000
 IMAGE_SIZES = [(1024, 1024), (2048, 2048), (4000, 3000)]
 
 
-def clip_path() -> Path:
-    path = WORK / f"clip_{CLIP_W}x{CLIP_H}_{CLIP_FPS}fps_{CLIP_SECONDS}s.mp4"
+def clip_path(seconds: int = CLIP_LENGTHS[0]) -> Path:
+    path = WORK / f"clip_{CLIP_W}x{CLIP_H}_{CLIP_FPS}fps_{seconds}s.mp4"
     if not path.exists():
-        _write_clip(path)
+        _write_clip(path, seconds)
     return path
 
 
@@ -56,10 +59,10 @@ def photo_like(width: int, height: int, seed: int = 0, t: float = 0.0) -> np.nda
     return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def _write_clip(path: Path) -> None:
+def _write_clip(path: Path, seconds: int) -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part.mp4")
-    n_frames = CLIP_SECONDS * CLIP_FPS
+    n_frames = seconds * CLIP_FPS
     # Grain is the costly part to generate: reuse a few noise fields, shifted per frame.
     rng = np.random.default_rng(1)
     grain = rng.normal(0.0, 3.0, size=(4, CLIP_H, CLIP_W, 1)).astype(np.float32)
@@ -83,7 +86,7 @@ def _write_clip(path: Path) -> None:
                 container.mux(packet)
         for packet in video.encode():
             container.mux(packet)
-        total = CLIP_SECONDS * AUDIO_RATE
+        total = seconds * AUDIO_RATE
         tt = np.arange(total) / AUDIO_RATE
         wave = (0.3 * np.sin(2 * np.pi * 330 * tt) * (0.5 + 0.5 * np.sin(tt))).astype(np.float32)
         for start in range(0, total, 1024):
