@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -33,6 +34,8 @@ from .routes import PREFIX, _error, same_origin_only
 from .task_rows import NOTHING_TO_LOSE, left_today, read_stamp, task_row, tasks_page
 
 MAX_PAGE = 200
+MAX_OFFSET = 1_000_000_000  # far past any journal, far below SQLite's 64-bit integers
+_DIGITS = re.compile(r"[0-9]{1,10}")  # ASCII digits only: int() would also take "+5", "5_0", " 5", "٥"
 THUMBS_FOLDER = "thumbs"  # under the data folder
 NO_SUCH_TASK = f"That is not a task id: {TASK_ID_RULE}."
 
@@ -68,7 +71,7 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
     @same_origin_only
     async def get_tasks(request: web.Request) -> web.Response:
         try:
-            offset = _whole(request.query.get("offset", "0"), "offset", 0, None)
+            offset = _whole(request.query.get("offset", "0"), "offset", 0, MAX_OFFSET)
             limit = _whole(request.query.get("limit", "50"), "limit", 0, MAX_PAGE)
         except ValueError as exc:
             return _error(400, str(exc))
@@ -128,12 +131,8 @@ def _settings_answer(store: Path, journal: Journal) -> dict:
             "today": {"usd": round(spent, 4), "left_usd": left_today(settings, spent)}}
 
 
-def _whole(text: str, name: str, low: int, high) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < low or (high is not None and value > high):
-        limits = f"{low} to {high}" if high is not None else f"{low} or more"
-        raise ValueError(f"{name} must be a whole number, {limits} (got {text[:20]!r}).")
+def _whole(text: str, name: str, low: int, high: int) -> int:
+    value = int(text) if _DIGITS.fullmatch(text) else None
+    if value is None or not low <= value <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high} (got {text[:20]!r}).")
     return value

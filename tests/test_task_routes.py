@@ -142,10 +142,22 @@ def test_pages_newest_first_with_totals(pack):
     assert pack.call("GET", "/tasks?limit=0")[1]["tasks"] == []
 
 
-@pytest.mark.parametrize("query", ["limit=201", "limit=-1", "offset=-5", "limit=ten", "offset=1.5"])
+@pytest.mark.parametrize("query", ["limit=201", "limit=-1", "offset=-5", "limit=ten", "offset=1.5",
+                                   # issue 16: an offset past SQLite's integers answered 500
+                                   "offset=99999999999999999999", "offset=9223372036854775808",
+                                   "offset=1000000001", "limit=" + "9" * 5000, "offset=%EF%BC%95",
+                                   "offset=%D9%A1%D9%A2", "offset=+5", "offset=5_0", "offset=", "limit= 5"])
 def test_a_bad_page_is_refused(pack, query):
+    pack.add("a", task_id="1")
     status, answer = pack.call("GET", f"/tasks?{query}")
     assert status == 400 and ("limit" in answer["error"] or "offset" in answer["error"])
+    assert "whole number" in answer["error"]
+
+
+def test_the_largest_page_bounds_are_answered(pack):
+    pack.add("a", task_id="1")
+    status, page = pack.call("GET", f"/tasks?offset={task_routes.MAX_OFFSET}&limit={task_routes.MAX_PAGE}")
+    assert status == 200 and page["tasks"] == [] and page["total"] == 1
 
 
 def test_ten_thousand_tasks(pack):
