@@ -128,7 +128,8 @@ def _settings_answer(store: Path, journal: Journal) -> dict:
     settings = load_settings(store)
     spent = ledger.spent_today(journal, settings.rates)
     return {"settings": settings.as_dict(), "defaults": DEFAULTS.as_dict(), "rates_source": RATES_SOURCE,
-            "today": {"usd": round(spent, 4), "left_usd": left_today(settings, spent)}}
+            "today": {"usd": round(spent, 4), "left_usd": left_today(settings, spent)},
+            "limit_unknown": settings.limit_unknown}  # why Submit refuses ("" when it does not)
 
 
 def _whole(text: str, name: str, low: int, high: int) -> int:

@@ -86,7 +86,19 @@ def test_settings_start_as_the_shipped_defaults(pack):
     status, answer = pack.call("GET", "/settings")
     assert status == 200
     assert answer == {"settings": DEFAULTS.as_dict(), "defaults": DEFAULTS.as_dict(), "rates_source": RATES_SOURCE,
-                      "today": {"usd": 0.0, "left_usd": None}}
+                      "today": {"usd": 0.0, "left_usd": DEFAULTS.daily_limit_usd}, "limit_unknown": ""}
+    assert DEFAULTS.daily_limit_usd > 0  # a fresh install has a daily limit
+
+
+def test_settings_that_cannot_be_read_say_why_and_a_save_repairs_them(pack):
+    pack.home.mkdir(parents=True)
+    (pack.home / SETTINGS_FILE).write_text('{"format": 2, "daily_limit_usd": 3, "rates": {"pro": 0.3')
+    status, answer = pack.call("GET", "/settings")
+    assert status == 200 and str(pack.home / SETTINGS_FILE) in answer["limit_unknown"]
+    assert answer["settings"]["daily_limit_usd"] == DEFAULTS.daily_limit_usd  # the default, never "off"
+    status, answer = pack.call("POST", "/settings", json={"daily_limit_usd": 3})
+    assert status == 200 and answer["limit_unknown"] == "" and answer["settings"]["daily_limit_usd"] == 3.0
+    assert len(list(pack.home.glob(SETTINGS_FILE + ".unreadable-*"))) == 1  # the damaged file is kept
 
 
 def test_a_partial_change_is_saved_and_today_s_spend_is_counted_against_the_limit(pack):
@@ -135,7 +147,8 @@ def test_pages_newest_first_with_totals(pack):
     assert page["totals"]["today"] == {"tasks": 121, "seconds": {"pro": 60 * 5 + 5, "std": 60 * 5},
                                        "usd": pytest.approx(61 * 0.56 + 60 * 0.42)}
     assert page["totals"]["last_30_days"] == page["totals"]["today"]
-    assert page["daily_limit_usd"] == 0.0 and page["left_today_usd"] is None and page["rates_source"] == RATES_SOURCE
+    assert page["daily_limit_usd"] == DEFAULTS.daily_limit_usd and page["left_today_usd"] == 0.0  # spent past it
+    assert page["rates_source"] == RATES_SOURCE
     assert abs(page["now"] - time.time()) < 60
     first = pack.call("GET", "/tasks")[1]
     assert first["tasks"][0]["task_id"] is None and first["tasks"][0]["state"] == "uncertain" and first["limit"] == 50
