@@ -3,6 +3,7 @@
     GET  /cometapi_omni/settings                  the pack's settings, the shipped defaults, today's spend
     POST /cometapi_omni/settings                  change some of them (JSON); 400 names a bad value
     GET  /cometapi_omni/tasks?offset=&limit=      a page of TaskRows, newest first, with the totals
+    GET  /cometapi_omni/tasks/{task_id}           one TaskRow (what a live event tells the sidebar to read)
     GET  /cometapi_omni/tasks/{task_id}/thumb     the first frame of the task's MP4, a small JPEG
     POST /cometapi_omni/tasks/{task_id}/collect   hand the task to the background collector now
 
@@ -23,6 +24,7 @@ from typing import Callable
 from aiohttp import web
 
 from ..kling_omni import ledger
+from ..kling_omni.collect import is_collecting
 from ..kling_omni.credentials import resolve_key
 from ..kling_omni.errors import DecodeError, OmniError, SettingsError
 from ..kling_omni.journal import Journal
@@ -80,6 +82,20 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
         page = await asyncio.to_thread(tasks_page, journal(), settings, now, output_root(),
                                        offset=offset, limit=limit)
         return web.json_response(page)
+
+    @routes.get(PREFIX + "/tasks/{task_id}")
+    @same_origin_only
+    async def get_task(request: web.Request) -> web.Response:
+        task_id = request.match_info["task_id"]
+        if not is_task_id(task_id):
+            return _error(404, NO_SUCH_TASK)
+        now = read_stamp()  # before the read: see TaskRow.as_of
+        job = await asyncio.to_thread(journal().by_task, task_id)
+        if job is None:
+            return _error(404, f"Task {task_id} is not in the journal.")
+        settings = await asyncio.to_thread(load_settings, data_dir())
+        collecting = await asyncio.to_thread(is_collecting, journal(), task_id)
+        return web.json_response({"task": task_row(job, settings.rates, now, output_root(), collecting)})
 
     @routes.get(PREFIX + "/tasks/{task_id}/thumb")
     @same_origin_only
