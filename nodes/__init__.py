@@ -1,12 +1,14 @@
 """The ComfyUI nodes: thin wrappers over kling_omni. Ids and sockets are fixed: workflows use them."""
 
+import logging
+
 from .poll import CometOmniPoll
 from .prompt import CometOmniPrompt
 from .prompt_list import CometOmniPromptList
 from .refs import CometOmniElementRef, CometOmniImageRef, CometOmniVideoRef
 from .shot import CometOmniShot
 from .submit import CometOmniSubmit
-from . import background, bridge, routes, runtime, task_events, task_routes
+from . import background, bridge, prompt_guard, routes, runtime, task_events, task_routes
 
 NODE_CLASS_MAPPINGS = {
     "CometOmniPromptList": CometOmniPromptList,
@@ -31,7 +33,8 @@ NODE_DISPLAY_NAME_MAPPINGS = {
 }
 
 # When a ComfyUI server runs: the routes of the settings panel (Settings › CometAPI) and of
-# the Tasks sidebar, live task events, and the background collector.
+# the Tasks sidebar, live task events, the background collector, the guard on /prompt; and
+# what the settings and --listen mean for the money, said once at start-up.
 _routes = bridge.route_table()
 if _routes is not None:
     routes.register(_routes, bridge.data_dir, runtime.test_key)
@@ -39,4 +42,10 @@ if _routes is not None:
                          want=background.want)
     task_events.watch_journal()
     background.start()
+    _guarded = prompt_guard.install()
+    _settings = runtime.settings()  # logs, once, any problem of the settings file
+    _addresses, _port = bridge.listening()
+    _exposed = prompt_guard.exposure_warning(_addresses, _port, guarded=_guarded, daily_limit=_settings.daily_limit_usd)
+    if _exposed:
+        logging.getLogger("cometapi_omni").warning("%s", _exposed)
 bridge.watch_queued_prompts()  # lets CometOmniPrompt check its tokens at queue time

@@ -196,6 +196,37 @@ def route_table():
     return getattr(server, "routes", None)
 
 
+def add_middleware(middleware) -> bool:
+    """Put an aiohttp middleware on ComfyUI's server, after ComfyUI's own (so theirs run first).
+
+    ComfyUI builds its app before it imports custom nodes, and aiohttp freezes the middleware
+    list only when the server starts: an import-time append takes effect. False outside a
+    ComfyUI server, or once it has started.
+    """
+    app = getattr(_server(), "app", None)
+    middlewares = getattr(app, "middlewares", None)
+    if middlewares is None:
+        return False
+    try:
+        middlewares.append(middleware)
+    except RuntimeError:  # "Cannot modify frozen list": the server is already running
+        return False
+    return True
+
+
+def listening() -> tuple:
+    """(the addresses ComfyUI listens on, its port) from its --listen and --port, or (None, None)
+    outside ComfyUI."""
+    if not in_comfyui():
+        return None, None
+    try:
+        from comfy.cli_args import args
+    except ImportError:
+        return None, None
+    listen = str(getattr(args, "listen", "") or "127.0.0.1")
+    return [a.strip() for a in listen.split(",") if a.strip()], getattr(args, "port", None)
+
+
 # --- the prompt being queued -------------------------------------------------------------
 
 _queued_prompt = contextvars.ContextVar("cometapi_omni_queued_prompt", default=None)
