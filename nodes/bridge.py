@@ -75,10 +75,14 @@ def list_index() -> int | None:
 # --- progress --------------------------------------------------------------------------
 
 def progress_text(node_id, text: str) -> None:
-    """Status text shown on the node while it runs."""
+    """Status text shown on the node while it runs, sent only to the page that queued the prompt
+    (its client id), as ComfyUI sends its own `executing` and `executed`. Given no client id,
+    ComfyUI would send it to every page connected to /ws, a page of another site included; a
+    prompt queued without one gets none, like ComfyUI's own events."""
     server = _server()
-    if server is not None and node_id is not None:
-        server.send_progress_text(text, str(node_id))
+    client_id = getattr(server, "client_id", None)
+    if server is not None and node_id is not None and client_id is not None:
+        server.send_progress_text(text, str(node_id), client_id)
 
 
 def progress_bar(node_id, total: int):

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import struct
 import threading
 import time
 
@@ -91,69 +92,84 @@ LAN = "192.168.1.20:8188"
 
 class BroadcastServer:
     """ComfyUI's side of live events, over real HTTP: its /ws takes any page's connection when the
-    Host is not loopback, and send_sync hands every custom event to every socket. The pack's task
-    routes are mounted beside it, as in ComfyUI."""
+    Host is not loopback; send_sync (and so send_progress_text) sends to one client id, or to every
+    socket when given none. `client_id` is the running prompt's, as ComfyUI's executor sets it."""
 
-    def __init__(self, loop, sockets):
-        self.loop, self.sockets = loop, sockets
+    client_id = "ui-tab"
+
+    def __init__(self, loop):
+        self.loop, self.sockets = loop, {}
+
+    async def ws_handler(self, request):
+        from aiohttp import web
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        sid = request.query.get("clientId") or f"anon-{len(self.sockets)}"
+        self.sockets[sid] = ws
+        async for _ in ws:
+            pass
+        self.sockets.pop(sid, None)
+        return ws
 
     def send_sync(self, event, data, sid=None):  # PromptServer.send_sync: thread-safe
-        message = {"type": event, "data": data}
-        self.loop.call_soon_threadsafe(lambda: [asyncio.ensure_future(ws.send_json(message))
-                                                for ws in list(self.sockets)])
+        def send():
+            for to, ws in list(self.sockets.items()):
+                if sid is None or to == sid:
+                    coro = ws.send_bytes(data) if isinstance(data, bytes) else ws.send_json({"type": event, "data": data})
+                    asyncio.ensure_future(coro)
+        self.loop.call_soon_threadsafe(send)
 
-    def send_progress_text(self, text, node_id, sid=None):  # a binary frame in ComfyUI: not read here
-        pass
+    def send_progress_text(self, text, node_id, sid=None):  # ComfyUI's binary frame: type 3, node id, text
+        node = str(node_id).encode()
+        self.send_sync(3, struct.pack(">II", 3, len(node)) + node + text.encode(), sid)
+
+
+async def received(ws) -> list:
+    """Every message that reached this socket, once nothing more comes."""
+    from aiohttp import WSMsgType
+    messages = []
+    while True:
+        try:
+            message = await ws.receive(timeout=0.3)
+        except asyncio.TimeoutError:
+            return messages
+        if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            return messages
+        messages.append(message.data)
 
 
 def test_a_page_of_another_site_reads_no_content_from_live_events(env, monkeypatch):
-    from aiohttp import WSMsgType, web
+    from aiohttp import web
     from aiohttp import test_utils  # not imported by name: pytest would try to collect Test* classes
     from cometapi_kling_omni.nodes import task_routes
 
     async def main():
-        sockets = set()
-
-        async def ws_handler(request):
-            ws = web.WebSocketResponse()
-            await ws.prepare(request)
-            sockets.add(ws)
-            async for _ in ws:
-                pass
-            sockets.discard(ws)
-            return ws
-
+        server = BroadcastServer(asyncio.get_running_loop())
         table = web.RouteTableDef()
         task_routes.register(table, data_dir=bridge.data_dir, journal=runtime.journal, output_root=bridge.output_root,
                              want=lambda task_id: None)
         app = web.Application()
-        app.router.add_get("/ws", ws_handler)
+        app.router.add_get("/ws", server.ws_handler)
         app.add_routes(table)
-        server = BroadcastServer(asyncio.get_running_loop(), sockets)
         monkeypatch.setattr(bridge, "_server", lambda: server)
         task_events.watch_journal()  # as the pack does when it loads in a ComfyUI server
+        own = {"Host": LAN, "Origin": f"http://{LAN}", "Sec-Fetch-Site": "same-origin"}
         async with test_utils.TestClient(test_utils.TestServer(app, host="127.0.0.1")) as client:
-            ws = await client.ws_connect("/ws", headers={"Origin": FOREIGN, "Host": LAN})
+            theirs = await client.ws_connect("/ws", headers={"Origin": FOREIGN, "Host": LAN})
+            ours = await client.ws_connect(f"/ws?clientId={server.client_id}", headers=own)
             task_id = await asyncio.to_thread(asyncio.run, chain("a secret storyboard of the heist"))
             await asyncio.sleep(task_events.GAP * 2 + 0.3)  # the last events of the burst leave
-            texts = []
-            while True:
-                try:
-                    message = await ws.receive(timeout=0.2)
-                except asyncio.TimeoutError:
-                    break
-                if message.type != WSMsgType.TEXT:
-                    break
-                texts.append(message.data)
-            await ws.close()
-            own = {"Host": LAN, "Origin": f"http://{LAN}", "Sec-Fetch-Site": "same-origin"}
+            messages, our_messages = await received(theirs), await received(ours)
+            await theirs.close()
+            await ours.close()
             foreign = await client.get(f"/cometapi_omni/tasks/{task_id}", headers={"Host": LAN, "Origin": FOREIGN})
             mine = await client.get(f"/cometapi_omni/tasks/{task_id}", headers=own)
             missing = await client.get("/cometapi_omni/tasks/4242", headers=own)
             answer = await mine.json() if mine.status == 200 else None
-            return task_id, texts, foreign.status, mine.status, answer, missing.status
+            return task_id, messages, our_messages, foreign.status, mine.status, answer, missing.status
 
-    task_id, texts, foreign, mine, answer, missing = asyncio.run(main())
+    task_id, messages, our_messages, foreign, mine, answer, missing = asyncio.run(main())
+    texts = [m for m in messages if isinstance(m, str)]
     events = [json.loads(t)["data"] for t in texts if json.loads(t)["type"] == task_events.EVENT]
     everything = "\n".join(texts)
     assert task_events.EVENT in everything
@@ -162,6 +178,9 @@ def test_a_page_of_another_site_reads_no_content_from_live_events(env, monkeypat
         assert content not in everything, content
     assert all(set(e) == {"task_id", "as_of"} for e in events), events
     assert any(e["task_id"] == task_id for e in events) and any(e["task_id"] is None for e in events)
+    # The nodes' status texts (task ids, states) go to the page that queued the prompt only.
+    assert [m for m in messages if isinstance(m, bytes)] == []
+    assert any(isinstance(m, bytes) and f"task {task_id}".encode() in m for m in our_messages)
     # The sidebar reads the row through the guarded route: refused to that page, answered to ComfyUI's own.
     assert (foreign, mine, missing) == (403, 200, 404)
     row = answer["task"]
