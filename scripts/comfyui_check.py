@@ -671,7 +671,9 @@ def check_no_key(report: Report, label: str, key: str, base: Path, texts: dict, 
 
 
 def pack_key_file(base: Path) -> Path:
-    return base / "custom_nodes" / PACK_DIR_NAME / "data" / "key"
+    """The stored key: in ComfyUI's system-user folder (0.3.76 and later), else the pack's data folder."""
+    system = base / "user" / "__cometapi_omni" / "key"
+    return system if system.exists() else base / "custom_nodes" / PACK_DIR_NAME / "data" / "key"
 
 
 # --- the runs ----------------------------------------------------------------------------
@@ -1235,14 +1237,16 @@ async def browser_spending_settings(page: Page, report: Report, comfy: Comfy, sh
                                 "today's spend in Settings › CometAPI › Spending")
     heading = await page.js("[...__check.dialog().querySelectorAll('*')].some(e => !e.children.length "
                             "&& e.textContent.trim() === 'Spending' && __check.shown(e))")
-    report.check(heading and f"{spent} · no limit" in shown,
-                 "browser: Settings › CometAPI › Spending shows today's spend, as the journal counts it",
-                 f"{shown.strip()!r} (server: {answer['today']})")
+    limit = answer["settings"]["daily_limit_usd"]  # a fresh install: the default daily limit
+    report.check(heading and limit == answer["defaults"]["daily_limit_usd"] > 0
+                 and f"{spent} · {usd(answer['today']['left_usd'])} left of {usd(limit)}" in shown,
+                 "browser: Settings › CometAPI › Spending shows today's spend, as the journal counts it, and the "
+                 "default daily limit", f"{shown.strip()!r} (server: {answer['today']}, limit {limit})")
     await type_into(page, LIMIT_INPUT, "-1")
     refused = await page.wait_for(f"{LIMIT_PANEL}.innerText.includes('Nothing was saved') && {LIMIT_PANEL}.innerText",
                                   10, "the server's answer to a negative limit")
     stored = (await settings_json(comfy))["settings"]["daily_limit_usd"]
-    report.check("daily_limit_usd" in refused and stored == 0,
+    report.check("daily_limit_usd" in refused and stored == limit,
                  "browser: a limit the server refuses shows its reason next to the field, nothing saved",
                  refused.strip().splitlines()[-1])
     await type_into(page, LIMIT_INPUT, "0.5")
@@ -1771,9 +1775,12 @@ async def fault_foreign_pages(report: Report, c, fake: FakeControl, info: dict) 
             error = json.loads(text).get("error") or {}
         except ValueError:
             error = {"message": text}
-        report.check(status == 403 and error.get("type") == "cometapi_omni_cross_site",
+        # Newer ComfyUI (0.33) refuses Sec-Fetch-Site: cross-site itself, with a bare 403, before the pack sees it.
+        by = ("the pack" if error.get("type") == "cometapi_omni_cross_site"
+              else "ComfyUI itself (a bare 403)" if status == 403 and not text.strip() else None)
+        report.check(status == 403 and by is not None,
                      f"faults: a cross-site text/plain POST {path} of a paid workflow ({what}) is refused",
-                     f"HTTP {status}: {error.get('message', '')[:200]} {error.get('details', '')[:200]}")
+                     f"HTTP {status}, by {by}: {error.get('message', '')[:200]} {error.get('details', '')[:200]}")
     await asyncio.sleep(3)
     after = await fake.state()
     queue = await c.http.get(c.url + "/queue")
