@@ -1,7 +1,5 @@
 """The ComfyUI nodes: thin wrappers over kling_omni. Ids and sockets are fixed: workflows use them."""
 
-import logging
-
 from .poll import CometOmniPoll
 from .prompt import CometOmniPrompt
 from .prompt_list import CometOmniPromptList
@@ -42,10 +40,6 @@ if _routes is not None:
                          want=background.want)
     task_events.watch_journal()
     background.start()
-    _guarded = prompt_guard.install()
-    _settings = runtime.settings()  # logs, once, any problem of the settings file
-    _addresses, _port = bridge.listening()
-    _exposed = prompt_guard.exposure_warning(_addresses, _port, guarded=_guarded, daily_limit=_settings.daily_limit_usd)
-    if _exposed:
-        logging.getLogger("cometapi_omni").warning("%s", _exposed)
+    # Reading the settings logs, once, any problem they have (a damaged file, an old zero limit).
+    prompt_guard.start(daily_limit=runtime.settings().daily_limit_usd)
 bridge.watch_queued_prompts()  # lets CometOmniPrompt check its tokens at queue time

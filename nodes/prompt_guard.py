@@ -74,6 +74,17 @@ def _route_path(request: web.Request) -> str:
     return getattr(resource, "canonical", None) or request.path
 
 
+def start(daily_limit: float) -> bool:
+    """In a ComfyUI server, before it starts: add the middleware, and say once what --listen
+    exposes (nothing when ComfyUI listens on this machine only). True when /prompt is guarded."""
+    guarded = install()
+    addresses, port = bridge.listening()
+    warning = exposure_warning(addresses, port, guarded=guarded, daily_limit=daily_limit)
+    if warning:
+        log.warning("%s", warning)
+    return guarded
+
+
 def install() -> bool:
     """In a ComfyUI server, before it starts: add the middleware. False (and a warning) if it cannot."""
     if bridge.add_middleware(refuse_cross_site_paid_prompts):

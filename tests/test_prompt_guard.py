@@ -212,3 +212,14 @@ def test_listening_beyond_loopback_says_what_it_exposes(listen):
     assert "127.0.0.1" in text and "Settings › CometAPI › Spending" in text
     unguarded = prompt_guard.exposure_warning(listen, 8188, guarded=False, daily_limit=0.0)
     assert "could not" in unguarded and "no daily limit" in unguarded
+
+
+def test_at_start_up_the_guard_is_added_and_listen_explained(monkeypatch, caplog):
+    app = web.Application()
+    monkeypatch.setattr(bridge, "_server", lambda: types.SimpleNamespace(app=app))
+    monkeypatch.setattr(bridge, "listening", lambda: (["0.0.0.0", "::"], 8188))
+    with caplog.at_level(logging.WARNING, "cometapi_omni"):
+        assert prompt_guard.start(daily_limit=10.0) is True
+    assert list(app.middlewares) == [prompt_guard.refuse_cross_site_paid_prompts]
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert "listens on 0.0.0.0,:: port 8188" in said and "$10.00" in said
