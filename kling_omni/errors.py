@@ -68,7 +68,25 @@ class SettingsError(OmniError, ValueError):
     def __init__(self, setting: str, value: object, rule: str):
         self.setting = setting
         self.value = value
+        self.rule = rule
         super().__init__(f"Setting {setting}: {rule} (got {_short(value)}). Nothing was saved.")
+
+    @property
+    def what(self) -> str:
+        """The problem without "Nothing was saved": for a value read from the file."""
+        return f"{self.setting} is {_short(self.value)}, not {self.rule}"
+
+
+class SettingsUnreadable(OmniError):
+    """The daily limit cannot be read from the settings file: Submit refuses, nothing was sent."""
+
+    def __init__(self, node: str, why: str):
+        self.why = why
+        super().__init__(
+            f"{node}: nothing was sent. {why} Submit refuses rather than spend without knowing your limit. "
+            "Fix: set the daily limit in Settings › CometAPI › Spending (that saves a good file and keeps the "
+            "damaged one beside it), or repair or delete the file (without it the defaults apply, with their "
+            "daily limit), then queue again.")
 
 
 class SpendLimitReached(OmniError):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -26,6 +27,7 @@ except ImportError:  # Windows
     import msvcrt
 
 POLL_SECONDS = 0.1  # how often a waiting collection tries again
+HOLD_POLL_SECONDS = 0.002  # how often a short critical section (a settings save) tries again
 
 
 class TaskLock:
@@ -76,6 +78,23 @@ class TaskLock:
                 on_wait()
             await asyncio.sleep(POLL_SECONDS)
         return True
+
+
+@contextlib.contextmanager
+def held(folder: Path, name: str, timeout: float = 10.0):
+    """Hold `<folder>/<name>.lock` for a short critical section, waiting in this thread (up to
+    `timeout` seconds, then TimeoutError naming the file). The same lock as TaskLock, so it also
+    excludes other threads and other processes."""
+    lock = TaskLock(folder, name)
+    deadline = time.monotonic() + timeout
+    while not lock.try_acquire():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{lock.path} stayed locked for {timeout:g} s")
+        time.sleep(HOLD_POLL_SECONDS)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _owner_only_folder(folder: Path) -> None:

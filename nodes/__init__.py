@@ -6,7 +6,7 @@ from .prompt_list import CometOmniPromptList
 from .refs import CometOmniElementRef, CometOmniImageRef, CometOmniVideoRef
 from .shot import CometOmniShot
 from .submit import CometOmniSubmit
-from . import background, bridge, routes, runtime, task_events, task_routes
+from . import background, bridge, prompt_guard, routes, runtime, task_events, task_routes
 
 NODE_CLASS_MAPPINGS = {
     "CometOmniPromptList": CometOmniPromptList,
@@ -31,7 +31,8 @@ NODE_DISPLAY_NAME_MAPPINGS = {
 }
 
 # When a ComfyUI server runs: the routes of the settings panel (Settings › CometAPI) and of
-# the Tasks sidebar, live task events, and the background collector.
+# the Tasks sidebar, live task events, the background collector, the guard on /prompt; and
+# what the settings and --listen mean for the money, said once at start-up.
 _routes = bridge.route_table()
 if _routes is not None:
     routes.register(_routes, bridge.data_dir, runtime.test_key)
@@ -39,4 +40,6 @@ if _routes is not None:
                          want=background.want)
     task_events.watch_journal()
     background.start()
+    # Reading the settings logs, once, any problem they have (a damaged file, an old zero limit).
+    prompt_guard.start(daily_limit=runtime.settings().daily_limit_usd)
 bridge.watch_queued_prompts()  # lets CometOmniPrompt check its tokens at queue time

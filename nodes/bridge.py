@@ -75,10 +75,14 @@ def list_index() -> int | None:
 # --- progress --------------------------------------------------------------------------
 
 def progress_text(node_id, text: str) -> None:
-    """Status text shown on the node while it runs."""
+    """Status text shown on the node while it runs, sent only to the page that queued the prompt
+    (its client id), as ComfyUI sends its own `executing` and `executed`. Given no client id,
+    ComfyUI would send it to every page connected to /ws, a page of another site included; a
+    prompt queued without one gets none, like ComfyUI's own events."""
     server = _server()
-    if server is not None and node_id is not None:
-        server.send_progress_text(text, str(node_id))
+    client_id = getattr(server, "client_id", None)
+    if server is not None and node_id is not None and client_id is not None:
+        server.send_progress_text(text, str(node_id), client_id)
 
 
 def progress_bar(node_id, total: int):
@@ -194,6 +198,37 @@ def route_table():
     """PromptServer's aiohttp route table, or None outside a running ComfyUI server."""
     server = _server()
     return getattr(server, "routes", None)
+
+
+def add_middleware(middleware) -> bool:
+    """Put an aiohttp middleware on ComfyUI's server, after ComfyUI's own (so theirs run first).
+
+    ComfyUI builds its app before it imports custom nodes, and aiohttp freezes the middleware
+    list only when the server starts: an import-time append takes effect. False outside a
+    ComfyUI server, or once it has started.
+    """
+    app = getattr(_server(), "app", None)
+    middlewares = getattr(app, "middlewares", None)
+    if middlewares is None:
+        return False
+    try:
+        middlewares.append(middleware)
+    except RuntimeError:  # "Cannot modify frozen list": the server is already running
+        return False
+    return True
+
+
+def listening() -> tuple:
+    """(the addresses ComfyUI listens on, its port) from its --listen and --port, or (None, None)
+    outside ComfyUI."""
+    if not in_comfyui():
+        return None, None
+    try:
+        from comfy.cli_args import args
+    except ImportError:
+        return None, None
+    listen = str(getattr(args, "listen", "") or "127.0.0.1")
+    return [a.strip() for a in listen.split(",") if a.strip()], getattr(args, "port", None)
 
 
 # --- the prompt being queued -------------------------------------------------------------

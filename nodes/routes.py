@@ -123,19 +123,21 @@ def same_origin_only(handler: Handler) -> Handler:
     return guarded
 
 
-async def cross_site_problem(request: web.Request) -> Optional[str]:
+OWN_PAGE_ONLY = "The CometAPI pack's key, settings and tasks answer only ComfyUI's own page."
+
+
+async def cross_site_problem(request: web.Request, own_page_only: str = OWN_PAGE_ONLY) -> Optional[str]:
     """Why this request may come from another site's page, or None. A browser marks such a
     request (Sec-Fetch-Site, Origin); one it does not mark cannot have a JSON body without a
-    CORS preflight, which these routes never grant; and a rebound DNS name shows in Host."""
+    CORS preflight, which the pack never grants; and a rebound DNS name shows in Host.
+    `own_page_only` says what answers only ComfyUI's own page (the routes, or paid prompts)."""
     site = request.headers.get("Sec-Fetch-Site", "").strip().lower()
     if site in ("cross-site", "same-site"):
-        return (f"This request came from a page of another site (Sec-Fetch-Site: {site}). The CometAPI "
-                "pack's key, settings and tasks answer only ComfyUI's own page.")
+        return f"This request came from a page of another site (Sec-Fetch-Site: {site}). {own_page_only}"
     host = request.headers.get("Host", "")
     origin = request.headers.get("Origin")
     if origin is not None and not _same_host(origin, host):
-        return (f"This request came from a page at {origin}, not from this ComfyUI ({host}). The CometAPI "
-                "pack's key, settings and tasks answer only ComfyUI's own page.")
+        return f"This request came from a page at {origin}, not from this ComfyUI ({host}). {own_page_only}"
     name = _hostname(host)
     if not await _known_name(name):
         return (f"This ComfyUI was reached by the name {name!r}, which is not this machine's: a web page "

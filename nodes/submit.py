@@ -80,6 +80,8 @@ class CometOmniSubmit:
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_VARIATIONS:
             raise InputError(node, "variations", count, f"a whole number from 1 to {MAX_VARIATIONS}")
         intents = [submission.Intent(item, seed + k) for item in requests for k in range(count)]
+        current = settings()
+        current.require_daily_limit(node)  # a settings file that cannot be read: refuse, never spend unguarded
         # A wait for a free slot notices Cancel, or that nobody awaits it any more, within a
         # fraction of a second: the end of the prompt (asyncio.run joins the default executor,
         # after cancelling what is left) is never held up by it.
@@ -87,7 +89,7 @@ class CometOmniSubmit:
         try:
             tasks = await asyncio.to_thread(
                 submission.submit_all, intents, journal(), make_client, node=node, node_id=str(uid or ""),
-                timeout=float(_one(timeout_minutes, 30)) * 60.0, settings=settings(), interval=poll_interval(),
+                timeout=float(_one(timeout_minutes, 30)) * 60.0, settings=current, interval=poll_interval(),
                 should_stop=lambda: abandoned.is_set() or bridge.interrupted(),
                 on_wait=lambda text: bridge.progress_text(uid, text))
         except SlotWaitStopped as exc:

@@ -1,11 +1,17 @@
-"""Live task events for the Tasks sidebar: `cometapi_omni.task` with {"task": TaskRow}.
+"""Live task events for the Tasks sidebar: `cometapi_omni.task` with {"task_id": ..., "as_of": ...}.
 
-A journal listener notes which task changed; a thread of its own builds the row and sends
-it, at most one event per task every GAP seconds (a download updates its row several times,
-a batch of variations changes many rows at once). A change during the gap is not lost: the
-row is built when the event leaves, so the last event of a burst shows the last state. A row
-without a task id (an intent being sent) is announced as {"task": None}: the sidebar then
-fetches its page again.
+ComfyUI sends a custom event to every page connected to its /ws, and /ws takes any page's
+connection when ComfyUI listens beyond loopback. So an event carries no content (no prompt,
+state or file name): only which task changed, and `as_of`, a read stamp taken when the event
+leaves, after the change was written. The sidebar reads the row itself through
+GET /cometapi_omni/tasks/{task_id}, which answers only ComfyUI's own page; a row it holds
+whose as_of is not older already shows the change. An intent without a task id yet (being
+sent) is announced as {"task_id": None, ...}: the sidebar reads its first page again.
+
+A journal listener notes which task changed; a thread of its own sends the events, at most
+one per task every GAP seconds (a download updates its row several times, a batch of
+variations changes many rows at once). A change during the gap is not lost: the event that
+leaves after it is stamped after it.
 """
 
 from __future__ import annotations
@@ -15,10 +21,8 @@ import threading
 import time
 from typing import Callable, Optional
 
-from ..kling_omni.collect import is_collecting
-from ..kling_omni.settings import load_settings
 from . import bridge, runtime
-from .task_rows import read_stamp, task_row
+from .task_rows import read_stamp
 
 log = logging.getLogger("cometapi_omni")
 EVENT = "cometapi_omni.task"
@@ -26,10 +30,9 @@ GAP = 0.25  # seconds between two events about one task
 
 
 class TaskEvents:
-    """`row(task_id)` builds the TaskRow (None: no such row); `send(event, data)` sends it."""
+    """`send(event, data)` sends an event to every page."""
 
-    def __init__(self, row: Callable[[str], Optional[dict]], send: Callable[[str, dict], None], gap: float = GAP):
-        self._row = row
+    def __init__(self, send: Callable[[str, dict], None], gap: float = GAP):
         self._send_event = send
         self.gap = gap
         self._changed = threading.Condition()
@@ -66,25 +69,13 @@ class TaskEvents:
 
     def _send(self, task_id: Optional[str]) -> None:
         try:
-            row = self._row(task_id) if task_id is not None else None
-            self._send_event(EVENT, {"task": row})
+            self._send_event(EVENT, {"task_id": task_id, "as_of": read_stamp()})
         except Exception:  # a failed event costs a live update, never the thread
             log.exception("CometAPI Omni: could not send a task event")
 
 
-def current_row(task_id: str) -> Optional[dict]:
-    """The TaskRow of a task as the routes show it, from the nodes' journal and settings."""
-    journal = runtime.journal()
-    now = read_stamp()  # before the read: see TaskRow.as_of
-    job = journal.by_task(task_id)
-    if job is None:
-        return None
-    settings = load_settings(bridge.data_dir())
-    return task_row(job, settings.rates, now, bridge.output_root(), is_collecting(journal, task_id))
-
-
 def watch_journal() -> TaskEvents:
     """Send an event for every change of the nodes' journal (once, in a ComfyUI server)."""
-    events = TaskEvents(current_row, lambda event, data: bridge.send_event(event, data))
+    events = TaskEvents(lambda event, data: bridge.send_event(event, data))
     runtime.journal().subscribe(events.changed)
     return events

@@ -3,6 +3,7 @@
     GET  /cometapi_omni/settings                  the pack's settings, the shipped defaults, today's spend
     POST /cometapi_omni/settings                  change some of them (JSON); 400 names a bad value
     GET  /cometapi_omni/tasks?offset=&limit=      a page of TaskRows, newest first, with the totals
+    GET  /cometapi_omni/tasks/{task_id}           one TaskRow (what a live event tells the sidebar to read)
     GET  /cometapi_omni/tasks/{task_id}/thumb     the first frame of the task's MP4, a small JPEG
     POST /cometapi_omni/tasks/{task_id}/collect   hand the task to the background collector now
 
@@ -16,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from pathlib import Path
 from typing import Callable
 
 from aiohttp import web
 
 from ..kling_omni import ledger
+from ..kling_omni.collect import is_collecting
 from ..kling_omni.credentials import resolve_key
 from ..kling_omni.errors import DecodeError, OmniError, SettingsError
 from ..kling_omni.journal import Journal
@@ -33,6 +36,8 @@ from .routes import PREFIX, _error, same_origin_only
 from .task_rows import NOTHING_TO_LOSE, left_today, read_stamp, task_row, tasks_page
 
 MAX_PAGE = 200
+MAX_OFFSET = 1_000_000_000  # far past any journal, far below SQLite's 64-bit integers
+_DIGITS = re.compile(r"[0-9]{1,10}")  # ASCII digits only: int() would also take "+5", "5_0", " 5", "٥"
 THUMBS_FOLDER = "thumbs"  # under the data folder
 NO_SUCH_TASK = f"That is not a task id: {TASK_ID_RULE}."
 
@@ -68,7 +73,7 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
     @same_origin_only
     async def get_tasks(request: web.Request) -> web.Response:
         try:
-            offset = _whole(request.query.get("offset", "0"), "offset", 0, None)
+            offset = _whole(request.query.get("offset", "0"), "offset", 0, MAX_OFFSET)
             limit = _whole(request.query.get("limit", "50"), "limit", 0, MAX_PAGE)
         except ValueError as exc:
             return _error(400, str(exc))
@@ -77,6 +82,20 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
         page = await asyncio.to_thread(tasks_page, journal(), settings, now, output_root(),
                                        offset=offset, limit=limit)
         return web.json_response(page)
+
+    @routes.get(PREFIX + "/tasks/{task_id}")
+    @same_origin_only
+    async def get_task(request: web.Request) -> web.Response:
+        task_id = request.match_info["task_id"]
+        if not is_task_id(task_id):
+            return _error(404, NO_SUCH_TASK)
+        now = read_stamp()  # before the read: see TaskRow.as_of
+        job = await asyncio.to_thread(journal().by_task, task_id)
+        if job is None:
+            return _error(404, f"Task {task_id} is not in the journal.")
+        settings = await asyncio.to_thread(load_settings, data_dir())
+        collecting = await asyncio.to_thread(is_collecting, journal(), task_id)
+        return web.json_response({"task": task_row(job, settings.rates, now, output_root(), collecting)})
 
     @routes.get(PREFIX + "/tasks/{task_id}/thumb")
     @same_origin_only
@@ -125,15 +144,12 @@ def _settings_answer(store: Path, journal: Journal) -> dict:
     settings = load_settings(store)
     spent = ledger.spent_today(journal, settings.rates)
     return {"settings": settings.as_dict(), "defaults": DEFAULTS.as_dict(), "rates_source": RATES_SOURCE,
-            "today": {"usd": round(spent, 4), "left_usd": left_today(settings, spent)}}
+            "today": {"usd": round(spent, 4), "left_usd": left_today(settings, spent)},
+            "limit_unknown": settings.limit_unknown}  # why Submit refuses ("" when it does not)
 
 
-def _whole(text: str, name: str, low: int, high) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < low or (high is not None and value > high):
-        limits = f"{low} to {high}" if high is not None else f"{low} or more"
-        raise ValueError(f"{name} must be a whole number, {limits} (got {text[:20]!r}).")
+def _whole(text: str, name: str, low: int, high: int) -> int:
+    value = int(text) if _DIGITS.fullmatch(text) else None
+    if value is None or not low <= value <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high} (got {text[:20]!r}).")
     return value

@@ -1,9 +1,9 @@
 """What the Tasks sidebar is told about journalled tasks: a TaskRow each, and a page of them.
 
-A row is plain data from a journal row, the user's rates and the clock: the same row is in
-the answer of GET /cometapi_omni/tasks and is the payload of the live `cometapi_omni.task`
-event. It never carries the key, the signed video URL, the base URL, the node id or the
-fingerprint.
+A row is plain data from a journal row, the user's rates and the clock: GET /cometapi_omni/tasks
+answers with pages of them and GET /cometapi_omni/tasks/{task_id} with one (what the sidebar
+reads after a live `cometapi_omni.task` event, which itself names only the task). It never
+carries the key, the signed video URL, the base URL, the node id or the fingerprint.
 """
 
 from __future__ import annotations

@@ -43,7 +43,12 @@ What it does (every wait is bounded; every process it starts is stopped on exit)
    202 creations queued twice, a 0-byte, an HTML and a cut file each before a good one, HTML
    every time and then queued again, two 429 code 1303 answers before the creation, the journal
    deleted under ComfyUI then a new intent and an old one queued again. Each: the tasks the fake
-   made (one per intent), every frame of the MP4 decoded, what the node or the error said;
+   made (one per intent), every frame of the MP4 decoded, what the node or the error said. This
+   ComfyUI runs with --listen 0.0.0.0: its start-up warning is read, and, reached at this
+   machine's LAN address with the daily limit off, a page of another site POSTs a paid workflow
+   (16 variations of 10 s pro) to /prompt and /api/prompt as text/plain (refused, no task made,
+   nothing queued) and listens on /ws from its own Origin (no prompt, state or file name reaches
+   it), while ComfyUI's own page on that address still runs a paid prompt;
 6. --batch (or --batch-only): a fresh ComfyUI against a fake account that allows 3 tasks in flight
    (each task 6 s): 8 variations in one queued run (8 tasks created, no more; 8 whole MP4s; frames
    for each through a core SaveImage; no failed node; about ceil(8/3) task durations, against one
@@ -224,13 +229,13 @@ def make_base_dir(work: Path, name: str) -> Path:
     return base
 
 
-def start_comfyui(args, base: Path, port: int, fake_url: str, key: str | None) -> Service:
+def start_comfyui(args, base: Path, port: int, fake_url: str, key: str | None, listen: str = "127.0.0.1") -> Service:
     env = dict(os.environ)
     env.pop("COMETAPI_KEY", None)
     env.update(COMETAPI_BASE_URL=fake_url, COMETAPI_OMNI_POLL_SECONDS="0.5", PYTHONUNBUFFERED="1")
     if key is not None:
         env["COMETAPI_KEY"] = key
-    argv = [args.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+    argv = [args.python, "main.py", "--cpu", "--listen", listen, "--port", str(port),
             "--disable-auto-launch", "--base-directory", str(base)]
     if getattr(args, "front_end_root", None):
         argv += ["--front-end-root", str(args.front_end_root)]
@@ -253,17 +258,18 @@ async def wait_until_up(http: aiohttp.ClientSession, comfy: Service, url: str) -
 
 
 @contextlib.asynccontextmanager
-async def comfyui(args, work: Path, name: str, fake_url: str, key: str | None):
+async def comfyui(args, work: Path, name: str, fake_url: str, key: str | None, listen: str = "127.0.0.1"):
     """A ComfyUI of its own (a base directory with a copy of the pack), up and answering, with an
-    HTTP session; stopped on exit. Yields (http, url, base, proc); proc.log() stays readable after."""
+    HTTP session; stopped on exit. Yields (http, url, base, proc, port); proc.log() stays readable
+    after. `listen` is its --listen; it is reached on loopback either way."""
     base = make_base_dir(work, name)
     port = free_port()
-    proc = start_comfyui(args, base, port, fake_url, key)
+    proc = start_comfyui(args, base, port, fake_url, key, listen)
     url = f"http://127.0.0.1:{port}"
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
         try:
             await wait_until_up(http, proc, url)
-            yield types.SimpleNamespace(http=http, url=url, base=base, proc=proc)
+            yield types.SimpleNamespace(http=http, url=url, base=base, proc=proc, port=port)
         finally:
             proc.stop()
 
@@ -382,8 +388,9 @@ class Comfy:
         self._changed = asyncio.Condition()
         self._reader = None
 
-    async def connect(self) -> None:
-        self.ws = await self.http.ws_connect(f"{self.url}/ws?clientId={self.client_id}", max_msg_size=0)
+    async def connect(self, headers: dict | None = None) -> None:
+        self.ws = await self.http.ws_connect(f"{self.url}/ws?clientId={self.client_id}", max_msg_size=0,
+                                             headers=headers)
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -419,13 +426,14 @@ class Comfy:
         async with self.http.request(method, self.url + path, **kw) as r:
             return r.status, await r.text()
 
-    async def run(self, prompt: dict, workflow: dict | None = None, timeout: float = PROMPT_TIMEOUT) -> dict:
+    async def run(self, prompt: dict, workflow: dict | None = None, timeout: float = PROMPT_TIMEOUT,
+                  headers: dict | None = None) -> dict:
         """Queue a prompt and wait for its end; returns {prompt_id, outcome, error, history, seconds, start}."""
         body = {"prompt": prompt, "client_id": self.client_id}
         if workflow is not None:  # as the frontend does: it ends up in saved files' metadata
             body["extra_data"] = {"extra_pnginfo": {"workflow": workflow}}
         start = time.monotonic()
-        async with self.http.post(self.url + "/prompt", json=body) as r:
+        async with self.http.post(self.url + "/prompt", json=body, headers=headers) as r:
             answer = await r.json()
             if r.status != 200:
                 return {"outcome": "rejected", "error": answer, "history": {}, "seconds": 0.0, "start": start}
@@ -663,7 +671,9 @@ def check_no_key(report: Report, label: str, key: str, base: Path, texts: dict, 
 
 
 def pack_key_file(base: Path) -> Path:
-    return base / "custom_nodes" / PACK_DIR_NAME / "data" / "key"
+    """The stored key: in ComfyUI's system-user folder (0.3.76 and later), else the pack's data folder."""
+    system = base / "user" / "__cometapi_omni" / "key"
+    return system if system.exists() else base / "custom_nodes" / PACK_DIR_NAME / "data" / "key"
 
 
 # --- the runs ----------------------------------------------------------------------------
@@ -1227,14 +1237,16 @@ async def browser_spending_settings(page: Page, report: Report, comfy: Comfy, sh
                                 "today's spend in Settings › CometAPI › Spending")
     heading = await page.js("[...__check.dialog().querySelectorAll('*')].some(e => !e.children.length "
                             "&& e.textContent.trim() === 'Spending' && __check.shown(e))")
-    report.check(heading and f"{spent} · no limit" in shown,
-                 "browser: Settings › CometAPI › Spending shows today's spend, as the journal counts it",
-                 f"{shown.strip()!r} (server: {answer['today']})")
+    limit = answer["settings"]["daily_limit_usd"]  # a fresh install: the default daily limit
+    report.check(heading and limit == answer["defaults"]["daily_limit_usd"] > 0
+                 and f"{spent} · {usd(answer['today']['left_usd'])} left of {usd(limit)}" in shown,
+                 "browser: Settings › CometAPI › Spending shows today's spend, as the journal counts it, and the "
+                 "default daily limit", f"{shown.strip()!r} (server: {answer['today']}, limit {limit})")
     await type_into(page, LIMIT_INPUT, "-1")
     refused = await page.wait_for(f"{LIMIT_PANEL}.innerText.includes('Nothing was saved') && {LIMIT_PANEL}.innerText",
                                   10, "the server's answer to a negative limit")
     stored = (await settings_json(comfy))["settings"]["daily_limit_usd"]
-    report.check("daily_limit_usd" in refused and stored == 0,
+    report.check("daily_limit_usd" in refused and stored == limit,
                  "browser: a limit the server refuses shows its reason next to the field, nothing saved",
                  refused.strip().splitlines()[-1])
     await type_into(page, LIMIT_INPUT, "0.5")
@@ -1697,6 +1709,111 @@ async def fault_cross_site(report: Report, comfy: Comfy, key_file: Path, attacke
                  f"GET {read[0]}, POST key/test {tested[0]}: {tested[1][:200]}")
 
 
+def lan_address() -> str | None:
+    """One of this machine's non-loopback IPv4 addresses, as another machine on the LAN reaches it."""
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+    except OSError:
+        infos = []
+    addresses = [info[4][0] for info in infos if not info[4][0].startswith("127.")]
+    if not addresses:
+        with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # no packet leaves: this only picks the outgoing interface
+            addresses = [a for a in [probe.getsockname()[0]] if not a.startswith("127.")]
+    return addresses[0] if addresses else None
+
+
+async def ws_messages(ws, seconds: float) -> list:
+    """Everything a socket receives for `seconds`: text as str, binary frames as bytes."""
+    got, deadline = [], time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            msg = await ws.receive(timeout=left)
+        except asyncio.TimeoutError:
+            break
+        if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+            got.append(msg.data)
+        else:
+            break
+    return got
+
+
+async def fault_foreign_pages(report: Report, c, fake: FakeControl, info: dict) -> None:
+    """ComfyUI started with --listen 0.0.0.0 and reached at this machine's LAN address: a page of
+    another site POSTs a paid workflow (16 variations) to /prompt as a simple cross-site request
+    (text/plain, no preflight), and listens on /ws. The daily limit is off, so only the /prompt
+    guard stands between that page and the money. ComfyUI's own page on the LAN address still runs
+    a paid prompt."""
+    lan = lan_address()
+    if not report.check(lan is not None, "faults: this machine has a non-loopback address to reach ComfyUI by"):
+        return
+    host = f"{lan}:{c.port}"
+    lan_url = f"http://{host}"
+    log = c.proc.log()
+    warned = re.search(r"CometAPI Omni: ComfyUI listens on (\S+) port \d+ \(--listen\), beyond this machine[^\n]*", log)
+    report.check(warned and "0.0.0.0" in warned.group(1), "faults: --listen 0.0.0.0: the pack says at start-up what it "
+                 "exposes", warned.group(0)[:400] if warned else "no such line in the ComfyUI log")
+    status, text = await raw_http(c.url, "POST", "/cometapi_omni/settings",
+                                  {"Host": f"127.0.0.1:{c.port}", "Content-Type": "application/json"},
+                                  b'{"daily_limit_usd": 0}')
+    report.note(f"daily limit turned off for this step (from this machine): HTTP {status}")
+    evil = "http://evil.example"
+    spy = await c.http.ws_connect(f"{lan_url}/ws", headers={"Origin": evil}, max_msg_size=0)
+    words = "faults: a page of another site queues 16 paid variations"
+    prompt = intent_prompt(info, words)
+    submit = node_of(prompt, "CometOmniSubmit")
+    prompt[submit]["inputs"]["variations"] = 16
+    prompt[node_of(prompt, "CometOmniPrompt")]["inputs"]["duration"] = 10
+    body = json.dumps({"prompt": prompt, "client_id": "evil"}).encode()
+    before = await fake.state()
+    attack = {"Host": host, "Origin": evil, "Content-Type": "text/plain;charset=UTF-8"}
+    for path, headers, what in (("/prompt", {**attack, "Sec-Fetch-Site": "cross-site"}, "Sec-Fetch-Site: cross-site"),
+                                ("/prompt", attack, "Origin only (an older browser)"),
+                                ("/api/prompt", {**attack, "Sec-Fetch-Site": "cross-site"}, "Sec-Fetch-Site: cross-site")):
+        status, text = await raw_http(lan_url, "POST", path, headers, body)
+        try:
+            error = json.loads(text).get("error") or {}
+        except ValueError:
+            error = {"message": text}
+        # Newer ComfyUI (0.33) refuses Sec-Fetch-Site: cross-site itself, with a bare 403, before the pack sees it.
+        by = ("the pack" if error.get("type") == "cometapi_omni_cross_site"
+              else "ComfyUI itself (a bare 403)" if status == 403 and not text.strip() else None)
+        report.check(status == 403 and by is not None,
+                     f"faults: a cross-site text/plain POST {path} of a paid workflow ({what}) is refused",
+                     f"HTTP {status}, by {by}: {error.get('message', '')[:200]} {error.get('details', '')[:200]}")
+    await asyncio.sleep(3)
+    after = await fake.state()
+    queue = await c.http.get(c.url + "/queue")
+    pending = await queue.json()
+    report.check(after["created"] == before["created"] and after["creation_requests"] == before["creation_requests"]
+                 and not pending["queue_running"] and not pending["queue_pending"],
+                 "faults: the refused cross-site prompts created no task and queued nothing",
+                 f"{after['created'] - before['created']} new task(s), {after['creation_requests'] - before['creation_requests']} "
+                 f"creation request(s); queue {len(pending['queue_running'])} running, {len(pending['queue_pending'])} pending")
+    # ComfyUI's own page on the LAN address: same origin, JSON, its own websocket.
+    page = Comfy(c.http, lan_url)
+    await page.connect(headers={"Origin": lan_url})
+    own_words = "faults: ComfyUI's own page on the LAN address queues a paid prompt"
+    before = await fake.state()
+    run = await page.run(intent_prompt(info, own_words),
+                         headers={"Origin": lan_url, "Sec-Fetch-Site": "same-origin"})
+    after = await fake.state()
+    await page.close()
+    report.check(run["outcome"] == "success" and after["created"] - before["created"] == 1,
+                 "faults: a same-origin POST /prompt from ComfyUI's page on the LAN address still runs (1 task)",
+                 f"{outcome_text(run)}; {after['created'] - before['created']} new task(s)")
+    seen = await ws_messages(spy, 2.0)
+    await spy.close()
+    texts = [m for m in seen if isinstance(m, str)]
+    events = [json.loads(t)["data"] for t in texts if json.loads(t).get("type") == "cometapi_omni.task"]
+    leaked = [w for w in (words, own_words, "kling_", ".mp4", "succeeded", "processing") if any(w in t for t in texts)]
+    binary = [m for m in seen if isinstance(m, bytes)]
+    report.check(events and all(set(e) == {"task_id", "as_of"} for e in events) and not leaked and not binary,
+                 "faults: a WebSocket from another site's page receives no prompt text, state or file name",
+                 f"{len(texts)} text messages ({len(events)} task events, e.g. {events[-1:] or 'none'}), "
+                 f"{len(binary)} binary frames; found: {leaked or 'nothing'}")
+
+
 async def fault_chunked(report: Report, comfy: Comfy, fake: FakeControl, base: Path, info: dict) -> None:
     """A CDN that streams without a length (chunked, in pieces over a second or two), then one that
     also gzips it uninvited."""
@@ -1797,8 +1914,8 @@ async def faults_run(args, report: Report, work: Path, key: str) -> None:
     _, fake_url = start_fake_server(work, key, name="fake_cometapi_faults")
     attacker_key = "sk-attacker" + secrets.token_hex(8)  # random: the pack's sources (copied too) never hold it
     history = ""
-    async with comfyui(args, work, "faults", fake_url, None) as c:
-        report.note(f"faults run: ComfyUI at {c.url}, stored key, fake CometAPI at {fake_url}")
+    async with comfyui(args, work, "faults", fake_url, None, listen="0.0.0.0") as c:
+        report.note(f"faults run: ComfyUI --listen 0.0.0.0 at {c.url}, stored key, fake CometAPI at {fake_url}")
         comfy = Comfy(c.http, c.url)
         await comfy.connect()
         fake = FakeControl(c.http, fake_url)
@@ -1814,7 +1931,8 @@ async def faults_run(args, report: Report, work: Path, key: str) -> None:
         await fault_broken_files(report, comfy, fake, c.base, info)
         await fault_busy_account(report, comfy, fake, c.base, info)
         await fault_journal_deleted(report, comfy, fake, c.base, info)
-        await fault_cross_site(report, comfy, key_file, attacker_key)  # last: if it fails, only it fails
+        await fault_cross_site(report, comfy, key_file, attacker_key)  # near last: if it fails, only it fails
+        await fault_foreign_pages(report, c, fake, info)  # last: it turns the daily limit off
 
         state = await fake.state()
         intents = {t["prompt"] for t in state["tasks"]}
@@ -2015,7 +2133,8 @@ def main(argv=None) -> int:
                              "(default: leave the frontend's own default)")
     parser.add_argument("--faults", action="store_true",
                         help="also run issue 8's faults (file hosts, 2xx and 429 creations, a deleted journal, "
-                             "cross-site key writes) in a ComfyUI of their own")
+                             "cross-site key writes) and issue 16's foreign pages (a cross-site paid /prompt, a "
+                             "foreign /ws) in a ComfyUI of their own, started with --listen 0.0.0.0")
     parser.add_argument("--faults-only", action="store_true", help="only the faults part")
     parser.add_argument("--batch", action="store_true",
                         help="also run the batch checks: 8 and 10 variations and a prompt list against an account "

@@ -46,11 +46,12 @@ def test_actual_charge_from_units():
     assert pricing.actual_usd("nan") is None
 
 
-def test_settings_default_when_missing_or_broken(tmp_path, caplog):
+def test_settings_default_when_missing_and_fail_closed_when_broken(tmp_path, caplog):
     assert load_settings(tmp_path) == DEFAULTS
     (tmp_path / SETTINGS_FILE).write_text("{not json")
-    assert load_settings(tmp_path) == DEFAULTS
-    assert SETTINGS_FILE in caplog.text
+    broken = load_settings(tmp_path)
+    assert broken.daily_limit_usd == DEFAULTS.daily_limit_usd > 0 and SETTINGS_FILE in broken.limit_unknown
+    assert SETTINGS_FILE in caplog.text  # more in test_settings_guard.py
 
 
 def test_settings_saved_checked_and_private(tmp_path):

@@ -158,7 +158,7 @@ def test_a_mismatched_origin_is_refused_even_with_json(store):
 
 
 SIDEBAR_ROUTES = [("GET", "/settings", None), ("POST", "/settings", '{"daily_limit_usd": 1}'), ("GET", "/tasks", None),
-                  ("GET", "/tasks/31/thumb", None), ("POST", "/tasks/31/collect", "{}")]
+                  ("GET", "/tasks/31", None), ("GET", "/tasks/31/thumb", None), ("POST", "/tasks/31/collect", "{}")]
 
 
 @pytest.mark.parametrize("method, path, body", SIDEBAR_ROUTES)

@@ -86,7 +86,19 @@ def test_settings_start_as_the_shipped_defaults(pack):
     status, answer = pack.call("GET", "/settings")
     assert status == 200
     assert answer == {"settings": DEFAULTS.as_dict(), "defaults": DEFAULTS.as_dict(), "rates_source": RATES_SOURCE,
-                      "today": {"usd": 0.0, "left_usd": None}}
+                      "today": {"usd": 0.0, "left_usd": DEFAULTS.daily_limit_usd}, "limit_unknown": ""}
+    assert DEFAULTS.daily_limit_usd > 0  # a fresh install has a daily limit
+
+
+def test_settings_that_cannot_be_read_say_why_and_a_save_repairs_them(pack):
+    pack.home.mkdir(parents=True)
+    (pack.home / SETTINGS_FILE).write_text('{"format": 2, "daily_limit_usd": 3, "rates": {"pro": 0.3')
+    status, answer = pack.call("GET", "/settings")
+    assert status == 200 and str(pack.home / SETTINGS_FILE) in answer["limit_unknown"]
+    assert answer["settings"]["daily_limit_usd"] == DEFAULTS.daily_limit_usd  # the default, never "off"
+    status, answer = pack.call("POST", "/settings", json={"daily_limit_usd": 3})
+    assert status == 200 and answer["limit_unknown"] == "" and answer["settings"]["daily_limit_usd"] == 3.0
+    assert len(list(pack.home.glob(SETTINGS_FILE + ".unreadable-*"))) == 1  # the damaged file is kept
 
 
 def test_a_partial_change_is_saved_and_today_s_spend_is_counted_against_the_limit(pack):
@@ -135,17 +147,30 @@ def test_pages_newest_first_with_totals(pack):
     assert page["totals"]["today"] == {"tasks": 121, "seconds": {"pro": 60 * 5 + 5, "std": 60 * 5},
                                        "usd": pytest.approx(61 * 0.56 + 60 * 0.42)}
     assert page["totals"]["last_30_days"] == page["totals"]["today"]
-    assert page["daily_limit_usd"] == 0.0 and page["left_today_usd"] is None and page["rates_source"] == RATES_SOURCE
+    assert page["daily_limit_usd"] == DEFAULTS.daily_limit_usd and page["left_today_usd"] == 0.0  # spent past it
+    assert page["rates_source"] == RATES_SOURCE
     assert abs(page["now"] - time.time()) < 60
     first = pack.call("GET", "/tasks")[1]
     assert first["tasks"][0]["task_id"] is None and first["tasks"][0]["state"] == "uncertain" and first["limit"] == 50
     assert pack.call("GET", "/tasks?limit=0")[1]["tasks"] == []
 
 
-@pytest.mark.parametrize("query", ["limit=201", "limit=-1", "offset=-5", "limit=ten", "offset=1.5"])
+@pytest.mark.parametrize("query", ["limit=201", "limit=-1", "offset=-5", "limit=ten", "offset=1.5",
+                                   # issue 16: an offset past SQLite's integers answered 500
+                                   "offset=99999999999999999999", "offset=9223372036854775808",
+                                   "offset=1000000001", "limit=" + "9" * 5000, "offset=%EF%BC%95",
+                                   "offset=%D9%A1%D9%A2", "offset=+5", "offset=5_0", "offset=", "limit= 5"])
 def test_a_bad_page_is_refused(pack, query):
+    pack.add("a", task_id="1")
     status, answer = pack.call("GET", f"/tasks?{query}")
     assert status == 400 and ("limit" in answer["error"] or "offset" in answer["error"])
+    assert "whole number" in answer["error"]
+
+
+def test_the_largest_page_bounds_are_answered(pack):
+    pack.add("a", task_id="1")
+    status, page = pack.call("GET", f"/tasks?offset={task_routes.MAX_OFFSET}&limit={task_routes.MAX_PAGE}")
+    assert status == 200 and page["tasks"] == [] and page["total"] == 1
 
 
 def test_ten_thousand_tasks(pack):
@@ -242,20 +267,12 @@ def test_no_key_signed_url_or_base_url_in_any_payload(pack, monkeypatch):
     answers = [pack.call("GET", "/settings"), pack.call("POST", "/settings", json={"daily_limit_usd": 9}),
                pack.call("GET", "/tasks"), pack.call("GET", "/tasks?offset=1&limit=1"),
                pack.call("POST", "/tasks/32/collect", json={}), pack.call("GET", "/tasks/31/thumb"),
-               pack.call("POST", "/tasks/31/collect", data=b"{}", headers=JSON)]
-    assert [a[0] for a in answers] == [200, 200, 200, 200, 202, 200, 202]
-
-    # the live events, built as in ComfyUI from the same journal
-    monkeypatch.setenv("COMETAPI_OMNI_HOME", str(pack.home))
-    monkeypatch.setenv("COMETAPI_OMNI_OUTPUT", str(pack.output))
-    runtime = importlib.import_module("cometapi_kling_omni.nodes.runtime")
-    task_events = importlib.import_module("cometapi_kling_omni.nodes.task_events")
-    runtime._journal_at.cache_clear()
-    events = [{"task": task_events.current_row(tid)} for tid in ("31", "32")]
-    assert events[0]["task"]["on_disk"] and events[0]["task"]["file"]["filename"] == "kling_31.mp4"
+               pack.call("POST", "/tasks/31/collect", data=b"{}", headers=JSON),
+               pack.call("GET", "/tasks/31"), pack.call("GET", "/tasks/32")]  # what a live event has read
+    assert [a[0] for a in answers] == [200, 200, 200, 200, 202, 200, 202, 200, 200]
+    assert answers[7][1]["task"]["on_disk"] and answers[7][1]["task"]["file"]["filename"] == "kling_31.mp4"
 
     payload = b"".join(a[1] if isinstance(a[1], bytes) else json.dumps(a[1]).encode() for a in answers)
-    payload += json.dumps(events).encode()
     for secret in (env_key, stored_key, env_key[-12:], stored_key[-12:], "SIGNED0123456789", "X-Signature",
                    "gateway.private.example", "user:pw", '"node_id"', '"fingerprint"',
                    '"video_url"', '"base_url"', str(pack.home)):

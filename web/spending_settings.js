@@ -80,7 +80,7 @@ function dailyLimitPanel() {
     row.append(input, element("span", { textContent: "USD a day (0 = no limit)" }));
     root.append(row, today);
     return (answer) => {
-      show(input, answer.settings.daily_limit_usd);
+      show(input, answer.limit_unknown ? "" : answer.settings.daily_limit_usd); // unknown: typing any value saves it
       today.textContent = todayText(answer);
     };
   });

@@ -1,5 +1,6 @@
 // The Tasks sidebar: every journalled task, newest first, 50 at a time (GET /cometapi_omni/tasks),
-// kept current by the server's `cometapi_omni.task` events (no polling), with the totals for
+// kept current by the server's `cometapi_omni.task` events (no polling: an event names the task,
+// whose row is then read through GET /cometapi_omni/tasks/{task_id}), with the totals for
 // today and 30 days and what is left of the daily limit. Each task: when, the start of its
 // prompt, what it bills (exact) and its estimate and actual charge, its state, its video once
 // on disk (thumbnail, preview and open through ComfyUI's /view), the 30-day marks; actions:
@@ -7,6 +8,7 @@
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { POLL_NODE } from "./lib/graph_refs.js";
+import { eventNeed } from "./lib/live_events.js";
 import { graphPriceText } from "./lib/graph_price.js";
 import {
   PAGE_SIZE, emptyList, leftTodayText, nextPage, rowKey, rowView, totalsText, viewPath, withLiveRow, withPage,
@@ -79,14 +81,24 @@ function later(name, work) {
   timers[name] = setTimeout(work, SETTLE_MS);
 }
 
-function onTaskEvent(event) {
-  const row = event.detail?.task;
-  if (row) {
-    list = withLiveRow(list, row);
-    render();
+/** One task's row, read after a live event said it changed (the event itself carries no content). */
+async function loadRow(taskId) {
+  try {
+    const answer = await packCall("GET", `${TASKS_ROUTE}/${encodeURIComponent(taskId)}`);
+    if (answer?.task) {
+      list = withLiveRow(list, answer.task);
+      render();
+    }
+  } catch {
+    // gone from the journal, or refused: the next page read shows what is there
   }
+}
+
+function onTaskEvent(event) {
+  const detail = event.detail;
+  if (eventNeed(list, detail) === "row") loadRow(detail.task_id);
   if (!ui?.root.isConnected) return; // closed: opening it reads the first page and the totals again
-  if (row) later("totals", () => loadTop(0)); // the totals only (limit 0): what the task counts for changed
+  if (detail?.task_id != null) later("totals", () => loadTop(0)); // the totals only (limit 0): what the task counts for changed
   else later("top", () => loadTop()); // a row without a task id changed: its page again
 }
 

@@ -16,6 +16,11 @@ export const RATE_FIELDS = [
 export function todayText(answer) {
   const today = answer?.today;
   if (!today || typeof today.usd !== "number") return "Today's spend is not known (is the pack loaded on this server?).";
+  // The server could not read the limit (a damaged settings file): say why, and that a save here repairs it.
+  if (answer.limit_unknown) {
+    return `${answer.limit_unknown} Submit refuses until it can: type the daily limit here to save a good file `
+      + "(the damaged one is kept beside it).";
+  }
   const limit = answer.settings?.daily_limit_usd ?? 0;
   const spent = `Spent today ≈ ${money(today.usd)}`;
   if (!(limit > 0)) return `${spent} · no limit`;

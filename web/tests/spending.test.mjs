@@ -15,6 +15,12 @@ test("today's spend and what is left of the limit", () => {
   assert.equal(todayText(null), "Today's spend is not known (is the pack loaded on this server?).");
 });
 
+test("a daily limit the server cannot read is said, with how to repair it", () => {
+  const text = todayText({ ...answer(10, 0, 10), limit_unknown: "The daily limit in /u/settings.json cannot be read: cut short." });
+  assert.equal(text, "The daily limit in /u/settings.json cannot be read: cut short. Submit refuses until it can: type the "
+    + "daily limit here to save a good file (the damaged one is kept beside it).");
+});
+
 test("what a field holds becomes a number to send; anything else is said before sending", () => {
   assert.deepEqual(numberFromInput("5", "daily limit"), { value: 5 });
   assert.deepEqual(numberFromInput(" 0.25 ", "daily limit"), { value: 0.25 });
