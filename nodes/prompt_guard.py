@@ -8,10 +8,13 @@ never the request; but it builds its aiohttp app before it imports custom nodes 
 the app's middleware list only when the server starts (0.3.64 and 0.33 alike), so the pack
 adds a middleware to it (bridge.add_middleware).
 
-The middleware looks only at POST /prompt and /api/prompt. It reads the body only of a request
-that may come from another site's page (routes.cross_site_problem, the same rule as the pack's
-own routes), and refuses only one whose prompt holds a paid node: 403 with the reason, in
-ComfyUI's error shape. Every other request reaches ComfyUI untouched.
+The middleware looks only at POST /prompt and /api/prompt sent by a browser (every browser of
+the last years marks its POSTs with Origin or Sec-Fetch-Site; a script marks nothing, so scripts
+written as ComfyUI's own examples, with any Content-Type, keep working). It reads the body only
+of a browser's request that may come from another site's page (routes.cross_site_problem, the
+same rule as the pack's own routes), and refuses only one whose prompt holds a paid node: 403 with
+the reason, in ComfyUI's error shape. Every other request reaches ComfyUI untouched. A browser old
+enough to mark nothing is not told apart from a script: the daily limit caps what it could spend.
 
 It also says, at start-up, what ComfyUI's --listen exposes (exposure_warning).
 """
@@ -31,14 +34,17 @@ log = logging.getLogger("cometapi_omni")
 PAID_NODES = frozenset({"CometOmniSubmit"})  # the only node that creates (paid) tasks
 PROMPT_PATHS = frozenset({"/prompt", "/api/prompt"})
 ERROR_TYPE = "cometapi_omni_cross_site"
-PAID_PROMPTS_OWN_PAGE_ONLY = ("A prompt that creates paid Kling tasks is taken only from ComfyUI's own page, "
-                              "or from a script that sends it as Content-Type: application/json.")
+PAID_PROMPTS_OWN_PAGE_ONLY = ("A prompt that creates paid Kling tasks is taken from a browser only on ComfyUI's own "
+                              "page (scripts are not concerned).")
+BROWSER_MARKS = ("Origin", "Sec-Fetch-Site")  # what browsers add to a POST and scripts do not
 
 
 @web.middleware
 async def refuse_cross_site_paid_prompts(request: web.Request, handler):
     if request.method != "POST" or _route_path(request) not in PROMPT_PATHS:
         return await handler(request)
+    if not any(mark in request.headers for mark in BROWSER_MARKS):
+        return await handler(request)  # a script (or a browser too old to say where its page is)
     problem = await cross_site_problem(request, PAID_PROMPTS_OWN_PAGE_ONLY)
     if problem is None:
         return await handler(request)
