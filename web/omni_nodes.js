@@ -1,6 +1,8 @@
 // On-canvas help for the Omni nodes (DOM widgets: the canvas renderer and Nodes 2.0 alike):
-// - CometOmniPrompt: which tokens the wired refs chain provides, and tokens pointing at nothing.
-//   One saved before the model choice existed loads as it ran then: on kling-video-o1.
+// - CometOmniPrompt: which tokens the wired refs chain provides, and tokens pointing at nothing;
+//   its storyboard (the shots chain: how many, their total against duration) and whatever the
+//   server will refuse in model, sound, duration and shots, with what to fix. One saved before
+//   the model choice existed loads as it ran then: on kling-video-o1.
 // - CometOmniSubmit: what it will bill, live (mode and seconds exact, USD an estimate at the
 //   user's rates), and what the whole graph will bill if run.
 // - CometOmniPoll: the task id of the last run stays visible (and copyable) to collect later.
@@ -14,6 +16,7 @@ import { currentRates, loadSettings } from "./pack_api.js";
 import { checkTokens } from "./lib/tokens.js";
 import { promptHelpLines, taskIdFromOutput, taskIdText } from "./lib/format.js";
 import { KEPT_ON_O1_NOTE, valuesForSavedPrompt } from "./lib/saved_prompt.js";
+import { reviewLines, reviewPrompt, shotsLine } from "./lib/prompt_rules.js";
 import { O1 } from "./lib/pricing.js";
 
 const REFRESH_MS = 700; // the refs chain can change anywhere upstream: a cheap periodic look
@@ -119,13 +122,18 @@ function setUpPrompt(node) {
   let shown = "";
   node.cometapiRefresh = (snapshot) => {
     const refs = describeRefs(snapshot, node.id);
+    const review = reviewPrompt(snapshot, node.id, refs);
     const promptLinked = node.inputs?.some((input) => input.name === "prompt" && input.link != null);
     const text = node.widgets?.find((w) => w.name === "prompt")?.value ?? "";
-    const lines = promptHelpLines(refs, promptLinked ? null : checkTokens(text, refs));
-    if (promptLinked) lines.push({ level: "info", text: "The prompt comes from a link: its tokens are checked when it runs." });
+    const lines = [];
     if (node.cometapiKeptOnO1 && node.widgets?.find((w) => w.name === "model")?.value === O1) {
-      lines.unshift({ level: "info", text: KEPT_ON_O1_NOTE });
+      lines.push({ level: "info", text: KEPT_ON_O1_NOTE });
     }
+    const storyboard = shotsLine(review); // first: it changes as the shots are edited
+    if (storyboard) lines.push(storyboard);
+    lines.push(...promptHelpLines(refs, promptLinked ? null : checkTokens(text, refs)));
+    if (promptLinked) lines.push({ level: "info", text: "The prompt comes from a link: its tokens are checked when it runs." });
+    lines.push(...reviewLines(review));
     const key = JSON.stringify(lines);
     if (key === shown) return;
     shown = key;
