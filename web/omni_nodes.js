@@ -149,7 +149,7 @@ function setUpSubmit(node) {
   node.cometapiRefresh = (snapshot, context) => {
     const price = submitPrice(snapshot, node.id, context.rates);
     const lines = [
-      { text: submitPriceText(price), level: price.problem || !price.active ? "warn" : "info" },
+      { text: submitPriceText(price), level: price.refused && price.active ? "error" : price.problem || !price.active ? "warn" : "info" },
       { text: graphPriceText(context.whole()), level: "muted" },
     ];
     const key = JSON.stringify(lines);

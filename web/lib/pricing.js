@@ -82,7 +82,7 @@ export function cost(mode, seconds, videoInput, rates = DEFAULT_RATES, { model =
 function costOf(task, usdLow, usdHigh) {
   const { model, mode, seconds, sound, shots } = task;
   const length = seconds === null ? `length of the input video, ${MIN_INPUT_SECONDS}–${MAX_INPUT_SECONDS} s`
-    : `${formatG(seconds)} s${shots ? ` in ${shots} shots` : ""}`;
+    : `${formatG(seconds)} s${shots ? ` in ${shots} shot${shots > 1 ? "s" : ""}` : ""}`;
   const tag = model === O1 ? "" : ` · ${MODELS[model]?.tag ?? model}`;
   const label = `${length} · ${mode}${tag}${sound ? " + sound" : ""}`;
   const usd = usdText(usdLow, usdHigh);

@@ -278,8 +278,8 @@ function shotProblems(text, refs) {
   return problems;
 }
 
-/** What the rules need to know of the references, as far as the canvas knows them. */
-function refFacts(refs) {
+/** What the rules need to know of the references (a describeRefs result), as far as the canvas knows them. */
+export function refFacts(refs) {
   const entries = [...refs.images, ...refs.elements, ...refs.videos];
   const roles = refs.images.map((e) => e.role);
   const referTypes = refs.videos.map((e) => e.referType);
