@@ -1130,7 +1130,7 @@ SUBMIT_PRICE = f"(({SUBMIT}.widgets || []).find(w => w.name === 'cometapi_submit
 POLL_STATUS = f"String((({POLL}.widgets || []).find(w => w.name === '$$node-text-preview') || {{}}).value || '')"
 LIMIT_INPUT = 'document.querySelector(\'input[aria-label="Daily limit in USD"]\')'
 LIMIT_PANEL = LIMIT_INPUT + "?.closest('label')?.parentElement"
-STD_RATE_INPUT = 'document.querySelector(\'input[aria-label^="Rate for std,"]\')'
+STD_RATE_INPUT = 'document.querySelector(\'input[aria-label^="Rate for O1 std,"]\')'
 RATES_PANEL = STD_RATE_INPUT + "?.parentElement?.parentElement"
 TASKS_TAB = "__check.named(document, 'Kling Omni tasks')"
 TASKS_LIST = "document.querySelector('ul[aria-label=\"Kling Omni tasks\"]')"
