@@ -223,7 +223,7 @@ function rowElement(row) {
     });
     badge.setAttribute("aria-label", `Model: ${view.model.title}`);
     badge.dataset.model = row.model;
-    when.append(badge);
+    when.append(" ", badge); // the space keeps "today 14:03 v3" apart when read or copied as text
   }
   meta.append(when, element("div", { textContent: `${view.label} · ${view.cost}` }));
   top.append(meta);
