@@ -170,9 +170,11 @@ function soundText(settings, sounds) {
 /** "4 × 5 s · pro ≈ $2.24", or why there is no price, or why this Submit bills nothing. */
 export function submitPriceText(price) {
   if (price.problem) return price.problem;
-  const text = price.refused ? `refused before sending, bills nothing. ${price.refused}`
-    : `${price.label} ${usdText(price.usdLow, price.usdHigh)}${price.perPrompt ? " per prompt" : ""}`;
-  if (price.refused && price.active) return `Refused${text.slice("refused".length)}`;
+  if (price.refused) {
+    const why = `before sending, bills nothing. ${price.refused}`;
+    return price.active ? `Refused ${why}` : `${price.inactive}: bills nothing (when on: refused ${why})`;
+  }
+  const text = `${price.label} ${usdText(price.usdLow, price.usdHigh)}${price.perPrompt ? " per prompt" : ""}`;
   return price.active ? text : `${price.inactive}: bills nothing (when on: ${text})`;
 }
 
