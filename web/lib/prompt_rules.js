@@ -184,7 +184,7 @@ export function reviewPrompt(snapshot, promptId, refs = describeRefs(snapshot, p
       billing(`${count} shots are linked; a storyboard has at most ${MAX_SHOTS}: remove ${count - MAX_SHOTS}.`);
     }
     for (const shot of shots.shots) {
-      const label = `Shot ${shot.number} (${shot.node})`;
+      const label = `Shot ${shot.number}, ${shot.node}`;
       for (const text of shotProblems(shot.prompt, refs)) wording(`${label}: ${text}`);
       if (shot.duration !== undefined && !(Number.isInteger(shot.duration) && shot.duration >= MIN_SHOT_SECONDS
         && shot.duration <= MODELS[V3].maxSeconds)) {
@@ -193,8 +193,12 @@ export function reviewPrompt(snapshot, promptId, refs = describeRefs(snapshot, p
     }
     const total = shotsTotal(shots);
     if (total !== null && duration !== null && total !== duration) {
+      // Offer duration = total only where the model takes that length (a storyboard is v3's: 3 to 15 s).
+      const { minSeconds, maxSeconds } = kind ?? MODELS[V3];
+      const orDuration = total >= minSeconds && total <= maxSeconds ? `, or set duration to ${total}`
+        : ` (a video lasts ${minSeconds} to ${maxSeconds} s)`;
       billing(`The shots add up to ${shotParts(shots)} = ${total} s, but duration is ${duration} s: make the shots `
-        + `${duration} s in all, or set duration to ${total}.`);
+        + `${duration} s in all${orDuration}.`);
     }
     const text = prompt.inputs?.prompt != null ? null : prompt.widgets?.prompt;
     if (typeof text === "string" && !BLANK.test(text)) {

@@ -41,6 +41,9 @@ test("a shot's duration changed so the sum is off: the line turns red and says b
     text: "The shots add up to 4 + 4 + 5 = 13 s, but duration is 12 s: make the shots 12 s in all, or set duration to 13." }]);
   g.set(1, "duration", 13);
   assert.deepEqual(problems(g), []);
+  const long = storyboard([["a", 6], ["b", 6], ["c", 6]], { duration: 15 }); // 18 s: no video lasts that long
+  assert.deepEqual(problems(long), ["The shots add up to 6 + 6 + 6 = 18 s, but duration is 15 s: make the shots 15 s "
+    + "in all (a video lasts 3 to 15 s)."]);
 });
 
 test("shots with O1, more than 6 shots, shots and auto_shots together", () => {
@@ -75,18 +78,18 @@ test("a shot's prompt: empty, too long, half a character, tokens checked against
   g.connect(50, 1, "refs");
   const r = review(g);
   assert.deepEqual(r.problems.map((p) => [p.text, p.billing]), [
-    ["Shot 1 (Shot #100): its prompt is empty: describe what happens in the shot (1 to 512 characters).", false],
-    ["Shot 2 (Shot #101): its prompt is 513 characters; the limit is 512.", false],
-    ["Shot 3 (Shot #102): <<<img>>> is not a token: write <<<image_N>>>, <<<element_N>>> or <<<video_1>>>.", false],
-    ["Shot 3 (Shot #102): @image2 points at nothing: only 1 image is wired into the Prompt's refs.", false],
+    ["Shot 1, Shot #100: its prompt is empty: describe what happens in the shot (1 to 512 characters).", false],
+    ["Shot 2, Shot #101: its prompt is 513 characters; the limit is 512.", false],
+    ["Shot 3, Shot #102: <<<img>>> is not a token: write <<<image_N>>>, <<<element_N>>> or <<<video_1>>>.", false],
+    ["Shot 3, Shot #102: @image2 points at nothing: only 1 image is wired into the Prompt's refs.", false],
   ]);
   // 512 characters as sent (a shorthand becomes a longer token), counted as Python counts them
   g.set(101, "prompt", "é".repeat(512));
   g.set(100, "prompt", "\u200b \u00a0");
   g.set(102, "prompt", "a \ud83d kite");
   assert.deepEqual(problems(g), [
-    "Shot 1 (Shot #100): its prompt is empty: describe what happens in the shot (1 to 512 characters).",
-    "Shot 3 (Shot #102): its prompt holds half of a character (often a badly copied emoji), which cannot be sent: delete or retype it.",
+    "Shot 1, Shot #100: its prompt is empty: describe what happens in the shot (1 to 512 characters).",
+    "Shot 3, Shot #102: its prompt holds half of a character (often a badly copied emoji), which cannot be sent: delete or retype it.",
   ]);
   g.set(101, "prompt", "🎈".repeat(512)); // 512 characters, 1024 UTF-16 units
   g.set(100, "prompt", "@image1 opens the door");
