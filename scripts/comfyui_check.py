@@ -1706,6 +1706,15 @@ async def browser_old_workflow(page: Page, report: Report, comfy: Comfy, nodes2:
         {APP}.graph.remove(n); return seen; }})()""")
     report.check(fresh == ["kling-v3-omni", False, False], "browser: a Prompt node added fresh starts on kling-v3-omni",
                  json.dumps(fresh))
+    # A node made from an old node's saved form as pasting and cloning make it (created, then configured).
+    old_node = next(n for n in json.loads(old)["nodes"] if n["type"] == "CometOmniPrompt")
+    pasted = await page.js(f"""(() => {{ const n = LiteGraph.createNode('CometOmniPrompt');
+        n.configure({json.dumps({**old_node, "inputs": [], "outputs": []})}); {APP}.graph.add(n);
+        const seen = [{widget_value('n', 'model')}, {widget_value('n', 'sound')}, {widget_value('n', 'auto_shots')}];
+        {APP}.graph.remove(n); return seen; }})()""")
+    report.check(pasted == ["kling-video-o1", False, False],
+                 "browser: an old Prompt node pasted in (made from its saved form) stays on kling-video-o1",
+                 json.dumps(pasted))
 
     # The same Prompt inside a subgraph, saved before models (as the previous version would have saved it).
     inner = await page.js(f"""(() => {{ const graph = {APP}.graph;
