@@ -87,7 +87,7 @@ class Cost:
     def length(self) -> str:
         if self.seconds is None:
             return f"length of the input video, {MIN_INPUT_SECONDS}–{MAX_INPUT_SECONDS} s"
-        return f"{self.seconds:g} s" + (f" in {self.shots} shots" if self.shots else "")
+        return f"{self.seconds:g} s" + (f" in {self.shots} shot{'s' if self.shots > 1 else ''}" if self.shots else "")
 
     @property
     def label(self) -> str:

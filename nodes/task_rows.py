@@ -18,6 +18,7 @@ from ..kling_omni.collect import is_collecting
 from ..kling_omni.errors import redact
 from ..kling_omni.journal import REJECTED, Job, Journal
 from ..kling_omni.ledger import EXPIRY_WARNING_DAYS, RETENTION_DAYS, job_cost, recent_totals
+from ..kling_omni.models import UNNAMED, tag_of
 from ..kling_omni.pricing import RATES_SOURCE, Rates, actual_usd
 from ..kling_omni.settings import PackSettings
 from ..kling_omni.task import ENDED, FAILED
@@ -46,6 +47,7 @@ def read_stamp() -> float:
 def task_row(job: Job, rates: Rates, now: float, output_root: Path, collecting: bool) -> dict:
     """The TaskRow of `job`; `output_root` is the folder ComfyUI's /view serves as type=output."""
     cost = job_cost(job, rates)
+    model = model_of(job)
     video = job.video_on_disk
     age = max(0.0, (now - job.created_at) / DAY)
     at_risk = video is None and job.state not in NOTHING_TO_LOSE  # a paid video that is not here yet
@@ -59,6 +61,13 @@ def task_row(job: Job, rates: Rates, now: float, output_root: Path, collecting: 
         "mode": job.mode if cost is not None else "",
         "seconds": job.seconds,
         "video_input": bool(job.video_input),
+        # The model it was made with; a row from before models were recorded was made with O1, the only
+        # one there was. A task collected by id that no Submit of ours made: nobody knows (as its mode).
+        "model": model,
+        "model_tag": tag_of(model) if model else "",
+        "sound": bool(job.sound),
+        "shots": int(job.shots or 0),  # a storyboard of that many shots of our own; 0: one shot
+        "auto_shots": bool(job.auto_shots),  # Kling cut it into shots
         "label": cost.label if cost is not None else "",
         "estimate_text": cost.usd if cost is not None else "",
         "estimate_usd": cost.usd_high if cost is not None else None,
@@ -78,6 +87,14 @@ def task_row(job: Job, rates: Rates, now: float, output_root: Path, collecting: 
         # sidebar keeps the later, so a page read before a live event cannot undo it on arrival.
         "as_of": now,
     }
+
+
+def model_of(job: Job) -> str:
+    """The model name a task was made with: its journalled one, O1 for a row from before models were
+    recorded, "" when nothing about it is known (collected by id: no mode either)."""
+    if job.model:
+        return job.model
+    return UNNAMED if job.mode else ""
 
 
 def view_file(path: Path, output_root: Path) -> Optional[dict]:

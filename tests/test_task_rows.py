@@ -18,7 +18,7 @@ DAY = 86400.0
 ROW_FIELDS = {"task_id", "external_task_id", "state", "created_at", "updated_at", "prompt", "mode", "seconds",
               "video_input", "label", "estimate_text", "estimate_usd", "actual_usd", "actual_units", "message",
               "on_disk", "file", "thumb", "age_days", "expires_in_days", "expiring", "expired", "collecting",
-              "collectable", "as_of"}
+              "collectable", "as_of", "model", "model_tag", "sound", "shots", "auto_shots"}
 
 
 def job(**changes):
@@ -48,6 +48,41 @@ def test_a_finished_task_on_disk_in_the_output_folder(tmp_path):
     assert r["age_days"] == pytest.approx(1 / 24, abs=1e-3) and r["expires_in_days"] is None
     assert not r["expiring"] and not r["expired"] and r["collecting"] is False and r["collectable"] is False
     assert r["as_of"] == NOW
+
+
+def test_model_sound_and_shots_of_a_task():
+    v3 = row(job(model="kling-v3-omni", sound=1, shots=3, seconds=12.0))
+    assert (v3["model"], v3["model_tag"], v3["sound"], v3["shots"], v3["auto_shots"]) == ("kling-v3-omni", "v3", True, 3,
+                                                                                          False)
+    assert v3["label"] == "12 s in 3 shots · pro · v3 + sound" and v3["estimate_text"] == "≈ $1.68"
+    auto = row(job(model="kling-v3-omni", auto_shots=1, mode="std", seconds=10.0))
+    assert (auto["model_tag"], auto["sound"], auto["shots"], auto["auto_shots"]) == ("v3", False, 0, True)
+    o1 = row(job(model="kling-video-o1"))
+    assert (o1["model"], o1["model_tag"], o1["sound"], o1["shots"], o1["auto_shots"]) == ("kling-video-o1", "O1", False,
+                                                                                          0, False)
+
+
+def test_a_row_from_before_models_were_recorded_is_o1():
+    old = row(job())  # the journal's model column is "" for it
+    assert (old["model"], old["model_tag"], old["sound"], old["shots"]) == ("kling-video-o1", "O1", False, 0)
+    assert old["label"] == "5 s · pro"
+    by_id = row(job(mode="", seconds=None, prompt=""))  # collected by id: nobody knows what made it
+    assert (by_id["model"], by_id["model_tag"]) == ("", "")
+    newer = row(job(model="kling-v4-omni"))  # a model a newer version journalled: named as it is
+    assert (newer["model"], newer["model_tag"]) == ("kling-v4-omni", "kling-v4-omni")
+
+
+def test_rows_read_back_from_a_journal_carry_model_sound_and_shots(tmp_path):
+    journal = Journal(tmp_path / "journal.sqlite3")
+    journal.begin("f1", 1, "comfy-1", prompt="p", base_url="b", mode="pro", seconds=12, model="kling-v3-omni",
+                  sound=True, shots=3)
+    journal.begin("f2", 1, "comfy-2", prompt="p", base_url="b", mode="std", seconds=5)
+    page = rows.tasks_page(journal, rows.PackSettings(), NOW, tmp_path, offset=0, limit=10)
+    by_id = {r["external_task_id"]: r for r in page["tasks"]}
+    assert (by_id["comfy-1"]["model_tag"], by_id["comfy-1"]["sound"], by_id["comfy-1"]["shots"]) == ("v3", True, 3)
+    assert (by_id["comfy-2"]["model"], by_id["comfy-2"]["model_tag"], by_id["comfy-2"]["sound"]) == (
+        "kling-video-o1", "O1", False)
+    json.dumps(page)  # what the route sends
 
 
 def test_only_a_task_whose_video_may_still_come_is_collectable():

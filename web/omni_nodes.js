@@ -1,5 +1,8 @@
 // On-canvas help for the Omni nodes (DOM widgets: the canvas renderer and Nodes 2.0 alike):
-// - CometOmniPrompt: which tokens the wired refs chain provides, and tokens pointing at nothing.
+// - CometOmniPrompt: which tokens the wired refs chain provides, and tokens pointing at nothing;
+//   its storyboard (the shots chain: how many, their total against duration) and whatever the
+//   server will refuse in model, sound, duration and shots, with what to fix. One saved before
+//   the model choice existed loads as it ran then: on kling-video-o1.
 // - CometOmniSubmit: what it will bill, live (mode and seconds exact, USD an estimate at the
 //   user's rates), and what the whole graph will bill if run.
 // - CometOmniPoll: the task id of the last run stays visible (and copyable) to collect later.
@@ -12,6 +15,9 @@ import { SUBMIT_NODE, graphPrice, graphPriceText, submitPrice, submitPriceText }
 import { currentRates, loadSettings } from "./pack_api.js";
 import { checkTokens } from "./lib/tokens.js";
 import { promptHelpLines, taskIdFromOutput, taskIdText } from "./lib/format.js";
+import { KEPT_ON_O1_NOTE, valuesForSavedPrompt } from "./lib/saved_prompt.js";
+import { reviewLines, reviewPrompt, shotsLine } from "./lib/prompt_rules.js";
+import { O1 } from "./lib/pricing.js";
 
 const REFRESH_MS = 700; // the refs chain can change anywhere upstream: a cheap periodic look
 const TASK_PROPERTY = "cometapi_task_id";
@@ -82,15 +88,52 @@ function line(text, level = "info") {
   return div;
 }
 
+/**
+ * A Prompt loaded from a workflow saved before the model choice existed keeps running as O1
+ * (web/lib/saved_prompt.js says why). nodeCreated runs before the frontend configures a node
+ * from its saved form, and the node's onConfigure (set here on this node only, chained; no
+ * prototype is touched) is handed that form: the root graph, subgraphs, pasted nodes and every
+ * frontend version alike.
+ */
+function keepSavedModel(node) {
+  const configured = node.onConfigure;
+  node.onConfigure = function (info) {
+    const result = configured?.apply(this, arguments);
+    try {
+      const saved = (this.widgets ?? []).filter((w) => w && w.serialize !== false).map((w) => w.name);
+      const values = valuesForSavedPrompt(info, saved);
+      if (values) {
+        for (const widget of this.widgets) {
+          if (widget && Object.hasOwn(values, widget.name)) widget.value = values[widget.name];
+        }
+        this.cometapiKeptOnO1 = true;
+        this.setDirtyCanvas?.(true, true);
+      }
+    } catch (error) {
+      console.warn("[CometAPI Omni] could not read a saved Prompt's model", error);
+    }
+    return result;
+  };
+}
+
 function setUpPrompt(node) {
+  keepSavedModel(node);
   const view = addTextWidget(node, "cometapi_prompt_help");
   let shown = "";
   node.cometapiRefresh = (snapshot) => {
     const refs = describeRefs(snapshot, node.id);
+    const review = reviewPrompt(snapshot, node.id, refs);
     const promptLinked = node.inputs?.some((input) => input.name === "prompt" && input.link != null);
     const text = node.widgets?.find((w) => w.name === "prompt")?.value ?? "";
-    const lines = promptHelpLines(refs, promptLinked ? null : checkTokens(text, refs));
+    const lines = [];
+    if (node.cometapiKeptOnO1 && node.widgets?.find((w) => w.name === "model")?.value === O1) {
+      lines.push({ level: "info", text: KEPT_ON_O1_NOTE });
+    }
+    const storyboard = shotsLine(review); // first: it changes as the shots are edited
+    if (storyboard) lines.push(storyboard);
+    lines.push(...promptHelpLines(refs, promptLinked ? null : checkTokens(text, refs)));
     if (promptLinked) lines.push({ level: "info", text: "The prompt comes from a link: its tokens are checked when it runs." });
+    lines.push(...reviewLines(review));
     const key = JSON.stringify(lines);
     if (key === shown) return;
     shown = key;
@@ -106,7 +149,7 @@ function setUpSubmit(node) {
   node.cometapiRefresh = (snapshot, context) => {
     const price = submitPrice(snapshot, node.id, context.rates);
     const lines = [
-      { text: submitPriceText(price), level: price.problem || !price.active ? "warn" : "info" },
+      { text: submitPriceText(price), level: price.refused && price.active ? "error" : price.problem || !price.active ? "warn" : "info" },
       { text: graphPriceText(context.whole()), level: "muted" },
     ];
     const key = JSON.stringify(lines);

@@ -5,7 +5,7 @@
 // /cometapi_omni/settings and the server's answer (or its 400 text) is shown.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
-import { RATE_FIELDS, numberFromInput, ratesSourceText, todayText } from "./lib/spending.js";
+import { RATE_FIELDS, RATE_GROUPS, numberFromInput, rateLabel, ratesSourceText, todayText } from "./lib/spending.js";
 import { loadSettings, onSettings, saveSettings } from "./pack_api.js";
 
 const CATEGORY = ["CometAPI", "Spending"];
@@ -88,17 +88,25 @@ function dailyLimitPanel() {
 
 function ratesPanel() {
   return panel((root, { say, save }) => {
+    // One grid, a heading row per model: the inputs line up across the groups.
     const table = element("div", {}, { display: "grid", gridTemplateColumns: "auto auto 1fr", gap: "4px 8px", alignItems: "center" });
     const inputs = {};
-    for (const field of RATE_FIELDS) {
-      const input = numberInput(`Rate for ${field.label}, ${field.unit}`, { min: 0, step: 0.001, width: "6rem" }, (text) => {
-        const typed = numberFromInput(text, `rate for ${field.label}`);
-        if (typed.error) return say(typed.error, false);
-        save({ rates: { [field.name]: typed.value } });
-      });
-      inputs[field.name] = input;
-      table.append(element("span", { textContent: field.label }), input,
-        element("span", { textContent: field.unit }, { color: MUTED_COLOR }));
+    for (const group of RATE_GROUPS) {
+      const heading = element("div", { textContent: group.title, role: "heading" },
+        { gridColumn: "1 / -1", fontWeight: "600", marginTop: "6px" });
+      heading.setAttribute("aria-level", "4");
+      table.append(heading);
+      for (const field of group.fields) {
+        const name = rateLabel(field);
+        const input = numberInput(`Rate for ${name}, ${field.unit}`, { min: 0, step: 0.001, width: "6rem" }, (text) => {
+          const typed = numberFromInput(text, `rate for ${name}`);
+          if (typed.error) return say(typed.error, false);
+          save({ rates: { [field.name]: typed.value } }, `Saved: ${name} is ${typed.value} ${field.unit}.`);
+        });
+        inputs[field.name] = input;
+        table.append(element("span", { textContent: field.label }, { paddingLeft: "8px" }), input,
+          element("span", { textContent: field.unit }, { color: MUTED_COLOR }));
+      }
     }
     const source = element("div", {}, { color: MUTED_COLOR, fontSize: "0.9em" });
     const reset = element("button", { type: "button", textContent: "Reset to the shipped rates" }, { alignSelf: "flex-start" });
@@ -110,7 +118,8 @@ function ratesPanel() {
     });
     root.append(table, source, reset);
     return (answer) => {
-      for (const field of RATE_FIELDS) show(inputs[field.name], answer.settings.rates[field.name]);
+      // A rate this server does not send (an older server: no v3 names) stays empty, not "undefined".
+      for (const field of RATE_FIELDS) show(inputs[field.name], answer.settings.rates[field.name] ?? "");
       shipped = answer.defaults?.rates ?? null;
       source.textContent = `${ratesSourceText(answer)} Every USD amount the pack shows is an estimate at the rates above.`;
       reset.disabled = !shipped;
@@ -191,7 +200,7 @@ app.registerExtension({
       id: "CometAPI.Omni.Spending.Rates",
       category: [...CATEGORY, "Rates"],
       name: "Rates (USD estimates)",
-      tooltip: "What the prices on Submit nodes, the Tasks sidebar and the daily limit count with.",
+      tooltip: "What the prices on Submit nodes, the Tasks sidebar and the daily limit count with, per model.",
       defaultValue: "",
       sortOrder: -2,
       type: () => ratesPanel(),

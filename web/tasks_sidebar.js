@@ -1,10 +1,11 @@
 // The Tasks sidebar: every journalled task, newest first, 50 at a time (GET /cometapi_omni/tasks),
 // kept current by the server's `cometapi_omni.task` events (no polling: an event names the task,
 // whose row is then read through GET /cometapi_omni/tasks/{task_id}), with the totals for
-// today and 30 days and what is left of the daily limit. Each task: when, the start of its
-// prompt, what it bills (exact) and its estimate and actual charge, its state, its video once
-// on disk (thumbnail, preview and open through ComfyUI's /view), the 30-day marks; actions:
-// copy the id, collect now, add a Poll node for it. Text goes in with textContent only.
+// today and 30 days and what is left of the daily limit. Each task: when, its model (with sound
+// and shots: "v3 · sound · 3 shots"), the start of its prompt, what it bills (exact) and its
+// estimate and actual charge, its state, its video once on disk (thumbnail, preview and open
+// through ComfyUI's /view), the 30-day marks; actions: copy the id, collect now, add a Poll node
+// for it. Text goes in with textContent only.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { POLL_NODE } from "./lib/graph_refs.js";
@@ -225,7 +226,18 @@ function rowElement(row) {
     top.append(thumb);
   }
   const meta = element("div", {}, { color: MUTED, fontSize: "11px", minWidth: "0" });
-  meta.append(element("div", { textContent: view.when }), element("div", { textContent: `${view.label} · ${view.cost}` }));
+  const when = element("div", { textContent: view.when });
+  if (view.model.text) {
+    // What it was made with, at a glance: "v3 · sound · 3 shots", "O1".
+    const badge = element("span", { textContent: view.model.text, title: view.model.title }, {
+      marginLeft: "6px", padding: "0 4px", borderRadius: "3px", border: "1px solid var(--border-color, #555)",
+      color: "var(--fg-color, #ddd)", whiteSpace: "nowrap",
+    });
+    badge.setAttribute("aria-label", `Model: ${view.model.title}`);
+    badge.dataset.model = row.model;
+    when.append(" ", badge); // the space keeps "today 14:03 v3" apart when read or copied as text
+  }
+  meta.append(when, element("div", { textContent: `${view.label} · ${view.cost}` }));
   top.append(meta);
   li.append(top);
 

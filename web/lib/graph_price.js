@@ -1,14 +1,19 @@
 // What a Submit node, and the whole graph, will bill if run: from a snapshot of the canvas
 // (graph_refs.snapshotGraph) and the user's rates. Pure, so Node tests it.
 //
-// A Submit bills `variations` tasks of the request its CometOmniPrompt builds: the Prompt's
-// mode and duration, and its refs chain (a video in it: the video rates; a base video: as
-// long as the input, 3–10 s). A setting fed by a link is not known before the run: the
-// price is then the range of what it can be. A prompt fed by a link (a prompt list) makes
-// one request per prompt: the price is per prompt.
+// A Submit bills `variations` tasks of the request its CometOmniPrompt builds, at the rate of
+// the Prompt's model (web/lib/pricing.js): its mode, duration and sound, and its refs chain (a
+// video in it: the video rates; a base video: as long as the input, 3–10 s). A Prompt without a
+// model value (saved before the choice) is O1. A storyboard bills its total length, which is the
+// Prompt's duration. A setting fed by a link is not known before the run: the price is then the
+// range of what it can be, leaving out the combinations the server refuses (sound with O1, 12 s
+// with O1, ...). A Prompt the server will certainly refuse (prompt_rules.reviewPrompt) bills
+// nothing: the Submit says what to fix instead of a price. A prompt fed by a link (a prompt
+// list) makes one request per prompt: the price is per prompt.
 
 import { PROMPT_NODE, describeRefs, flattenSnapshot, nodeLabel, sourceOf } from "./graph_refs.js";
-import { MAX_INPUT_SECONDS, MIN_INPUT_SECONDS, cost, pyRound, usdText } from "./pricing.js";
+import { MAX_INPUT_SECONDS, MIN_INPUT_SECONDS, MODELS, MODEL_NAMES, O1, cost, pyRound, usdText } from "./pricing.js";
+import { refFacts, reviewPrompt, shotsTotal } from "./prompt_rules.js";
 
 export const SUBMIT_NODE = "CometOmniSubmit";
 const MODES = ["std", "pro"];
@@ -16,15 +21,16 @@ const RUNS = 0; // litegraph node modes: 0 always, 2 never (muted), 4 bypass
 const NOT_RUN = { 2: "Muted", 4: "Bypassed" };
 
 /**
- * The price of Submit `submitId`: {active, inactive ("Muted"|"Bypassed"|""), problem, tasks,
- * perPrompt, label, usdLow, usdHigh}. usd* are for all its variations; `problem` (a sentence)
- * when there is no Prompt to price.
+ * The price of Submit `submitId`: {active, inactive ("Muted"|"Bypassed"|""), problem, refused,
+ * tasks, perPrompt, label, usdLow, usdHigh}. usd* are for all its variations; `problem` (a
+ * sentence) when there is no Prompt to price; `refused` (what to fix) when its Prompt will be
+ * refused before anything is sent, so it bills nothing.
  */
 export function submitPrice(snapshot, submitId, rates) {
   const submit = (snapshot?.nodes ?? []).find((n) => String(n.id) === String(submitId));
   const mode = submit?.mode ?? RUNS;
   const result = { active: mode === RUNS, inactive: NOT_RUN[mode] ?? (mode === RUNS ? "" : "Not run"), problem: null,
-    tasks: 0, perPrompt: false, label: "", usdLow: 0, usdHigh: 0 };
+    refused: null, tasks: 0, perPrompt: false, label: "", usdLow: 0, usdHigh: 0 };
   if (!submit) return { ...result, problem: "This Submit is not in the graph." };
   const prompt = sourceOf(snapshot, submitId, "request");
   if (!prompt) return { ...result, problem: "Connect a Kling Omni Prompt to request to see what this Submit bills." };
@@ -32,6 +38,7 @@ export function submitPrice(snapshot, submitId, rates) {
     return { ...result, problem: `The request comes from ${nodeLabel(prompt)}: what it bills is known when it runs.` };
   }
   const one = taskPrice(snapshot, prompt, rates);
+  if (one.refused) return { ...result, refused: one.refused };
   const linkedVariations = submit.inputs.variations != null;
   const count = linkedVariations ? 1 : wholeNumber(submit.widgets.variations, 1);
   return {
@@ -44,47 +51,129 @@ export function submitPrice(snapshot, submitId, rates) {
   };
 }
 
-/** One task of the Prompt node `prompt`: {label, usdLow, usdHigh}. */
+/** One task of the Prompt node `prompt`: {label, usdLow, usdHigh}, or {refused: what to fix}. */
 function taskPrice(snapshot, prompt, rates) {
   const refs = describeRefs(snapshot, prompt.id);
+  const review = reviewPrompt(snapshot, prompt.id, refs);
+  const refusal = review.problems.find((p) => p.billing);
+  if (refusal) return { refused: `${nodeLabel(prompt)}: ${refusal.text}` };
+  const { settings, shots } = review;
+  const facts = refFacts(refs);
+  if (!settings.mode.linked && !MODES.includes(settings.mode.value)) {
+    return { refused: `${nodeLabel(prompt)}: mode is "${settings.mode.value}", which has no rate: pick std or pro.` };
+  }
+
+  const models = settings.model.linked ? MODEL_NAMES : [settings.model.value];
+  const modes = settings.mode.linked ? MODES : [settings.mode.value];
+  const sounds = settings.sound.linked ? [false, true] : [settings.sound.value];
   // References not known before the run may hold a video of any refer_type: price that in.
   const videoInputs = refs.open && !refs.videos.length ? [false, true] : [refs.videos.length > 0];
   const referTypes = refs.videos.map((v) => v.referType).concat(refs.open ? [undefined] : []);
-  const modeLinked = prompt.inputs.mode != null;
-  const durationLinked = prompt.inputs.duration != null;
-  const modes = modeLinked ? MODES : [prompt.widgets.mode];
-  const duration = wholeNumber(prompt.widgets.duration, 5);
+  const base = referTypes.includes("base");
+  const maybeBase = !base && referTypes.includes(undefined);
+  const storyboard = shots.linked; // its shots bill the Prompt's duration, which they must add up to
+  const shotCount = storyboard && !shots.open ? shots.shots.length : 0;
+  const total = storyboard ? shotsTotal(shots) : null;
+  // Seconds that can be billed per model (null: the input video's length).
+  const lengthsOf = (model) => {
+    const kind = MODELS[model];
+    if (base) return [null];
+    let known;
+    if (!settings.duration.linked) known = [settings.duration.value];
+    else if (total !== null) known = [total]; // the only duration the server takes with these shots
+    else known = Array.from({ length: kind.maxSeconds - kind.minSeconds + 1 }, (_, i) => kind.minSeconds + i);
+    return maybeBase ? [...known, null] : known;
+  };
 
-  let lengths; // seconds that can be billed (null: the input video's length)
-  let length;
-  if (referTypes.includes("base")) {
-    lengths = [null];
-    length = `length of the input video, ${MIN_INPUT_SECONDS}–${MAX_INPUT_SECONDS} s`;
-  } else if (referTypes.includes(undefined)) {
-    const why = refs.open ? "references known at run time" : "refer_type set by a link";
-    lengths = durationLinked ? [MIN_INPUT_SECONDS, MAX_INPUT_SECONDS, null] : [duration, null];
-    length = durationLinked ? `${MIN_INPUT_SECONDS}–${MAX_INPUT_SECONDS} s (${refs.open ? why + ", duration set by a link" : "refer_type and duration set by links"})`
-      : `${duration} s, or the input video's length (${why})`;
-  } else if (durationLinked) {
-    lengths = [MIN_INPUT_SECONDS, MAX_INPUT_SECONDS];
-    length = `${MIN_INPUT_SECONDS}–${MAX_INPUT_SECONDS} s (duration set by a link)`;
-  } else {
-    lengths = [duration];
-    length = `${duration} s`;
+  const costs = [];
+  const kept = { models: new Set(), sounds: new Set(), seconds: new Set() };
+  for (const model of models) {
+    const kind = MODELS[model];
+    for (const seconds of lengthsOf(model)) {
+      for (const sound of sounds) {
+        for (const videoInput of videoInputs) {
+          const refused = (seconds === null && !videoInput) // the input's length needs an input video
+            || (sound && (!kind.sound || videoInput))
+            || ((storyboard || settings.autoShots.value) && !kind.shots)
+            || (seconds !== null && (seconds < kind.minSeconds || seconds > kind.maxSeconds))
+            || (seconds !== null && !videoInput && fixedRefuses(kind, seconds, facts));
+          if (refused) continue;
+          kept.models.add(model);
+          kept.sounds.add(sound);
+          kept.seconds.add(seconds);
+          for (const mode of modes) costs.push(cost(mode, seconds, videoInput, rates, { model, sound, shots: shotCount }));
+        }
+      }
+    }
   }
-  const costs = modes.flatMap((mode) => lengths.flatMap((seconds) => videoInputs
-    .filter((videoInput) => videoInput || seconds !== null) // the input's length needs an input video
-    .map((videoInput) => cost(mode, seconds, videoInput, rates))));
+  if (!costs.length) {
+    return { refused: `${nodeLabel(prompt)}: every value its linked settings can take is refused; set them on the node.` };
+  }
   return {
-    label: `${length} · ${modeLinked ? "std or pro (mode set by a link)" : modes[0]}`,
+    label: lengthText(settings, { base, maybeBase, refs, storyboard, shotCount, seconds: [...kept.seconds] })
+      + ` · ${settings.mode.linked ? "std or pro (mode set by a link)" : modes[0]}`
+      + modelText(settings, [...kept.models]) + soundText(settings, [...kept.sounds]),
     usdLow: Math.min(...costs.map((c) => c.usdLow)),
     usdHigh: Math.max(...costs.map((c) => c.usdHigh)),
   };
 }
 
+/** Does a model that takes only some lengths (O1: 5 or 10) refuse `seconds` for these references? */
+function fixedRefuses(kind, seconds, facts) {
+  if (!kind.fixedSeconds.length || kind.fixedSeconds.includes(seconds) || !facts.known || facts.base) return false;
+  return facts.count === 0 || facts.firstFrameAlone;
+}
+
+/** "12 s in 3 shots", "5 s, or the input video's length (...)", "3–15 s (duration set by a link)"... */
+function lengthText(settings, { base, maybeBase, refs, storyboard, shotCount, seconds }) {
+  if (base) return `length of the input video, ${MIN_INPUT_SECONDS}–${MAX_INPUT_SECONDS} s`;
+  const known = seconds.filter((s) => s !== null).sort((a, b) => a - b);
+  const linked = settings.duration.linked;
+  const one = known.length === 1 ? known[0] : null; // the duration, or the shots' total when duration is linked
+  if (maybeBase) {
+    const why = refs.open ? "references known at run time" : "refer_type set by a link";
+    if (one !== null) return `${one} s, or the input video's length (${why})`;
+    const range = secondsText([...known, MIN_INPUT_SECONDS, MAX_INPUT_SECONDS]);
+    return `${range} (${refs.open ? `${why}, duration set by a link` : "refer_type and duration set by links"})`;
+  }
+  if (storyboard && one !== null) {
+    const inShots = shotCount ? ` in ${plural(shotCount, "shot")}` : " in shots known at run time";
+    return `${one} s${inShots}` + (linked ? ` (duration set by a link must be ${one})` : "");
+  }
+  if (linked) return `${secondsText(known)} (duration set by a link)`;
+  return `${settings.duration.value} s`;
+}
+
+/** "5 s", "3–15 s", "5 or 10 s": the lengths a task can have. */
+function secondsText(values) {
+  const sorted = [...new Set(values)].sort((a, b) => a - b);
+  const [low, high] = [sorted[0], sorted[sorted.length - 1]];
+  if (sorted.length === 1) return `${low} s`;
+  if (sorted.length === high - low + 1 || sorted.length > 3) return `${low}–${high} s`;
+  return `${sorted.join(" or ")} s`;
+}
+
+/** " · v3" (none for O1, as its labels always were); the models a linked model may be. */
+function modelText(settings, models) {
+  const tag = (name) => MODELS[name]?.tag ?? name;
+  if (!settings.model.linked) return settings.model.value === O1 ? "" : ` · ${tag(settings.model.value)}`;
+  if (models.length > 1) return ` · ${models.map(tag).join(" or ")} (model set by a link)`;
+  return ` · ${tag(models[0])} (model set by a link; the other model refuses these settings)`;
+}
+
+/** " + sound"; with sound set by a link, whether it can be on. */
+function soundText(settings, sounds) {
+  if (!settings.sound.linked) return settings.sound.value ? " + sound" : "";
+  return sounds.includes(true) ? (sounds.includes(false) ? " + sound or not (sound set by a link)" : " + sound") : "";
+}
+
 /** "4 × 5 s · pro ≈ $2.24", or why there is no price, or why this Submit bills nothing. */
 export function submitPriceText(price) {
   if (price.problem) return price.problem;
+  if (price.refused) {
+    const why = `before sending, bills nothing. ${price.refused}`;
+    return price.active ? `Refused ${why}` : `${price.inactive}: bills nothing (when on: refused ${why})`;
+  }
   const text = `${price.label} ${usdText(price.usdLow, price.usdHigh)}${price.perPrompt ? " per prompt" : ""}`;
   return price.active ? text : `${price.inactive}: bills nothing (when on: ${text})`;
 }
@@ -92,10 +181,11 @@ export function submitPriceText(price) {
 /**
  * The sum over the Submits that will run, inside subgraphs too, as Run executes them (see
  * flattenSnapshot: each instance of a subgraph counts, with its own values; a muted or
- * bypassed subgraph node runs none of its own): {submits, tasks, usdLow, usdHigh, unpriced, perPrompt}.
+ * bypassed subgraph node runs none of its own): {submits, tasks, usdLow, usdHigh, unpriced, refused,
+ * perPrompt}. `refused`: Submits whose Prompt will be refused before sending (they bill nothing).
  */
 export function graphPrice(snapshot, rates) {
-  const total = { submits: 0, tasks: 0, usdLow: 0, usdHigh: 0, unpriced: 0, perPrompt: false };
+  const total = { submits: 0, tasks: 0, usdLow: 0, usdHigh: 0, unpriced: 0, refused: 0, perPrompt: false };
   const flat = flattenSnapshot(snapshot);
   for (const node of flat.nodes) {
     if (node.type !== SUBMIT_NODE || (node.mode ?? RUNS) !== RUNS) continue;
@@ -107,6 +197,10 @@ export function graphPrice(snapshot, rates) {
     }
     if (price.problem) {
       total.unpriced += 1;
+      continue;
+    }
+    if (price.refused) {
+      total.refused += 1;
       continue;
     }
     total.submits += 1;
@@ -122,8 +216,14 @@ export function graphPrice(snapshot, rates) {
 
 /** "Whole graph ≈ $3.08: 2 Submits, 5 tasks" (`lead` names what is priced). */
 export function graphPriceText(total, lead = "Whole graph") {
-  const unpriced = total.unpriced ? ` (${plural(total.unpriced, "Submit")} not priced)` : "";
-  if (!total.submits) return total.unpriced ? `${lead}: not known before the run${unpriced}` : `${lead}: no Submit will run.`;
+  const aside = [total.unpriced ? `${plural(total.unpriced, "Submit")} not priced` : "",
+    total.refused ? `${plural(total.refused, "Submit")} refused before sending: see ${total.refused === 1 ? "its" : "their"} line`
+      : ""].filter(Boolean);
+  const unpriced = aside.length ? ` (${aside.join("; ")})` : "";
+  if (!total.submits) {
+    if (total.unpriced) return `${lead}: not known before the run${unpriced}`;
+    return total.refused ? `${lead}: nothing will be sent${unpriced}` : `${lead}: no Submit will run.`;
+  }
   const perPrompt = total.perPrompt ? ", per prompt of each list" : "";
   return `${lead} ${usdText(total.usdLow, total.usdHigh)}: ${plural(total.submits, "Submit")}, `
     + `${plural(total.tasks, "task")}${perPrompt}${unpriced}`;

@@ -187,8 +187,13 @@ export function sourceOf(snapshot, nodeId, name) {
   return link ? follow(byId, link) : null;
 }
 
-// Resolve a link to the node that really produces the value (through reroute nodes).
-function follow(byId, link) {
+/** The snapshot's nodes by id (as strings): what `follow` looks links up in. */
+export function nodesById(snapshot) {
+  return new Map((snapshot?.nodes ?? []).map((n) => [String(n.id), n]));
+}
+
+/** Resolve a link to the node that really produces the value (through reroute nodes), or null. */
+export function follow(byId, link) {
   let node = byId.get(String(link.node));
   for (let hops = 0; node && PASS_THROUGH.has(node.type) && hops < MAX_HOPS; hops++) {
     const upstream = Object.values(node.inputs)[0];

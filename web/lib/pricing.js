@@ -7,11 +7,21 @@ export const MIN_INPUT_SECONDS = 3; // the length a base video may have
 export const MAX_INPUT_SECONDS = 10;
 export const O1 = "kling-video-o1";
 export const V3 = "kling-v3-omni";
-/** Each model's short tag (price labels) and the prefix of its rate names (kling_omni/models.py, pricing.py). */
+/**
+ * Each model's short tag (price labels), the prefix of its rate names and what it can do
+ * (kling_omni/models.py, pricing.py). fixedSeconds: the only lengths text-to-video and a first
+ * frame alone take (empty: any in range).
+ */
 export const MODELS = Object.freeze({
-  [V3]: Object.freeze({ tag: "v3", title: "Kling 3.0 Omni", prefix: "v3_", sound: true, shots: true, maxSeconds: 15 }),
-  [O1]: Object.freeze({ tag: "O1", title: "Kling O1", prefix: "", sound: false, shots: false, maxSeconds: 10 }),
+  [V3]: Object.freeze({ name: V3, tag: "v3", title: "Kling 3.0 Omni", prefix: "v3_", sound: true, shots: true,
+    minSeconds: 3, maxSeconds: 15, fixedSeconds: Object.freeze([]) }),
+  [O1]: Object.freeze({ name: O1, tag: "O1", title: "Kling O1", prefix: "", sound: false, shots: false,
+    minSeconds: 3, maxSeconds: 10, fixedSeconds: Object.freeze([5, 10]) }),
 });
+export const MODEL_NAMES = Object.freeze([V3, O1]); // as the Prompt node offers them: the newest first
+export const NEWEST = V3; // what a Prompt node added in the UI starts on
+// A Prompt that names no model was saved before models could be chosen: it ran as O1 and still does.
+export const UNNAMED = O1;
 export const RATE_NAMES = ["std", "pro", "std_with_video", "pro_with_video", "v3_std", "v3_pro", "v3_std_with_sound",
   "v3_pro_with_sound", "v3_std_with_video", "v3_pro_with_video"];
 
@@ -72,7 +82,7 @@ export function cost(mode, seconds, videoInput, rates = DEFAULT_RATES, { model =
 function costOf(task, usdLow, usdHigh) {
   const { model, mode, seconds, sound, shots } = task;
   const length = seconds === null ? `length of the input video, ${MIN_INPUT_SECONDS}–${MAX_INPUT_SECONDS} s`
-    : `${formatG(seconds)} s${shots ? ` in ${shots} shots` : ""}`;
+    : `${formatG(seconds)} s${shots ? ` in ${shots} shot${shots > 1 ? "s" : ""}` : ""}`;
   const tag = model === O1 ? "" : ` · ${MODELS[model]?.tag ?? model}`;
   const label = `${length} · ${mode}${tag}${sound ? " + sound" : ""}`;
   const usd = usdText(usdLow, usdHigh);

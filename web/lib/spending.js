@@ -2,16 +2,44 @@
 // the answer of GET/POST /cometapi_omni/settings. Pure: Node tests it. The server checks every
 // value (kling_omni/settings.py); this only turns what was typed into a number to send.
 
-import { money } from "./pricing.js";
+import { MODELS, MODEL_NAMES, O1, money, rateName } from "./pricing.js";
 
-/** The rates as the settings hold them (kling_omni.pricing.Rates), with what a person reads. */
-export const RATE_FIELDS = [
-  { name: "std", label: "std", unit: "USD per second" },
-  { name: "pro", label: "pro", unit: "USD per second" },
-  { name: "std_with_video", label: "std with a video input", unit: "USD per second" },
-  { name: "pro_with_video", label: "pro with a video input", unit: "USD per second" },
-  { name: "usd_per_unit", label: "one Kling unit", unit: "USD per unit (turns the reported charge into USD)" },
+const PER_SECOND = "USD per second";
+// What each kind of rate is called, in the order a model lists them (a model without sound skips those).
+const RATE_KINDS = [
+  { mode: "std", sound: false, video: false, label: "std" },
+  { mode: "pro", sound: false, video: false, label: "pro" },
+  { mode: "std", sound: true, video: false, label: "std, with sound" },
+  { mode: "pro", sound: true, video: false, label: "pro, with sound" },
+  { mode: "std", sound: false, video: true, label: "std, with a video input" },
+  { mode: "pro", sound: false, video: true, label: "pro, with a video input" },
 ];
+
+/**
+ * The rates as the settings hold them (kling_omni.pricing.Rates: flat names, O1's without a prefix, v3's
+ * with "v3_"), grouped per model as Settings › CometAPI › Spending › Rates shows them: [{model, title,
+ * fields: [{name, label, unit, tag}]}], O1 first (what workflows saved before the model choice run), then
+ * the newer models, then the unit price.
+ */
+export const RATE_GROUPS = [O1, ...MODEL_NAMES.filter((name) => name !== O1)].map((model) => ({
+  model,
+  title: `${MODELS[model].title} (${model})`,
+  fields: RATE_KINDS.filter((kind) => !kind.sound || MODELS[model].sound).map((kind) => ({
+    name: rateName(model, kind.mode, kind.video, kind.sound), label: kind.label, unit: PER_SECOND, tag: MODELS[model].tag,
+  })),
+})).concat([{
+  model: null,
+  title: "Charges reported by Kling",
+  fields: [{ name: "usd_per_unit", label: "one Kling unit", unit: "USD per unit (turns the reported charge into USD)", tag: "" }],
+}]);
+
+/** Every rate field, in the order shown: {name, label, unit, tag} ("O1 pro, with a video input" = tag + label). */
+export const RATE_FIELDS = RATE_GROUPS.flatMap((group) => group.fields);
+
+/** "O1 pro", "v3 pro, with sound", "one Kling unit": a rate as a person names it. */
+export function rateLabel(field) {
+  return field.tag ? `${field.tag} ${field.label}` : field.label;
+}
 
 export function todayText(answer) {
   const today = answer?.today;
@@ -41,8 +69,8 @@ export function numberFromInput(text, what, { whole = false } = {}) {
 export function ratesSourceText(answer) {
   const rates = answer?.settings?.rates ?? {};
   const shipped = answer?.defaults?.rates ?? {};
-  const changed = RATE_FIELDS.map((f) => f.name).filter((name) => name in shipped && rates[name] !== shipped[name]);
+  const changed = RATE_FIELDS.filter((f) => f.name in shipped && rates[f.name] !== shipped[f.name]).map(rateLabel);
   const source = answer?.rates_source ?? "";
   if (!changed.length) return `Shipped rates: ${source}`;
-  return `Your rates (${changed.join(", ")} differ${changed.length === 1 ? "s" : ""} from the shipped table). Shipped: ${source}`;
+  return `Your rates (${changed.join("; ")} differ${changed.length === 1 ? "s" : ""} from the shipped table). Shipped: ${source}`;
 }

@@ -2,7 +2,7 @@
 // TaskRow), read as words, and the list of them paged 50 at a time and kept current by live
 // events. Pure (no DOM, no ComfyUI): Node tests it.
 
-import { money, formatG } from "./pricing.js";
+import { MODELS, money, formatG } from "./pricing.js";
 
 export const PAGE_SIZE = 50;
 const PROMPT_CHARS = 80;
@@ -22,7 +22,22 @@ function later(known, incoming) {
   return (incoming.as_of ?? Infinity) >= (known.as_of ?? -Infinity) ? incoming : known;
 }
 
-/** A TaskRow in words: {when, prompt, label, cost, state, level ("ok"|"info"|"warn"|"error"), marks}. */
+/**
+ * What a task was made with, compactly: {text: "v3 · sound · 3 shots", title: "Kling 3.0 Omni, with native
+ * sound, a storyboard of 3 shots"}, {text: "O1", ...}; empty texts when nobody knows (collected by id).
+ */
+export function modelBadge(row) {
+  const model = row?.model;
+  if (!model) return { text: "", title: "" };
+  const shots = Number(row.shots) || 0;
+  const text = [row.model_tag || MODELS[model]?.tag || model, row.sound ? "sound" : "",
+    shots ? `${shots} shot${shots === 1 ? "" : "s"}` : row.auto_shots ? "auto shots" : ""].filter(Boolean).join(" · ");
+  const title = (MODELS[model] ? `${MODELS[model].title} (${model})` : model) + (row.sound ? ", with native sound" : "")
+    + (shots ? `, a storyboard of ${shots} shot${shots === 1 ? "" : "s"}` : row.auto_shots ? ", cut into shots by Kling" : "");
+  return { text, title };
+}
+
+/** A TaskRow in words: {when, model, prompt, label, cost, state, level ("ok"|"info"|"warn"|"error"), marks}. */
 export function rowView(row, now) {
   const marks = [];
   if (row.expired) {
@@ -34,6 +49,7 @@ export function rowView(row, now) {
   const state = stateText(row);
   return {
     when: whenText(row.created_at, now),
+    model: modelBadge(row),
     prompt: promptStart(row.prompt),
     label: row.label || "mode and length unknown",
     cost: [row.estimate_text || "no estimate",

@@ -95,10 +95,14 @@ test("settings fed by links give the range of what they can be", () => {
   g.add(8, "PrimitiveInt");
   g.connect(8, 1, "duration");
   g.connect(1, 2, "request");
-  assert.equal(submitPriceText(priced(g, 2)), "3–10 s (duration set by a link) · pro ≈ $0.34–$1.12");
+  // A Prompt without a model value is O1, whose text-to-video takes 5 or 10 s (the server refuses the rest).
+  assert.equal(submitPriceText(priced(g, 2)), "5 or 10 s (duration set by a link) · pro ≈ $0.56–$1.12");
   g.add(7, "PrimitiveString");
   g.connect(7, 1, "mode");
-  assert.equal(submitPriceText(priced(g, 2)), "3–10 s (duration set by a link) · std or pro (mode set by a link) ≈ $0.25–$1.12");
+  assert.equal(submitPriceText(priced(g, 2)), "5 or 10 s (duration set by a link) · std or pro (mode set by a link) ≈ $0.42–$1.12");
+  video(g, 5, "feature"); // with a reference, O1 takes 3 to 10 s
+  g.connect(5, 1, "refs");
+  assert.equal(submitPriceText(priced(g, 2)), "3–10 s (duration set by a link) · std or pro (mode set by a link) ≈ $0.38–$1.68");
 });
 
 test("a video whose refer_type comes from a link may be a base edit: the whole range", () => {
@@ -379,5 +383,143 @@ test("a Submit that cannot be priced (a mode with no rate) leaves the others cou
   submit(g, 4);
   g.connect(3, 4, "request");
   const total = graphPrice(snapshotGraph(g), makeRates());
-  assert.deepEqual([total.submits, total.unpriced, total.usdHigh], [1, 1, 0.56]);
+  assert.deepEqual([total.submits, total.unpriced, total.refused, total.usdHigh], [1, 0, 1, 0.56]);
+  assert.equal(submitPriceText(priced(g, 4)), 'Refused before sending, bills nothing. CometOmniPrompt #3: mode is "ultra", '
+    + "which has no rate: pick std or pro.");
+});
+
+// --- per model: kling-v3-omni beside kling-video-o1 ---------------------------------------
+
+import { addPrompt, addShots, addSubmit, addVideo, makeGraph as makeFakeGraph } from "./fake_graph.mjs";
+import { cost as costOf } from "../lib/pricing.js";
+
+const STORYBOARD = [["climbs the stairs", 4], ["lights the lamp", 3], ["the beam sweeps the sea", 5]];
+
+/** Prompt #1 → Submit #2; `options` for the Prompt (fake_graph.addPrompt). */
+function chain(options = {}, shots = null) {
+  const g = makeFakeGraph();
+  addPrompt(g, 1, options);
+  addSubmit(g, 2);
+  g.connect(1, 2, "request");
+  if (shots) addShots(g, 1, shots);
+  return g;
+}
+const shown = (g, id = 2, rates = makeRates()) => submitPriceText(submitPrice(snapshotGraph(g), id, rates));
+
+test("v3 at its own rates, with and without sound; the label is pricing.js's (and so Python's)", () => {
+  const g = chain({ duration: 12 });
+  assert.equal(shown(g), "12 s · pro · v3 ≈ $1.34");
+  g.set(1, "sound", true);
+  assert.equal(shown(g), "12 s · pro · v3 + sound ≈ $1.68");
+  assert.equal(shown(g, 2, makeRates({ v3_pro_with_sound: 0.2, pro: 9 })), "12 s · pro · v3 + sound ≈ $2.40");
+  g.set(1, "mode", "std");
+  assert.equal(shown(g), "12 s · std · v3 + sound ≈ $1.34");
+  for (const [model, sound, seconds, mode] of [["kling-v3-omni", false, 15, "std"], ["kling-v3-omni", true, 8, "pro"],
+    ["kling-video-o1", false, 10, "pro"]]) {
+    const one = chain({ model, sound, duration: seconds, mode });
+    assert.equal(shown(one), costOf(mode, seconds, false, makeRates(), { model, sound }).text);
+  }
+});
+
+test("a storyboard bills the Prompt's duration and says how many shots; a sum that is off bills nothing", () => {
+  const g = chain({ prompt: "", duration: 12 }, STORYBOARD);
+  assert.equal(shown(g), "12 s in 3 shots · pro · v3 ≈ $1.34");
+  assert.equal(shown(g), costOf("pro", 12, false, makeRates(), { model: "kling-v3-omni", shots: 3 }).text);
+  g.set(1, "sound", true);
+  assert.equal(shown(g), "12 s in 3 shots · pro · v3 + sound ≈ $1.68");
+  g.set(101, "duration", 4);
+  assert.equal(shown(g), "Refused before sending, bills nothing. Prompt #1: The shots add up to 4 + 4 + 5 = 13 s, but "
+    + "duration is 12 s: make the shots 12 s in all, or set duration to 13.");
+  const whole = graphPrice(snapshotGraph(g), makeRates());
+  assert.deepEqual([whole.submits, whole.refused, whole.usdHigh], [0, 1, 0]);
+  assert.equal(graphPriceText(whole), "Whole graph: nothing will be sent (1 Submit refused before sending: see its line)");
+  g.set(1, "duration", 13);
+  assert.equal(shown(g), "13 s in 3 shots · pro · v3 + sound ≈ $1.82");
+});
+
+test("auto_shots bills the duration as usual", () => {
+  assert.equal(shown(chain({ autoShots: true, duration: 10 })), "10 s · pro · v3 ≈ $1.12");
+});
+
+test("combinations the server refuses show what to fix instead of a price", () => {
+  assert.equal(shown(chain({ model: "kling-video-o1", sound: true })), "Refused before sending, bills nothing. Prompt #1: "
+    + "sound is on, but kling-video-o1 makes no sound of its own: pick kling-v3-omni in model, or turn sound off.");
+  assert.match(shown(chain({ model: "kling-video-o1", duration: 12 })), /kling-video-o1 takes 3 to 10 s: set duration to 10 or less/);
+  assert.match(shown(chain({ model: "kling-video-o1" }, STORYBOARD)), /^Refused before sending/);
+  const withVideo = chain({ sound: true });
+  addVideo(withVideo, 60, "feature");
+  withVideo.connect(60, 1, "refs");
+  assert.match(shown(withVideo), /^Refused before sending, bills nothing\. Prompt #1: sound is on with a video reference/);
+  // A shot whose prompt is still empty is refused too, but what it bills is known: the price stays
+  // (the Prompt node says what to fix), as for the Prompt's own tokens.
+  assert.equal(shown(chain({ prompt: "", duration: 12 }, [["", 12]])), "12 s in 1 shot · pro · v3 ≈ $1.34");
+  const bypassed = chain({ model: "kling-video-o1", sound: true });
+  bypassed.node(2).mode = 4;
+  assert.match(shown(bypassed), /^Bypassed: bills nothing \(when on: refused before sending, bills nothing\. Prompt #1: sound is on/);
+});
+
+test("a linked model: both models' prices, less what one of them refuses", () => {
+  const g = chain({ duration: 5 });
+  g.add(9, "PrimitiveString");
+  g.connect(9, 1, "model");
+  assert.equal(shown(g), "5 s · pro · v3 or O1 (model set by a link) ≈ $0.56");
+  g.set(1, "duration", 12); // O1 takes at most 10 s
+  assert.equal(shown(g), "12 s · pro · v3 (model set by a link; the other model refuses these settings) ≈ $1.34");
+  g.set(1, "duration", 5);
+  g.set(1, "sound", true); // O1 makes no sound
+  assert.equal(shown(g), "5 s · pro · v3 (model set by a link; the other model refuses these settings) + sound ≈ $0.70");
+  g.set(1, "sound", false);
+  addVideo(g, 60, "feature");
+  g.connect(60, 1, "refs");
+  g.set(1, "mode", "std");
+  assert.equal(shown(g, 2, makeRates({ std_with_video: 0.2 })), "5 s · std · v3 or O1 (model set by a link) ≈ $0.63–$1.00");
+});
+
+test("linked sound: with and without it; linked duration: each model's range", () => {
+  const g = chain({ duration: 12 });
+  g.add(9, "PrimitiveBoolean");
+  g.connect(9, 1, "sound");
+  assert.equal(shown(g), "12 s · pro · v3 + sound or not (sound set by a link) ≈ $1.34–$1.68");
+  const o1 = chain({ model: "kling-video-o1" });
+  o1.add(9, "PrimitiveBoolean");
+  o1.connect(9, 1, "sound");
+  assert.equal(shown(o1), "5 s · pro ≈ $0.56"); // O1 takes no sound: off is all it can be
+  const seconds = chain();
+  seconds.add(8, "PrimitiveInt");
+  seconds.connect(8, 1, "duration");
+  assert.equal(shown(seconds), "3–15 s (duration set by a link) · pro · v3 ≈ $0.34–$1.68");
+  seconds.add(9, "PrimitiveString");
+  seconds.connect(9, 1, "model"); // v3 3–15 s, O1 5 or 10 s (text only)
+  assert.equal(shown(seconds), "3–15 s (duration set by a link) · pro · v3 or O1 (model set by a link) ≈ $0.34–$1.68");
+});
+
+test("a storyboard with a linked duration bills the shots' total; shots known only at run time bill the duration", () => {
+  const g = chain({ prompt: "", duration: 12 }, STORYBOARD);
+  g.add(8, "PrimitiveInt");
+  g.connect(8, 1, "duration");
+  assert.equal(shown(g), "12 s in 3 shots (duration set by a link must be 12) · pro · v3 ≈ $1.34");
+  const open = chain({ prompt: "", duration: 9 }, STORYBOARD);
+  open.add(5, "ShotSwitch", { title: "Switch" });
+  open.connect(5, 100, "shots");
+  assert.equal(shown(open), "9 s in shots known at run time · pro · v3 ≈ $1.01");
+});
+
+test("the whole graph sums O1 and v3 Submits at their own rates", () => {
+  const g = chain({ duration: 12, sound: true }); // v3 + sound: 12 × 0.14
+  addPrompt(g, 3, { model: "kling-video-o1", mode: "std" }); // O1: 5 × 0.084
+  addSubmit(g, 4, { variations: 2 });
+  g.connect(3, 4, "request");
+  const whole = graphPrice(snapshotGraph(g), makeRates());
+  assert.deepEqual([whole.submits, whole.tasks, whole.usdHigh], [2, 3, 1.68 + 0.84]);
+  assert.equal(graphPriceText(whole), "Whole graph ≈ $2.52: 2 Submits, 3 tasks");
+  g.set(3, "sound", true); // now refused: it bills nothing and the total says so
+  assert.equal(graphPriceText(graphPrice(snapshotGraph(g), makeRates())),
+    "Whole graph ≈ $1.68: 1 Submit, 1 task (1 Submit refused before sending: see its line)");
+});
+
+test("whole-graph wording with refused and unpriced Submits together", () => {
+  assert.equal(graphPriceText({ submits: 1, tasks: 1, usdLow: 0.42, usdHigh: 0.42, unpriced: 1, refused: 2, perPrompt: false }),
+    "Whole graph ≈ $0.42: 1 Submit, 1 task (1 Submit not priced; 2 Submits refused before sending: see their line)");
+  assert.equal(graphPriceText({ submits: 0, tasks: 0, usdLow: 0, usdHigh: 0, unpriced: 1, refused: 1, perPrompt: false }),
+    "Whole graph: not known before the run (1 Submit not priced; 1 Submit refused before sending: see its line)");
 });

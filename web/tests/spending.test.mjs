@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { RATE_FIELDS, numberFromInput, ratesSourceText, todayText } from "../lib/spending.js";
+import { RATE_FIELDS, RATE_GROUPS, numberFromInput, rateLabel, ratesSourceText, todayText } from "../lib/spending.js";
+import { DEFAULT_RATES } from "../lib/pricing.js";
 
 const answer = (limit, usd, left) => ({
   settings: { daily_limit_usd: limit, rates: {}, background_collect: true, max_in_flight: 0 },
@@ -31,15 +32,28 @@ test("what a field holds becomes a number to send; anything else is said before 
   assert.deepEqual(numberFromInput("3", "tasks in flight", { whole: true }), { value: 3 });
 });
 
-test("the rate fields are the server's rate names, each with a label", () => {
-  assert.deepEqual(RATE_FIELDS.map((f) => f.name), ["std", "pro", "std_with_video", "pro_with_video", "usd_per_unit"]);
+test("the rate fields are the server's rate names, grouped per model, each with a readable name", () => {
+  assert.deepEqual(RATE_GROUPS.map((g) => [g.model, g.title, g.fields.map((f) => f.name)]), [
+    ["kling-video-o1", "Kling O1 (kling-video-o1)", ["std", "pro", "std_with_video", "pro_with_video"]],
+    ["kling-v3-omni", "Kling 3.0 Omni (kling-v3-omni)",
+      ["v3_std", "v3_pro", "v3_std_with_sound", "v3_pro_with_sound", "v3_std_with_video", "v3_pro_with_video"]],
+    [null, "Charges reported by Kling", ["usd_per_unit"]],
+  ]);
+  // Every name the server keeps (kling_omni.pricing.Rates, mirrored by DEFAULT_RATES), each once.
+  assert.deepEqual(RATE_FIELDS.map((f) => f.name).sort(), Object.keys(DEFAULT_RATES).sort());
+  assert.deepEqual(RATE_FIELDS.map(rateLabel), ["O1 std", "O1 pro", "O1 std, with a video input", "O1 pro, with a video input",
+    "v3 std", "v3 pro", "v3 std, with sound", "v3 pro, with sound", "v3 std, with a video input", "v3 pro, with a video input",
+    "one Kling unit"]);
   assert.ok(RATE_FIELDS.every((f) => f.label && f.unit));
 });
 
-test("the rates' source: the shipped table's, or the user's own", () => {
-  const shipped = { std: 0.084, pro: 0.112, std_with_video: 0.126, pro_with_video: 0.168, usd_per_unit: 0.14 };
+test("the rates' source: the shipped table's, or the user's own (named as the panel names them)", () => {
+  const shipped = { ...DEFAULT_RATES };
   assert.equal(ratesSourceText({ settings: { rates: shipped }, defaults: { rates: shipped }, rates_source: "Kling's list price" }),
     "Shipped rates: Kling's list price");
   assert.equal(ratesSourceText({ settings: { rates: { ...shipped, pro: 0.2 } }, defaults: { rates: shipped }, rates_source: "Kling's list price" }),
-    "Your rates (pro differs from the shipped table). Shipped: Kling's list price");
+    "Your rates (O1 pro differs from the shipped table). Shipped: Kling's list price");
+  assert.equal(ratesSourceText({ settings: { rates: { ...shipped, v3_pro_with_sound: 0.2, usd_per_unit: 0.1 } },
+    defaults: { rates: shipped }, rates_source: "Kling" }),
+  "Your rates (v3 pro, with sound; one Kling unit differ from the shipped table). Shipped: Kling");
 });

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import {
-  PAGE_SIZE, emptyList, leftTodayText, nextPage, rowKey, rowView, totalsText, viewPath, withLiveRow, withPage,
+  PAGE_SIZE, emptyList, leftTodayText, modelBadge, nextPage, rowKey, rowView, totalsText, viewPath, withLiveRow, withPage,
 } from "../lib/task_list.js";
 
 const NOW = new Date(2026, 11, 10, 15, 30).getTime() / 1000; // a local afternoon
@@ -17,7 +17,8 @@ function row(fields = {}) {
     actual_units: "", message: "", on_disk: true,
     file: { filename: `kling_${880000 + serial}.mp4`, subfolder: "cometapi_omni", type: "output" },
     thumb: `/cometapi_omni/tasks/${880000 + serial}/thumb`, age_days: 0.01, expires_in_days: null,
-    expiring: false, expired: false, collecting: false, ...fields,
+    expiring: false, expired: false, collecting: false, model: "kling-video-o1", model_tag: "O1", sound: false, shots: 0,
+    auto_shots: false, ...fields,
   };
 }
 
@@ -174,4 +175,20 @@ test("of two rows of one task the later read wins, whichever arrives last", () =
   assert.equal(list.rows[0].message, "kept");
   list = withPage(list, answer([{ ...saved, on_disk: false, as_of: NOW + 9 }]));
   assert.equal(list.rows[0].on_disk, false);
+});
+
+test("each row says what made it, compactly: model, sound, shots", () => {
+  const badge = (fields) => rowView(row(fields), NOW).model;
+  assert.deepEqual(badge({}), { text: "O1", title: "Kling O1 (kling-video-o1)" });
+  assert.deepEqual(badge({ model: "kling-v3-omni", model_tag: "v3", sound: true, shots: 3, label: "12 s in 3 shots · pro · v3 + sound" }),
+    { text: "v3 · sound · 3 shots", title: "Kling 3.0 Omni (kling-v3-omni), with native sound, a storyboard of 3 shots" });
+  assert.deepEqual(badge({ model: "kling-v3-omni", model_tag: "v3", shots: 1 }).text, "v3 · 1 shot");
+  assert.deepEqual(badge({ model: "kling-v3-omni", model_tag: "v3", auto_shots: true }),
+    { text: "v3 · auto shots", title: "Kling 3.0 Omni (kling-v3-omni), cut into shots by Kling" });
+  // Collected by id (nobody knows), or a row from a server that sends no model: no badge.
+  assert.deepEqual(badge({ model: "", model_tag: "" }), { text: "", title: "" });
+  assert.deepEqual(modelBadge({ task_id: "1" }), { text: "", title: "" });
+  // A model a newer version journalled is named as it is.
+  assert.deepEqual(badge({ model: "kling-v4-omni", model_tag: "kling-v4-omni" }),
+    { text: "kling-v4-omni", title: "kling-v4-omni" });
 });
