@@ -53,7 +53,7 @@ def features(name: str | None, sound: bool = False, shots: int = 0, auto_shots: 
     if sound:
         parts.append("sound")
     if shots:
-        parts.append(f"{shots} shots")
+        parts.append(f"{shots} shot{'' if shots == 1 else 's'}")
     elif auto_shots:
         parts.append("auto shots")
     return " · ".join(parts)
