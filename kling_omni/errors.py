@@ -280,22 +280,32 @@ class SlotWaitStopped(OmniError):
 
     def __init__(self, why: str, waiting_for: str, advice: str):
         self.why, self.waiting_for, self.advice = why, waiting_for, advice
-        self.created, self.wanted = (), 1
+        self.created, self.wanted, self.elsewhere = (), 1, 0
         super().__init__(self._text())
 
-    def in_batch(self, created, wanted: int) -> "SlotWaitStopped":
-        """The same stop, now also telling what the rest of its batch came to."""
-        self.created, self.wanted = tuple(created), wanted
+    def in_batch(self, created, wanted: int, elsewhere: int = 0) -> "SlotWaitStopped":
+        """The same stop, now also telling what the rest of its batch came to (`elsewhere`: how many of
+        them another run is creating)."""
+        self.created, self.wanted, self.elsewhere = tuple(created), wanted, elsewhere
         self.args = (self._text(),)
         return self
 
     def _text(self) -> str:
+        parts = []
         if self.created:
-            done = (f"{len(self.created)} of {self.wanted} tasks were created ({', '.join(self.created)}): they run "
-                    f"on and are collected as usual. The other {self.wanted - len(self.created)} were not created "
-                    f"and are not billed.")
-        else:
-            done = "Nothing was created and nothing is billed."
+            parts.append(f"{len(self.created)} of {self.wanted} tasks were created ({', '.join(self.created)}): they "
+                         f"run on and are collected as usual.")
+        if self.elsewhere:
+            parts.append(f"{self.elsewhere} {'is' if self.elsewhere == 1 else 'are'} being created by another run on "
+                         f"this journal (another Submit, or another ComfyUI on this user folder): billed once, there; "
+                         f"queue again to collect {'it' if self.elsewhere == 1 else 'them'}.")
+        rest = self.wanted - len(self.created) - self.elsewhere
+        if rest and (self.created or self.elsewhere):
+            parts.append(f"The other {rest} {'was' if rest == 1 else 'were'} not created and {'is' if rest == 1 else 'are'}"
+                         f" not billed.")
+        elif rest:
+            parts.append("Nothing was created and nothing is billed.")
+        done = " ".join(parts)
         waiting = f" It was waiting for {self.waiting_for}." if self.waiting_for else ""
         return f"{self.why}{waiting} {done} {self.advice}"
 

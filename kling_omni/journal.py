@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     shots INTEGER NOT NULL DEFAULT 0,
     auto_shots INTEGER NOT NULL DEFAULT 0,
     owner TEXT NOT NULL DEFAULT '',
+    missing_since REAL,
     PRIMARY KEY (fingerprint, attempt)
 );
 CREATE INDEX IF NOT EXISTS jobs_task ON jobs(task_id);
@@ -85,7 +86,7 @@ ADDED_COLUMNS = (("mode", "TEXT NOT NULL DEFAULT ''"), ("seconds", "REAL"),
                  ("video_input", "INTEGER NOT NULL DEFAULT 0"), ("key_id", "TEXT NOT NULL DEFAULT ''"),
                  ("model", "TEXT NOT NULL DEFAULT ''"), ("sound", "INTEGER NOT NULL DEFAULT 0"),
                  ("shots", "INTEGER NOT NULL DEFAULT 0"), ("auto_shots", "INTEGER NOT NULL DEFAULT 0"),
-                 ("owner", "TEXT NOT NULL DEFAULT ''"))
+                 ("owner", "TEXT NOT NULL DEFAULT ''"), ("missing_since", "REAL"))
 # Created, or maybe created: what a task may be billed for (a failed task is not billed).
 # A waiting row counts too: its cost is reserved until it is sent or given up.
 # So does a task that ended under a status word the pack does not know: it may have been billed.
@@ -123,6 +124,7 @@ class Job:
     shots: int = 0  # how many shots of our own (a storyboard); 0: one shot
     auto_shots: int = 0  # Kling cut it into shots
     owner: str = ""  # the Submit run working on it (kling_omni.owners); '' when none is
+    missing_since: Optional[float] = None  # when the host first answered it knows no such task
 
     @classmethod
     def from_row(cls, row) -> "Job":
@@ -179,16 +181,25 @@ class Journal:
                 path=self.path) from exc
 
     def settle(self, fingerprint: str, attempt: int, state: str, *, task_id: str | None = None,
-               message: str = "") -> None:
-        """Record what the creation request came to: a task id, a rejection or uncertainty."""
+               message: str = "") -> bool:
+        """Record what the creation request came to: a task id, a rejection or uncertainty.
+
+        Without a task id (back to waiting, rejected, uncertain) it changes only a row that has no
+        task: a row that holds one keeps it, so a paid task is never made to look unpaid. False then."""
         try:
+            no_task = "" if task_id else " AND task_id IS NULL"
             changed = self._write("UPDATE jobs SET state=?, task_id=COALESCE(?, task_id), message=?, updated_at=?"
-                                  " WHERE fingerprint=? AND attempt=?",
+                                  f" WHERE fingerprint=? AND attempt=?{no_task}",
                                   (state, task_id, message, time.time(), fingerprint, attempt))
-            if not changed:  # its row is gone: the journal was deleted or replaced meanwhile
+            if not changed:
+                if not task_id and self._read("SELECT 1 FROM jobs WHERE fingerprint=? AND attempt=?",
+                                              (fingerprint, attempt)):
+                    return False  # it holds a task (found by another run): that stands
+                # its row is gone: the journal was deleted or replaced meanwhile
                 raise JournalError(f"The job journal {self.path} no longer holds this intent (deleted or "
                                    f"replaced while it was in use).", path=self.path)
             self._changed(task_id)
+            return True
         except JournalError as exc:
             outcome = f"task {task_id} ({state})" if task_id else f"{state}: {message}" if message else state
             raise JournalError(
@@ -204,8 +215,8 @@ class Journal:
         if not owner or not fingerprints:
             return
         marks = ",".join("?" * len(fingerprints))
-        if self._write(f"UPDATE jobs SET state=?, message=?, updated_at=? WHERE owner=? AND state=? AND fingerprint "
-                       f"IN ({marks})", (REJECTED, message, time.time(), owner, WAITING, *fingerprints)):
+        if self._write(f"UPDATE jobs SET state=?, message=?, updated_at=? WHERE owner=? AND state=? AND task_id IS NULL"
+                       f" AND fingerprint IN ({marks})", (REJECTED, message, time.time(), owner, WAITING, *fingerprints)):
             self._changed(None)
 
     def hand_back(self, owner: str) -> None:
@@ -247,9 +258,17 @@ class Journal:
             sets.append(("seconds=COALESCE(seconds, ?)", float(seconds)))
         if not sets:
             return
+        if state is not None:
+            sets.append(("missing_since=?", None))  # the host told its state: it knows the task
         assignments = ", ".join(a for a, _ in sets) + ", updated_at=?"
         self._note(f"UPDATE jobs SET {assignments} WHERE task_id=?", (*(v for _, v in sets), time.time(), task_id),
                    task_id)
+
+    def mark_missing(self, task_id: str) -> None:
+        """The host answered that it knows no such task (a note). The task keeps its state and stays to be
+        collected (the answer may pass), but it no longer counts as holding one of the account's slots."""
+        self._note("UPDATE jobs SET missing_since=COALESCE(missing_since, ?), updated_at=? WHERE task_id=? AND state IN"
+                   " ('queued', 'processing')", (time.time(), time.time(), task_id), task_id)
 
     def jobs(self, limit: int = 50, offset: int = 0) -> list:
         """Newest first."""
@@ -292,9 +311,7 @@ class Journal:
         try:
             db = self._open_for_decision()
         except (sqlite3.Error, OSError) as exc:
-            raise JournalError(f"The job journal {self.path} cannot be written ({_why(exc)}). Nothing was sent to "
-                               f"CometAPI. Make that file and its folder writable (or free disk space), then queue "
-                               f"again.", path=self.path) from exc
+            raise self._decision_error(exc) from exc
         try:
             db.execute("BEGIN IMMEDIATE")
             yield Tx(db, changed)
@@ -303,14 +320,20 @@ class Journal:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
             if isinstance(exc, (sqlite3.Error, OSError)):
-                raise JournalError(f"The job journal {self.path} cannot be written ({_why(exc)}). Nothing was sent "
-                                   f"to CometAPI for it. Make that file and its folder writable (or free disk "
-                                   f"space), then queue again.", path=self.path) from exc
+                raise self._decision_error(exc) from exc
             raise
         finally:
             db.close()
         for task_id in changed:
             self._changed(task_id)
+
+    def _decision_error(self, exc: BaseException) -> JournalError:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            return JournalError(f"The job journal {self.path} is busy: another process kept it locked for 30 s. "
+                                f"Nothing was sent to CometAPI. Queue again.", path=self.path)
+        return JournalError(f"The job journal {self.path} cannot be written ({_why(exc)}). Nothing was sent to "
+                            f"CometAPI. Make that file and its folder writable (or free disk space), then queue "
+                            f"again.", path=self.path)
 
     def _open_for_decision(self):
         for last_try in (False, True):

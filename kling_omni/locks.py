@@ -55,6 +55,10 @@ class TaskLock:
         self._fd = fd
         return True
 
+    def still_held(self) -> bool:
+        """True while the lock taken is on the file at the path (not removed or replaced since)."""
+        return self._fd is not None and _same_file(self._fd, self.path)
+
     def release(self, *, remove: bool = False) -> None:
         """Let go; `remove` deletes the lock file too (the task needs no more collecting)."""
         fd, self._fd = self._fd, None
@@ -121,6 +125,24 @@ def is_held(folder: Path, task_id: str) -> bool:
         fd = os.open(Path(folder) / f"{task_id}.lock", os.O_RDWR)
     except OSError:  # no lock file: nobody is collecting it (or its folder is unreadable)
         return False
+    try:
+        if not _lock(fd):
+            return True
+        _unlock(fd)
+        return False
+    finally:
+        os.close(fd)
+
+
+def held_or_unknown(folder: Path, name: str) -> bool:
+    """Like is_held, but a lock file that exists and cannot be probed (permissions, no file handles
+    left) counts as held: for questions where a wrong "free" costs money. Only a missing file is free."""
+    try:
+        fd = os.open(Path(folder) / f"{name}.lock", os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
     try:
         if not _lock(fd):
             return True

@@ -6,11 +6,13 @@ run of the same intent follows it (and adopts the task it creates) instead of se
 A run hands its rows back (owner '') when it ends, so what it left (an uncertain creation) is
 anyone's to resolve later.
 
-Whether another process lives is told by a lock the OS frees when the process dies, not by a
-clock: each process holds an exclusive file lock on `<journal folder>/owners/<process>.lock`
-from its first run to its end (kling_omni.locks, flock / msvcrt). A process whose lock can be
-taken is gone, and its rows may be taken over. This holds for processes of one machine (and of
-one filesystem that honours the locks); the studio-scale journal on PostgreSQL uses its
+Whether a run lives is told by a lock the OS frees when its process dies, not by a clock: each
+run holds an exclusive file lock on `<journal folder>/owners/<token>.lock` (kling_omni.locks,
+flock / msvcrt) from its start to its end, when the file is removed. A run whose lock can be
+taken, or whose file is gone, has ended, even if it could not hand its rows back: they may be
+taken over. A run whose lock file was deleted under it (the data folder removed while ComfyUI
+runs) makes a new one at its next decision (`keep`). This holds for processes of one machine
+(and of one filesystem that honours the locks); the studio-scale journal on PostgreSQL uses
 session-level advisory locks the same way.
 """
 
@@ -25,60 +27,70 @@ import socket
 import threading
 from pathlib import Path
 
-from .locks import TaskLock, is_held
+from .locks import TaskLock, held_or_unknown
 
 OWNERS_FOLDER = "owners"  # beside the journal, like the collection locks
 
 
 class Owners:
-    """The owners of one journal folder, as this process sees them."""
+    """The runs working on one journal folder, as this process sees them."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder) / OWNERS_FOLDER
         host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())[:40] or "host"
         self.process = f"{host}/{os.getpid()}/{secrets.token_hex(4)}"
         self._runs = itertools.count(1)
-        self._active: set = set()
+        self._locks: dict = {}  # token -> TaskLock, for this process's runs that have not ended
         self._guard = threading.Lock()
-        self._lock = None  # this process's lock, taken at its first run and held until it ends
 
     def start_run(self) -> str:
-        """A new owner token for one Submit run, alive until end_run."""
+        """A new owner token for one Submit run, alive until end_run. OSError if its lock cannot be made."""
+        token = f"{self.process}#{next(self._runs)}"
+        lock = TaskLock(self.folder, _file_name(token))
+        if not lock.try_acquire():  # a new random token: nobody else can hold it
+            raise OSError(f"the owner lock {lock.path} is held by another process")
         with self._guard:
-            if self._lock is None:
-                lock = TaskLock(self.folder, _file_name(self.process))
-                if not lock.try_acquire():  # a new random nonce: nobody else can hold it
-                    raise RuntimeError(f"the owner lock {lock.path} is held by another process")
-                self._lock = lock
-            token = f"{self.process}#{next(self._runs)}"
-            self._active.add(token)
-            return token
+            self._locks[token] = lock
+        return token
+
+    def keep(self, token: str) -> None:
+        """Before a decision: if this run's lock file was removed under it, lock a new one, so other
+        processes keep seeing the run alive."""
+        with self._guard:
+            lock = self._locks.get(token)
+            if lock is None or lock.still_held():
+                return
+            lock.release()
+            renewed = TaskLock(self.folder, _file_name(token))
+            if renewed.try_acquire():
+                self._locks[token] = renewed
 
     def end_run(self, token: str) -> None:
         with self._guard:
-            self._active.discard(token)
+            lock = self._locks.pop(token, None)
+        if lock is not None:
+            lock.release(remove=True)
 
     def alive(self, token: str) -> bool:
-        """Is this owner still working on its rows? '' (handed back, or a row from before owners) is nobody."""
+        """Is this run still working on its rows? '' (handed back, or a row from before owners) is nobody."""
         if not token:
             return False
-        process, _, _ = token.partition("#")
-        if process == self.process:
+        if token.partition("#")[0] == self.process:
             with self._guard:
-                return token in self._active
-        # Another process's runs hand their rows back when they end: its rows are live while it lives.
-        return is_held(self.folder, _file_name(process))
+                return token in self._locks
+        # Another process's run: its lock tells. A lock file that cannot be probed (permissions,
+        # no file handles left) is taken as held: the doubt never lets a live run's rows be taken.
+        return held_or_unknown(self.folder, _file_name(token))
 
     def forget_gone(self, token: str) -> None:
-        """Remove the lock file of an owner found gone (tidiness only: a stale file means 'gone' too)."""
-        process = token.partition("#")[0]
-        if process != self.process and not is_held(self.folder, _file_name(process)):
+        """Remove the lock file of a run found gone (tidiness only: a stale file means 'gone' too)."""
+        if token and token.partition("#")[0] != self.process and not held_or_unknown(self.folder, _file_name(token)):
             with contextlib.suppress(OSError):
-                (self.folder / f"{_file_name(process)}.lock").unlink()
+                (self.folder / f"{_file_name(token)}.lock").unlink()
 
 
-def _file_name(process: str) -> str:
-    return process.replace("/", "_")
+def _file_name(token: str) -> str:
+    return token.replace("/", "_").replace("#", "_run")
 
 
 _registry: dict = {}

@@ -258,19 +258,27 @@ def error_from_response(status: int, text: str, *, content_type: str = "", locat
     return error_from_body(status, body, secrets=secrets)
 
 
-# How a route or key that lacks a model refuses it: a gateway's code word (new-api lineage answers
-# 503 model_not_found when no channel serves the model: nothing was relayed), or Kling's 4xx text.
+# How a route or key that lacks a model refuses it, before anything is made: Kling's own refusal
+# (1201 bad parameter, 1203 no such resource, 1103 no permission) naming the model, or a gateway's
+# code word (new-api lineage answers 503 model_not_found when no channel serves the model: nothing
+# was relayed). Never from an answer after which a task may exist (a 5xx of Kling's own, 5000-5002;
+# any other 5xx), nor from a refusal that is about something else (1302/1303: too fast, too many).
 _MODEL_CODES = {"model_not_found", "model_not_supported", "unsupported_model"}
+_KLING_MODEL_CODES = {1103, 1201, 1203}
 _NO_CHANNEL = re.compile(r"no available channel|无可用渠道", re.IGNORECASE)
-_MODEL_REFUSED = re.compile(r"\bmodel(?:_name)?\b.{0,80}?\b(?:not (?:supported|found|available|exist)|unsupported|"
-                            r"invalid|unknown)|\b(?:unsupported|invalid|unknown) model", re.IGNORECASE)
+_MODEL_REFUSED = re.compile(r"\bmodel(?:_name)?\b(?!\s*param).{0,80}?\b(?:not (?:supported|found|available|exist)|"
+                            r"unsupported|invalid|unknown)\b|\b(?:unsupported|invalid|unknown) model(?:_name)?\b"
+                            r"(?!\s*param)", re.IGNORECASE)
 
 
 def _refuses_model(status: int, code, text: str) -> bool:
+    refusal = 400 <= status < 500 and status not in (401, 402, 429)
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code in _KLING_MODEL_CODES and (refusal or status == 200) and bool(_MODEL_REFUSED.search(text))
     word = code.lower() if isinstance(code, str) else ""
-    if word in _MODEL_CODES or _NO_CHANNEL.search(text):
-        return True
-    return 400 <= status < 500 and status not in (401, 402, 403, 404, 429) and bool(_MODEL_REFUSED.search(text))
+    if refusal or status == 503:
+        return word in _MODEL_CODES or bool(_NO_CHANNEL.search(text)) or (refusal and bool(_MODEL_REFUSED.search(text)))
+    return False
 
 
 def error_from_body(status: int, body: dict, *, secrets=()) -> errors.ApiError:

@@ -37,11 +37,10 @@ from .owners import owners_of
 from .pricing import estimate
 from .request import OmniRequest
 from .settings import DEFAULTS, PackSettings
-from .task import ENDED, FAILED, OmniTask, TaskState
+from .task import FAILED, OmniTask, TaskState
 from .waiting import POOL, SLICE, UPDATE_EVERY, Backoff
 
 log = logging.getLogger("cometapi_omni")
-REUSABLE = {"queued", "processing", "succeeded", ENDED}  # ENDED: maybe billed, never retried on its own
 RETRYABLE = {FAILED, J.REJECTED}
 SLOT_BACKOFF = Backoff(base=2.0, cap=30.0, jitter=1.0)  # between creation tries while the account is full
 FLIGHT_WINDOW = 24 * 3600.0  # a row older than this no longer counts as holding a slot (never polled again)
@@ -151,6 +150,7 @@ def submit_all(intents: list, journal: Journal, client_factory: Callable, *, nod
         with client_factory() as client:
             run = _Run(journal, client, slot, settings, interval, owners, node=node, node_id=str(node_id))
             created = [t.task_id for t in tasks.values()]
+            followed: list = []
             try:
                 while pending:
                     claims = run.reserve(pending)
@@ -159,18 +159,21 @@ def submit_all(intents: list, journal: Journal, client_factory: Callable, *, nod
                         how, job = claims[intent.fingerprint]
                         if how == _THEIRS:
                             followed.append(intent)
-                        elif how == _TASK:
-                            tasks[intent.fingerprint] = OmniTask(job.task_id, intent.request.prompt, job.fingerprint)
+                            continue
+                        if how == _TASK:  # another run made it meanwhile: adopted, paid once
+                            task = OmniTask(job.task_id, intent.request.prompt, job.fingerprint)
                         else:
                             task = run.settle(intent, job)
-                            tasks[intent.fingerprint] = task
-                            created.append(task.task_id)
-                            slot.restart()  # the timeout is for a wait without progress, not for the batch
+                        tasks[intent.fingerprint] = task
+                        created.append(task.task_id)
+                        slot.restart()  # the timeout is for a wait without progress, not for the batch
                     pending = followed
                     if pending:
                         run.follow(pending)
             except SlotWaitStopped as stopped:
-                raise stopped.in_batch(created, len(distinct)) if len(distinct) > 1 else stopped
+                elsewhere = len([i for i in followed if i.fingerprint not in tasks])
+                raise (stopped.in_batch(created, len(distinct), elsewhere) if len(distinct) > 1 or elsewhere
+                       else stopped)
             except OmniError as failure:
                 if isinstance(failure, JournalError):  # e.g. deleted meanwhile: keep what was paid known
                     for task_id in created:
@@ -186,7 +189,8 @@ def submit_all(intents: list, journal: Journal, client_factory: Callable, *, nod
 
 
 def _has_task(job: Optional[J.Job]) -> bool:
-    return job is not None and job.state in REUSABLE and bool(job.task_id)
+    """A row that holds a task is that task (whatever its state but failed): it is never sent again."""
+    return job is not None and bool(job.task_id) and job.state != FAILED
 
 
 _TASK, _NEW, _MINE, _THEIRS = "task", "new", "mine", "theirs"  # what a reservation found for an intent
@@ -211,14 +215,17 @@ class _Run:
 
     def end(self, unsettled: list) -> None:
         """What this run still holds: waiting rows were never sent (their cost is freed); the rest is
-        handed back, anyone's to resolve."""
+        handed back, anyone's to resolve. If the journal cannot take that, ending the run's lock says
+        the same to every other run: they take its rows over."""
         try:
             self.journal.give_up(self.owner, unsettled, "not sent: the batch stopped before a slot was free")
-            self.journal.hand_back(self.owner)
-        except JournalError as exc:  # never in place of what stopped the run; its rows are taken over later
-            log.warning("%s The rows of this Submit run stay as they are until a later run takes them over.", exc)
+        except JournalError as exc:  # never in place of what stopped the run
+            log.warning("%s The waiting rows of this Submit run are taken over by the next run of their intents.", exc)
         finally:
-            self.owners.end_run(self.owner)
+            try:
+                self.journal.hand_back(self.owner)
+            finally:
+                self.owners.end_run(self.owner)
 
     # --- one atomic step each ------------------------------------------------------------
 
@@ -228,6 +235,7 @@ class _Run:
         its cost reserved, once the whole batch of them fits today's limit (else nothing is journalled)."""
         rates = self.settings.rates
         claims, fresh = {}, []
+        self.owners.keep(self.owner)
         with self.journal.decide() as tx:
             for intent in intents:
                 job = tx.latest(intent.fingerprint)
@@ -261,11 +269,15 @@ class _Run:
         flight and, if one more fits, mark the intent sending. Two Submits, in any processes, can never
         both take the last slot."""
         limit, source = PACE.limit(self.client.key_id, self.settings.max_in_flight)
+        self.owners.keep(self.owner)
         with self.journal.decide() as tx:
             running = self.running(tx)
             if limit is not None and len(running) >= limit:
                 return False, running, limit, source
             if not tx.mark_sending(fingerprint, attempt, self.owner):
+                row = tx.latest(fingerprint)
+                if row is not None and row.attempt == attempt and _has_task(row):
+                    return row, running, limit, source  # another run found its task meanwhile: that is it
                 raise JournalError(
                     f"The job journal {self.journal.path} no longer holds this intent as waiting for this run (it was "
                     f"given up, changed or replaced meanwhile), so it was not sent. Queue again: a task made "
@@ -277,7 +289,7 @@ class _Run:
         to end). A row 'sending' whose run is gone was left by a crash: an unanswered creation, not
         counted (like an uncertain one), or it would hold a slot for a day."""
         rows = (source or self.journal).in_flight(self.client.key_id, since=time.time() - FLIGHT_WINDOW)
-        return [job for job in rows if job.base_url == self.client.base_url
+        return [job for job in rows if job.base_url == self.client.base_url and job.missing_since is None
                 and (job.state != J.SENDING or self.owners.alive(job.owner))]
 
     # --- the intents ------------------------------------------------------------------
@@ -304,11 +316,11 @@ class _Run:
         def moved() -> bool:
             for fingerprint, before in seen.items():
                 job = self.journal.latest(fingerprint)
-                if _state_of(job) != before or not self.owners.alive(job.owner):
+                if job is None or _state_of(job) != before or not self.owners.alive(job.owner):
                     return True
             return False
 
-        waiting_for = (f"another run (this ComfyUI or another process on this journal) that is creating "
+        waiting_for = (f"another run (another Submit, or another ComfyUI on this user folder) that is creating "
                        f"{'this same task' if len(intents) == 1 else f'{len(intents)} of these same tasks'}")
         self.slot.wait(self.interval, waiting_for, ready=moved,
                        text=lambda left: f"waiting for {waiting_for} · waited {time.monotonic() - self.slot.start:.0f} s")
@@ -321,6 +333,8 @@ class _Run:
             while True:
                 slot.check_cancel()  # Cancel between two creations of a batch: the rest is never sent
                 sent, running, limit, source = self.claim_slot(fingerprint, attempt)
+                if isinstance(sent, J.Job):
+                    return OmniTask(sent.task_id, request.prompt, fingerprint)
                 if not sent:
                     self._wait_for_slot(running, limit, source)
                     continue
@@ -398,10 +412,10 @@ def _refresh(journal: Journal, client, running: list, slot: "_SlotWait", waiting
         try:
             state = slot.run(client.get_task, job.task_id, waiting_for=waiting_for)
         except NotFound:
-            # The host no longer knows it (expired, or made through another route): it will never be seen to
-            # end, so it stops holding a slot. It may have been billed: it still counts in the spend.
-            journal.update_task(job.task_id, state=ENDED, message="CometAPI no longer finds this task (not found); "
-                                                                  "it no longer counts as running.")
+            # The host says it knows no such task (expired, made through another route, or a passing error):
+            # it would never be seen to end, so it stops holding a slot. It keeps its state: it may have been
+            # billed, and the background collector still tries to collect it.
+            journal.mark_missing(job.task_id)
             continue
         except OmniError as exc:  # a status query that fails keeps the slot taken; the wait goes on
             log.debug("Status of task %s unknown while waiting for a slot: %s", job.task_id, exc)

@@ -123,7 +123,9 @@ def test_a_task_the_host_no_longer_finds_stops_holding_a_slot(tmp_path):
                              settings=PackSettings(max_in_flight=1, daily_limit_usd=0), interval=0.05, timeout=20)
         assert time.monotonic() - started < 10 and task.task_id and fake.created_count == 1
         gone = journal.by_task("999999999")
-        assert gone.state == "ended" and "no longer finds" in gone.message
+        # It keeps its state (it may be billed, and may yet be found): only its slot is freed.
+        assert gone.state == "processing" and gone.missing_since is not None
+        assert [j.task_id for j in journal.uncollected(0)].count("999999999") == 1
 
 
 # --- the journal's own steps -----------------------------------------------------------------
@@ -188,3 +190,154 @@ def test_a_dead_processes_rows_are_taken_over_and_a_live_ones_are_followed(tmp_p
         finally:
             child.kill()
             child.join(10)
+
+
+# --- what the review of the change found (each failed before its fix) -------------------------------
+
+
+def test_a_run_stays_alive_for_other_processes_after_its_lock_file_is_removed(tmp_path):
+    a, b = two_processes(tmp_path)
+    run = a.start_run()
+    import shutil
+    shutil.rmtree(tmp_path / "owners")  # a clean-up of the data folder's clutter while ComfyUI runs
+    a.keep(run)  # its next decision locks a new file
+    assert b.alive(run)
+    later = a.start_run()
+    assert b.alive(later)
+    a.end_run(run)
+    assert not b.alive(run) and not a.alive(run)
+
+
+def test_a_row_that_holds_a_task_is_never_given_up_nor_paid_again(tmp_path):
+    """A row 'waiting' with a task id (another writer recorded the task): the task is reused, never rejected."""
+    with FakeCometAPI(key="test-key-123") as fake:
+        journal = Journal(tmp_path / "journal.sqlite3")
+        make = lambda: OmniClient(fake.key, fake.base_url)  # noqa: E731
+        intent = Intent(REQUEST, 1)
+        from kling_omni.submission import external_id
+        with make() as client:
+            key_id = client.key_id
+            state = client.create_task(REQUEST.payload(external_task_id=external_id(intent.fingerprint, 1)))
+        journal.begin(intent.fingerprint, 1, external_id(intent.fingerprint, 1), prompt="p", base_url=fake.base_url,
+                      key_id=key_id, mode="pro", seconds=5, state=J.WAITING)
+        with sqlite3.connect(journal.path) as db:
+            db.execute("UPDATE jobs SET task_id=? WHERE fingerprint=?", (state.task_id, intent.fingerprint))
+        for _ in range(2):
+            (task,) = submit_all([intent], journal, make, settings=PackSettings(daily_limit_usd=0), interval=0.05)
+            assert task.task_id == state.task_id
+        assert fake.created_count == 1 and journal.by_task(state.task_id).state != J.REJECTED
+        journal.give_up("", [intent.fingerprint], "x")
+        assert journal.settle(intent.fingerprint, 1, J.REJECTED, message="x") is False  # a task stays a task
+
+
+def test_a_run_following_another_waits_as_long_as_that_one_makes_progress(tmp_path):
+    """Two Submits of the same 4 variations at a pace of 1: the second follows the first, and each task
+    the first creates restarts its clock; both end with the same 4 tasks."""
+    with FakeCometAPI(key="test-key-123", max_in_flight=1, submitted_seconds=0.3, processing_seconds=0.6) as fake:
+        journal = Journal(tmp_path / "journal.sqlite3")
+        make = lambda: OmniClient(fake.key, fake.base_url)  # noqa: E731
+        settings = PackSettings(max_in_flight=1, daily_limit_usd=0)
+        intents = [Intent(REQUEST, seed) for seed in range(4)]
+        out = {}
+
+        def run(name):
+            try:
+                out[name] = [t.task_id for t in submit_all(intents, journal, make, settings=settings, interval=0.05,
+                                                           timeout=1.5)]
+            except Exception as exc:
+                out[name] = exc
+
+        first = threading.Thread(target=run, args=("a",))
+        first.start()
+        assert fake.wait_until(lambda: fake.created_count >= 1, timeout=30)  # the first run holds the batch
+        second = threading.Thread(target=run, args=("b",))
+        second.start()
+        first.join(60)
+        second.join(60)
+        assert out["a"] == out["b"] and len(set(out["a"])) == 4 and fake.created_count == 4
+
+
+def test_a_5xx_that_names_no_channel_after_the_task_was_made_is_uncertain_not_refused(tmp_path, monkeypatch):
+    import fake_cometapi.server as S
+    from kling_omni.errors import CreationUncertain
+    monkeypatch.setitem(S._KLING_MESSAGES, 5002, "upstream timeout; retry: No available channel for model "
+                                                 "kling-video-o1 under group default")
+    with FakeCometAPI(key="test-key-123") as fake:
+        journal = Journal(tmp_path / "journal.sqlite3")
+        make = lambda: OmniClient(fake.key, fake.base_url)  # noqa: E731
+        fake.fail_next_create_after_commit(502)
+        with pytest.raises(CreationUncertain):
+            submit_all([Intent(REQUEST, 1)], journal, make, settings=PackSettings(daily_limit_usd=0))
+        (task,) = submit_all([Intent(REQUEST, 1)], journal, make, settings=PackSettings(daily_limit_usd=0))
+        assert fake.created_count == 1 and task.task_id  # found by its external id, not paid again
+
+
+def test_a_run_that_could_not_hand_back_leaves_nothing_blocked(tmp_path, monkeypatch):
+    from kling_omni.submission import _Run, _SlotWait
+    from kling_omni import owners as O
+    with FakeCometAPI(key="test-key-123") as fake:
+        journal = Journal(tmp_path / "journal.sqlite3")
+        first, second = two_processes(journal.path.parent)
+
+        class Offline:
+            base_url, key_id = fake.base_url, "k"
+
+        run = _Run(journal, Offline(), _SlotWait(60, None, None), PackSettings(daily_limit_usd=0), 0.05, first,
+                   node="CometOmniSubmit", node_id="9")
+        intents = [Intent(REQUEST, 7)]
+        run.reserve(intents)
+
+        def full(*args, **kwargs):
+            raise J.JournalError("The job journal cannot be written (database or disk is full).", path=journal.path)
+
+        monkeypatch.setattr(journal, "give_up", full)
+        monkeypatch.setattr(journal, "hand_back", full)
+        with pytest.raises(J.JournalError):  # the run's lock is let go all the same
+            run.end([i.fingerprint for i in intents])
+        monkeypatch.undo()
+        monkeypatch.setitem(O._registry, journal.path.absolute().parent, second)  # now as another process
+        (task,) = submit_all(intents, journal, lambda: OmniClient(fake.key, fake.base_url),
+                             settings=PackSettings(daily_limit_usd=0), interval=0.05, timeout=5)
+        assert fake.created_count == 1 and task.task_id
+
+
+def test_one_not_found_while_waiting_for_a_slot_keeps_the_task_collectable(tmp_path, monkeypatch):
+    from fake_cometapi import server as S
+    with FakeCometAPI(key="test-key-123", max_in_flight=1, submitted_seconds=0.2, processing_seconds=1.5) as fake:
+        journal = Journal(tmp_path / "journal.sqlite3")
+        make = lambda: OmniClient(fake.key, fake.base_url)  # noqa: E731
+        settings = PackSettings(max_in_flight=1, daily_limit_usd=0)
+        (first,) = submit_all([Intent(REQUEST, 1)], journal, make, settings=settings)
+        real, hiccups = S.FakeCometAPI._query, [1]
+
+        def query(self, task_id):
+            if hiccups:
+                hiccups.pop()
+                return 404, {"code": 1203, "message": f"task {task_id} does not exist"}
+            return real(self, task_id)
+
+        monkeypatch.setattr(S.FakeCometAPI, "_query", query)
+        submit_all([Intent(REQUEST, 2)], journal, make, settings=settings, interval=0.05, timeout=10)
+        row = journal.by_task(first.task_id)
+        assert row.state in ("queued", "processing") and row.missing_since is not None
+        assert first.task_id in {j.task_id for j in journal.uncollected(0)}  # the collector still collects it
+        journal.update_task(first.task_id, state="processing")  # the host knows it again
+        assert journal.by_task(first.task_id).missing_since is None
+
+
+def test_following_a_row_that_vanished_reserves_again_instead_of_crashing(tmp_path):
+    from kling_omni.owners import owners_of
+    from kling_omni.submission import _Run, _SlotWait
+
+    journal = Journal(tmp_path / "journal.sqlite3")
+
+    class Offline:
+        base_url, key_id = "http://127.0.0.1:9", "k"
+
+    run = _Run(journal, Offline(), _SlotWait(5, None, None), PackSettings(daily_limit_usd=0), 0.05,
+               owners_of(journal.path), node="CometOmniSubmit", node_id="9")
+    try:
+        run.interval = 1.5  # the row is first looked at again after a second
+        run.follow([Intent(REQUEST, 3)])  # its row is gone (the journal deleted after reserve said "theirs")
+    finally:
+        run.end([])
