@@ -1,7 +1,8 @@
 """`make demo`: the whole chain of nodes in plain Python, exactly as ComfyUI would run them.
 
-Prompt + a reference image → Submit → Poll, against the bundled fake CometAPI server, or
-against the real CometAPI when COMETAPI_KEY is set (that costs a 5 s std generation).
+Prompt (Kling 3.0 Omni, with native sound) + a reference image → Submit → Poll, against the
+bundled fake CometAPI server, or against the real CometAPI when COMETAPI_KEY is set (that costs
+a 5 s std generation with sound, ≈ $0.56 at the shipped rates).
 Writes the MP4 and a contact sheet of frames to demo_output/.
 """
 
@@ -54,7 +55,7 @@ async def run_chain(nodes) -> dict:
     (refs,) = await nodes["CometOmniImageRef"]().add(image=reference_image(), role="reference", unique_id="2")
     (request,) = await nodes["CometOmniPrompt"]().build(
         prompt="@image1 drifts down a rain-soaked street at dusk, reflections shimmering",
-        mode="std", aspect_ratio="16:9", duration=5, refs=refs)
+        mode="std", aspect_ratio="16:9", duration=5, refs=refs, model="kling-v3-omni", sound=True)
     print(f"request: {request.summary()}")
     submitted = await nodes["CometOmniSubmit"]().submit(request=request, seed=1, unique_id="4")
     (task,) = submitted["result"][0]
@@ -69,7 +70,8 @@ def main() -> int:
     real = bool(os.environ.get("COMETAPI_KEY"))
     server = None
     if real:
-        print("COMETAPI_KEY is set: this demo runs against the real CometAPI and pays for one 5 s std video.")
+        print("COMETAPI_KEY is set: this demo runs against the real CometAPI and pays for one 5 s std Kling 3.0 "
+              "video with sound (≈ $0.56 at the shipped rates).")
         os.environ.setdefault("COMETAPI_OMNI_HOME", str(OUT / "home-real"))
     else:
         from fake_cometapi.server import FakeCometAPI
