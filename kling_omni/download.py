@@ -26,6 +26,7 @@ import urllib3
 
 from . import errors
 from .verify import check_video
+from .disk import sync_file, sync_folder
 
 EXPIRED_STATUSES = (403, 404, 410)
 DEFAULT_TIMEOUT = (10, 30)  # (connect, read between bytes)
@@ -86,14 +87,14 @@ def download_file(url: str, dest, *, on_progress: Optional[Callable[[int, Option
         else:
             raise errors.DownloadError(f"The video download from {where} kept breaking off ({problem}; "
                                        f"{transfer.done} of {transfer.total or '?'} bytes after {attempts} tries).")
-        _sync(transfer.part)
+        sync_file(transfer.part)
         try:
             check_video(transfer.part, expected_size=transfer.total)
         except errors.BrokenVideo as broken:
             kept = set_aside(transfer.part, dest)
             raise errors.BrokenVideo(f"The video from {where}", broken.problem, kept=kept) from None
         os.replace(transfer.part, dest)
-        _sync_folder(dest.parent)
+        sync_folder(dest.parent)
         return dest
     except BaseException:
         transfer.part.unlink(missing_ok=True)
@@ -148,26 +149,6 @@ def _new_part(dest: Path) -> Path:
             return part
         except FileExistsError:
             continue
-
-
-def _sync(path: Path) -> None:
-    """The bytes reach the disk before the file is renamed into place and journalled."""
-    with open(path, "rb+") as file:
-        os.fsync(file.fileno())
-
-
-def _sync_folder(folder: Path) -> None:
-    """The rename itself reaches the disk. Windows cannot open a folder for this: skipped there."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _fetch(session, url, transfer: _Transfer, where, on_progress, should_stop, chunk_size, timeout) -> None:

@@ -121,28 +121,22 @@ def is_held(folder: Path, task_id: str) -> bool:
     The probe locks for an instant; whoever tries at that very instant sees the lock as held
     and tries again (a waiter) or skips the task for a round (the background collector).
     """
-    try:
-        fd = os.open(Path(folder) / f"{task_id}.lock", os.O_RDWR)
-    except OSError:  # no lock file: nobody is collecting it (or its folder is unreadable)
-        return False
-    try:
-        if not _lock(fd):
-            return True
-        _unlock(fd)
-        return False
-    finally:
-        os.close(fd)
+    return _probe(Path(folder) / f"{task_id}.lock", unknown=False)
 
 
 def held_or_unknown(folder: Path, name: str) -> bool:
     """Like is_held, but a lock file that exists and cannot be probed (permissions, no file handles
     left) counts as held: for questions where a wrong "free" costs money. Only a missing file is free."""
+    return _probe(Path(folder) / f"{name}.lock", unknown=True)
+
+
+def _probe(path: Path, *, unknown: bool) -> bool:
     try:
-        fd = os.open(Path(folder) / f"{name}.lock", os.O_RDWR)
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:  # no lock file: nobody holds it
         return False
-    except OSError:
-        return True
+    except OSError:  # there, but it cannot be opened (its folder unreadable, no file handles left)
+        return unknown
     try:
         if not _lock(fd):
             return True

@@ -28,6 +28,7 @@ from pathlib import Path
 from .errors import SettingsError, SettingsUnreadable
 from .locks import held
 from .pricing import DEFAULT_RATES, Rates
+from .disk import sync_folder
 
 log = logging.getLogger("cometapi_omni")
 SETTINGS_FILE = "settings.json"
@@ -201,21 +202,7 @@ def _write(folder: Path, data: dict) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _sync_folder(folder)
-
-
-def _sync_folder(folder: Path) -> None:
-    # The rename itself survives a power cut only once the folder is flushed (POSIX; not on Windows).
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    sync_folder(folder)
 
 
 # --- checking values ---------------------------------------------------------------------
