@@ -1,0 +1,195 @@
+"""ComfyUI as a client sees it: a UI-format workflow made into the API prompt the frontend would
+queue, and a running server's HTTP routes and websocket (queue a prompt, wait for its end, read
+its history and the status texts nodes sent)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+import time
+import uuid
+
+import aiohttp
+
+from .pack import template
+
+VIRTUAL_NODES = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
+WIDGET_KINDS = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+UPLOAD_OPTIONS = ("image_upload", "video_upload", "audio_upload", "animated_image_upload")
+PROMPT_TIMEOUT = 120.0
+
+
+def _is_widget(spec) -> bool:
+    kind = spec[0]
+    return isinstance(kind, list) or kind in WIDGET_KINDS
+
+
+def _extra_widget_values(name: str, spec) -> int:
+    """Values the frontend keeps in widgets_values after this input's own value."""
+    options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    extra = 1 if any(options.get(o) for o in UPLOAD_OPTIONS) else 0  # the upload button widget
+    control = options.get("control_after_generate")
+    if control or (control is None and spec[0] == "INT" and name in ("seed", "noise_seed")):
+        extra += 1  # "fixed / increment / randomize"
+    return extra
+
+
+def to_api_prompt(workflow: dict, info: dict) -> dict:
+    """What the frontend's graphToPrompt makes of a UI-format workflow (no subgraphs)."""
+    links = {link[0]: (str(link[1]), link[2]) for link in workflow.get("links", [])}
+    prompt = {}
+    for node in workflow["nodes"]:
+        if node["type"] in VIRTUAL_NODES or node.get("mode", 0) == 2:
+            continue
+        if node.get("mode", 0) == 4:
+            raise ValueError(f"node {node['id']} is bypassed; this converter does not follow bypasses")
+        spec = info[node["type"]]
+        linked = {i["name"]: links[i["link"]] for i in node.get("inputs", []) if i.get("link") is not None}
+        values = list(node.get("widgets_values") or [])
+        order = spec.get("input_order") or {s: list((spec["input"].get(s) or {}).keys())
+                                             for s in ("required", "optional")}
+        inputs = {}
+        for section in ("required", "optional"):
+            for name in order.get(section, []):
+                input_spec = spec["input"][section][name]
+                if _is_widget(input_spec):
+                    if not values:
+                        raise ValueError(f"node {node['id']} ({node['type']}) has no widget value for {name}")
+                    inputs[name] = values.pop(0)
+                    del values[:_extra_widget_values(name, input_spec)]
+                if name in linked:
+                    inputs[name] = list(linked[name])
+        if values:
+            raise ValueError(f"node {node['id']} ({node['type']}) has unused widget values {values}")
+        prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs,
+                                   "_meta": {"title": node.get("title") or node["type"]}}
+    return prompt
+
+
+def template_prompt(name: str, info: dict) -> tuple[dict, dict]:
+    """(API prompt, UI workflow) of a template."""
+    workflow = template(name)
+    return to_api_prompt(workflow, info), workflow
+
+
+class Comfy:
+    """A running ComfyUI: HTTP calls and one websocket that records every event."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str):
+        self.http, self.url = http, url
+        self.client_id = uuid.uuid4().hex
+        self.events: list[tuple[float, str, object]] = []  # (monotonic, type, data)
+        self._changed = asyncio.Condition()
+        self._reader = None
+
+    async def connect(self, headers: dict | None = None) -> None:
+        self.ws = await self.http.ws_connect(f"{self.url}/ws?clientId={self.client_id}", max_msg_size=0,
+                                             headers=headers)
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for msg in self.ws:
+            now = time.monotonic()
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                data = json.loads(msg.data)
+                event = (now, data.get("type"), data.get("data"))
+            elif msg.type == aiohttp.WSMsgType.BINARY and len(msg.data) >= 8:
+                kind = struct.unpack(">I", msg.data[:4])[0]
+                if kind != 3:  # previews
+                    continue
+                size = struct.unpack(">I", msg.data[4:8])[0]
+                node = msg.data[8:8 + size].decode()
+                event = (now, "progress_text", {"node": node, "text": msg.data[8 + size:].decode()})
+            else:
+                continue
+            async with self._changed:
+                self.events.append(event)
+                self._changed.notify_all()
+
+    async def close(self) -> None:
+        if self._reader:
+            await self.ws.close()
+            self._reader.cancel()
+
+    async def get_json(self, path: str):
+        async with self.http.get(self.url + path) as r:
+            r.raise_for_status()
+            return await r.json()
+
+    async def text(self, method: str, path: str, **kw) -> tuple[int, str]:
+        async with self.http.request(method, self.url + path, **kw) as r:
+            return r.status, await r.text()
+
+    async def history_text(self, max_items: int = 1000) -> str:
+        """The whole history as ComfyUI serves it (searched for the key)."""
+        return (await self.text("GET", f"/history?max_items={max_items}"))[1]
+
+    async def run(self, prompt: dict, workflow: dict | None = None, timeout: float = PROMPT_TIMEOUT,
+                  headers: dict | None = None) -> dict:
+        """Queue a prompt and wait for its end; returns {prompt_id, outcome, error, history, seconds, start}."""
+        body = {"prompt": prompt, "client_id": self.client_id}
+        if workflow is not None:  # as the frontend does: it ends up in saved files' metadata
+            body["extra_data"] = {"extra_pnginfo": {"workflow": workflow}}
+        start = time.monotonic()
+        async with self.http.post(self.url + "/prompt", json=body, headers=headers) as r:
+            answer = await r.json()
+            if r.status != 200:
+                return {"outcome": "rejected", "error": answer, "history": {}, "seconds": 0.0, "start": start}
+        prompt_id = answer["prompt_id"]
+        ends = {"execution_success": "success", "execution_error": "error", "execution_interrupted": "interrupted"}
+
+        def finished():
+            for _, kind, data in self.events:
+                if kind in ends and isinstance(data, dict) and data.get("prompt_id") == prompt_id:
+                    return ends[kind], data
+            return None
+
+        async with self._changed:
+            try:
+                end = await asyncio.wait_for(self._changed.wait_for(finished), timeout)
+            except asyncio.TimeoutError:
+                end = ("timeout", None)
+        seconds = time.monotonic() - start
+        history = {}
+        for _ in range(100):  # ComfyUI stores the history entry just after the end event
+            history = (await self.get_json(f"/history/{prompt_id}")).get(prompt_id, {})
+            if history.get("status", {}).get("completed") is not None or end[0] == "timeout":
+                break
+            await asyncio.sleep(0.1)
+        return {"prompt_id": prompt_id, "outcome": end[0], "error": end[1], "history": history,
+                "seconds": seconds, "start": start}
+
+    def texts(self, node_id: str, since: float) -> list[tuple[float, str]]:
+        return [(t, d["text"]) for t, kind, d in self.events
+                if kind == "progress_text" and t >= since and d["node"] == str(node_id)]
+
+
+async def connect(c) -> tuple[Comfy, dict]:
+    """A client of the ComfyUI `c` (processes.comfyui) that listens on its websocket, and its /object_info."""
+    comfy = Comfy(c.http, c.url)
+    await comfy.connect()
+    return comfy, await comfy.get_json("/object_info")
+
+
+def outcome_text(run: dict) -> str:
+    if run["outcome"] == "success":
+        return f"{run['seconds']:.1f} s"
+    error = run["error"] or {}
+    where = f"{error.get('node_type')} #{error.get('node_id')}: " if error.get("node_type") else ""
+    return f"{run['outcome']}: {where}{error.get('exception_message') or json.dumps(error)[:1500]}"
+
+
+def poll_nodes(prompt: dict) -> list[str]:
+    return [nid for nid, node in prompt.items() if node["class_type"] == "CometOmniPoll"]
+
+
+
+def node_of(prompt: dict, class_type: str) -> str:
+    """The id of the (first) node of this type."""
+    return next(nid for nid, node in prompt.items() if node["class_type"] == class_type)
+
+
+def outputs(run: dict, node_id: str) -> dict:
+    """What a node put in the run's history entry ({} if nothing)."""
+    return run["history"].get("outputs", {}).get(str(node_id), {})
