@@ -18,6 +18,7 @@ VIRTUAL_NODES = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
 WIDGET_KINDS = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 UPLOAD_OPTIONS = ("image_upload", "video_upload", "audio_upload", "animated_image_upload")
 PROMPT_TIMEOUT = 120.0
+PACK_NODE_PREFIX = "CometOmni"
 
 
 def _is_widget(spec) -> bool:
@@ -35,8 +36,24 @@ def _extra_widget_values(name: str, spec) -> int:
     return extra
 
 
+def _default(name: str, spec) -> object:
+    """The value the frontend gives a widget the saved workflow has no value for: the input's
+    default, else a COMBO's first option (LiteGraph keeps a new widget's own value)."""
+    options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    if "default" in options:
+        return options["default"]
+    choices = spec[0] if isinstance(spec[0], list) else options.get("options")
+    if choices:
+        return choices[0]
+    raise KeyError(name)
+
+
 def to_api_prompt(workflow: dict, info: dict) -> dict:
-    """What the frontend's graphToPrompt makes of a UI-format workflow (no subgraphs)."""
+    """What the frontend's graphToPrompt makes of a UI-format workflow (no subgraphs).
+
+    Widgets the saved workflow has no value for (an input the node gained after it was saved,
+    e.g. ComfyUI 0.33's CreateVideo bit_depth) get their default from /object_info, as the
+    frontend gives them; except on the pack's own nodes, whose templates must match the pack."""
     links = {link[0]: (str(link[1]), link[2]) for link in workflow.get("links", [])}
     prompt = {}
     for node in workflow["nodes"]:
@@ -54,10 +71,17 @@ def to_api_prompt(workflow: dict, info: dict) -> dict:
             for name in order.get(section, []):
                 input_spec = spec["input"][section][name]
                 if _is_widget(input_spec):
-                    if not values:
+                    if values:
+                        inputs[name] = values.pop(0)
+                        del values[:_extra_widget_values(name, input_spec)]
+                    elif node["type"].startswith(PACK_NODE_PREFIX):
                         raise ValueError(f"node {node['id']} ({node['type']}) has no widget value for {name}")
-                    inputs[name] = values.pop(0)
-                    del values[:_extra_widget_values(name, input_spec)]
+                    else:
+                        try:
+                            inputs[name] = _default(name, input_spec)
+                        except KeyError:
+                            raise ValueError(f"node {node['id']} ({node['type']}) has no widget value for {name}, "
+                                             "and /object_info gives it no default") from None
                 if name in linked:
                     inputs[name] = list(linked[name])
         if values:

@@ -1,0 +1,38 @@
+"""The end-to-end check's converter of saved workflows into API prompts (scripts/comfy_e2e/comfy.py):
+a widget a saved workflow has no value for gets its default, as the frontend gives it, except on
+the pack's own nodes, whose templates must match the pack."""
+
+import pytest
+
+from cometapi_kling_omni import NODE_CLASS_MAPPINGS as NODES
+from scripts.comfy_e2e.comfy import to_api_prompt
+
+# ComfyUI 0.33's CreateVideo as /object_info serves it: bit_depth is newer than workflows saved for 0.3.64.
+CREATE_VIDEO = {"input": {"required": {"images": ["IMAGE", {}], "fps": ["FLOAT", {"default": 30.0}]},
+                          "optional": {"audio": ["AUDIO", {}], "bit_depth": ["INT", {"default": 8, "min": 8, "max": 10}]}},
+                "input_order": {"required": ["images", "fps"], "optional": ["audio", "bit_depth"]}}
+
+
+def workflow(node_type, values, inputs=()):
+    return {"nodes": [{"id": 8, "type": node_type, "inputs": list(inputs), "widgets_values": values}], "links": []}
+
+
+def test_a_core_widget_the_workflow_lacks_gets_its_default():
+    prompt = to_api_prompt(workflow("CreateVideo", [12.0]), {"CreateVideo": CREATE_VIDEO})
+    assert prompt["8"]["inputs"] == {"fps": 12.0, "bit_depth": 8}
+
+
+def test_a_combo_without_a_default_gets_its_first_option():
+    info = {"Pick": {"input": {"required": {"a": ["INT", {"default": 1}], "how": [["x", "y"], {}]}}}}
+    assert to_api_prompt(workflow("Pick", [3]), info)["8"]["inputs"] == {"a": 3, "how": "x"}
+
+
+def test_a_pack_node_without_a_value_fails_loudly():
+    info = {"CometOmniPrompt": {"input": NODES["CometOmniPrompt"].INPUT_TYPES()}}  # as /object_info wraps it
+    with pytest.raises(ValueError, match=r"node 8 \(CometOmniPrompt\) has no widget value for model"):
+        to_api_prompt(workflow("CometOmniPrompt", ["a fox", "pro", "16:9", 5]), info)
+
+
+def test_values_left_over_still_fail():
+    with pytest.raises(ValueError, match="unused widget values"):
+        to_api_prompt(workflow("CreateVideo", [12.0, 8, "extra"]), {"CreateVideo": CREATE_VIDEO})
