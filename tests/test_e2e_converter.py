@@ -1,11 +1,16 @@
-"""The end-to-end check's converter of saved workflows into API prompts (scripts/comfy_e2e/comfy.py):
-a widget a saved workflow has no value for gets its default, as the frontend gives it, except on
-the pack's own nodes, whose templates must match the pack."""
+"""The end-to-end check's converter of saved workflows into API prompts (scripts/comfy_e2e): a
+widget a saved workflow has no value for gets its default, as the frontend gives it, except on the
+pack's own nodes, whose templates must match the pack; a Prompt saved before the model choice
+loads on kling-video-o1, as the pack's web/lib/saved_prompt.js loads it."""
+
+import json
 
 import pytest
 
 from cometapi_kling_omni import NODE_CLASS_MAPPINGS as NODES
 from scripts.comfy_e2e.comfy import to_api_prompt
+from scripts.comfy_e2e.pack import OLD_WORKFLOW, template
+from scripts.comfy_e2e.v3_run import as_frontend_loads
 
 # ComfyUI 0.33's CreateVideo as /object_info serves it: bit_depth is newer than workflows saved for 0.3.64.
 CREATE_VIDEO = {"input": {"required": {"images": ["IMAGE", {}], "fps": ["FLOAT", {"default": 30.0}]},
@@ -36,3 +41,12 @@ def test_a_pack_node_without_a_value_fails_loudly():
 def test_values_left_over_still_fail():
     with pytest.raises(ValueError, match="unused widget values"):
         to_api_prompt(workflow("CreateVideo", [12.0, 8, "extra"]), {"CreateVideo": CREATE_VIDEO})
+
+
+def test_a_prompt_saved_before_the_model_choice_loads_on_o1_as_the_frontend_loads_it():
+    info = {"CometOmniPrompt": {"input": NODES["CometOmniPrompt"].INPUT_TYPES()}}
+    old = as_frontend_loads(json.loads(OLD_WORKFLOW.read_text()), info)
+    (prompt,) = [n for n in old["nodes"] if n["type"] == "CometOmniPrompt"]
+    assert prompt["widgets_values"][4:] == ["kling-video-o1", False, False]  # web/lib/saved_prompt.js BEFORE_MODELS
+    saved_with_a_model = template("kling_omni_v3_text_to_video_sound")
+    assert as_frontend_loads(json.loads(json.dumps(saved_with_a_model)), info) == saved_with_a_model

@@ -2,7 +2,8 @@
 
     .venv/bin/python -m scripts.comfy_e2e --comfyui /path/to/ComfyUI \
         --python /path/to/comfy/venv/bin/python [--browser | --browser-only] [--batch | --batch-only] [--keep] \
-        [--front-end-root DIR/comfyui_frontend_package/static] [--nodes2 on|off] [--faults | --faults-only]
+        [--front-end-root DIR/comfyui_frontend_package/static] [--nodes2 on|off] [--faults | --faults-only] \
+        [--v3 | --v3-only]
 
 (`scripts/comfyui_check.py` with the same arguments launches the same.) Prints PASS/FAIL per
 check and a summary; exit status 0 only when everything passed. Every wait is bounded; every
@@ -18,13 +19,19 @@ the ComfyUI log, except the pack's key file):
 - env_key_run (default): COMETAPI_KEY in ComfyUI's environment; /object_info, every template,
   the core nodes downstream of Poll, two Polls at once, frames linked after a run;
 - stored_key_run (default): no COMETAPI_KEY; the key POSTed to the pack's route, tested, used;
-- browser_run (--browser, or --browser-only alone): the real frontend in headless Chromium
+- browser_run (--browser, --browser-only): the real frontend in headless Chromium
   over the DevTools protocol, from the first key typed into Settings to the Tasks sidebar, the
   prices, Kling 3.0 and old workflows;
 - faults_run (--faults, --faults-only): file hosts that stream, break or cut, 2xx and 429
   creations, a deleted journal, cross-site writes and a foreign page's paid /prompt and /ws;
 - batch_run (--batch, --batch-only): variations and a prompt list against an account that
-  allows 3 tasks at once.
+  allows 3 tasks at once;
+- v3_run (--v3, --v3-only): Kling 3.0 against a fake whose clips follow the request: 12 s pro
+  with sound (288 frames at 1080p, a 12 s sound), a 3-shot storyboard frame by frame, auto
+  shots, every refused combination, a route without v3, workflows and API prompts from before
+  the model choice, and the upgrade from the previous version of the pack with its paid task.
+
+The --*-only flags combine: each adds its run and leaves out the default ones.
 
 Frontends: ComfyUI's bundled one, or any other with --front-end-root (`pip install --no-deps
 --target DIR comfyui-frontend-package==X`); --nodes2 turns Nodes 2.0 (Vue-rendered nodes) on or

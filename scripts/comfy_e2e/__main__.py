@@ -18,6 +18,7 @@ from .faults_run import faults_run
 from .processes import Service, start_fake_server
 from .report import CheckFailed, Report
 from .stored_key_run import stored_key_run
+from .v3_run import v3_run
 
 
 async def main_async(args) -> int:
@@ -28,7 +29,7 @@ async def main_async(args) -> int:
     try:
         fake, fake_url = start_fake_server(work, key)
         report.note(f"fake CometAPI at {fake_url}")
-        if not (args.browser_only or args.faults_only or args.batch_only):
+        if not (args.browser_only or args.faults_only or args.batch_only or args.v3_only):
             await env_key_run(args, report, work, fake_url, key)
             await stored_key_run(args, report, work, fake_url, key)
         if args.browser or args.browser_only:
@@ -37,6 +38,8 @@ async def main_async(args) -> int:
             await faults_run(args, report, work, key)
         if args.batch or args.batch_only:
             await batch_run(args, report, work, key)
+        if args.v3 or args.v3_only:
+            await v3_run(args, report, work, key)
     except CheckFailed as exc:
         report.check(False, "the check could go on", str(exc))
     finally:
@@ -72,6 +75,12 @@ def main(argv=None) -> int:
                         help="also run the batch checks: 8 and 10 variations and a prompt list against an account "
                              "that allows 3 tasks at once")
     parser.add_argument("--batch-only", action="store_true", help="only the batch checks")
+    parser.add_argument("--v3", action="store_true",
+                        help="also run issue 15's Kling 3.0 checks against a fake whose clips follow the request: "
+                             "sound, a storyboard frame by frame, auto shots, every refused combination, a route "
+                             "without v3, workflows and API prompts from before, and the upgrade from the previous "
+                             "version of the pack (needs this checkout's git)")
+    parser.add_argument("--v3-only", action="store_true", help="only the Kling 3.0 checks")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, outputs)")
     args = parser.parse_args(argv)
     if not (args.comfyui / "main.py").is_file():

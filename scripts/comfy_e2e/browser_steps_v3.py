@@ -15,13 +15,11 @@ from pathlib import Path
 
 from .browser import APP, Page, close_dialogs, set_widget, settled_text, settled_text_of, show_node, type_into, widget_value
 from .comfy import Comfy
-from .pack import OLD_WORKFLOW
+from .pack import OLD_WORKFLOW, V3_SOUND_TEMPLATE, V3_STORYBOARD_TEMPLATE, template_nodes
 from .pack_ui import (PROMPT, PROMPT_HELP, RATES_PANEL, SUBMIT, SUBMIT_PRICE, V3_RATE_INPUT, open_cometapi_settings,
-                      open_template, priced, settings_json, shown_rates, template_nodes)
+                      open_template, priced, settings_json, shown_rates)
 from .report import Report
 
-V3_SOUND_TEMPLATE = "kling_omni_v3_text_to_video_sound"
-V3_STORYBOARD_TEMPLATE = "kling_omni_v3_storyboard"
 KEPT_ON_O1 = "Saved before the model choice: kept on kling-video-o1"
 
 

@@ -26,6 +26,13 @@ def _is_widget(spec) -> bool:
     return isinstance(kind, list) or kind in WIDGET_KINDS
 
 
+def widget_names(spec: dict) -> list[str]:
+    """The node's inputs that are widgets, in the order the frontend saves their values."""
+    order = spec.get("input_order") or {s: list((spec["input"].get(s) or {}).keys()) for s in ("required", "optional")}
+    return [name for section in ("required", "optional") for name in order.get(section, [])
+            if _is_widget(spec["input"][section][name])]
+
+
 def _extra_widget_values(name: str, spec) -> int:
     """Values the frontend keeps in widgets_values after this input's own value."""
     options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}

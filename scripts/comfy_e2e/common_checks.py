@@ -95,8 +95,13 @@ def check_no_key(report: Report, label: str, key: str, base: Path, texts: dict, 
                  f"{scanned} files scanned ({with_metadata} with media metadata) + {', '.join(texts)}")
 
 
+def pack_data_dir(base: Path) -> Path:
+    """The pack's private folder (key file, journal): ComfyUI's system-user folder (0.3.76 and
+    later), else the pack's data/ folder."""
+    system = base / "user" / "__cometapi_omni"
+    return system if system.is_dir() else base / "custom_nodes" / PACK_DIR_NAME / "data"
+
+
 def pack_key_file(base: Path) -> Path:
-    """The stored key: in ComfyUI's system-user folder (0.3.76 and later), else the pack's data folder."""
-    system = base / "user" / "__cometapi_omni" / "key"
-    return system if system.exists() else base / "custom_nodes" / PACK_DIR_NAME / "data" / "key"
+    return pack_data_dir(base) / "key"
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import aiohttp
 
 from .comfy import Comfy, connect, node_of, outcome_text, outputs, template_prompt
-from .common_checks import check_log, check_no_key, pack_key_file
+from .common_checks import check_log, check_no_key, pack_data_dir, pack_key_file
 from .media import output_path, video_info
 from .processes import comfyui, start_fake_server
 from .report import CheckFailed, Report
@@ -337,7 +337,7 @@ async def fault_journal_deleted(report: Report, comfy: Comfy, fake: FakeControl,
     old_words = "faults: made before the journal was deleted"
     old = await run_intent(comfy, fake, base, intent_prompt(info, old_words))
     check_whole(report, "faults: journal: an intent before the deletion", old)
-    journal = pack_key_file(base).parent / "journal.sqlite3"
+    journal = pack_data_dir(base) / "journal.sqlite3"
     gone = sorted(p.name for p in journal.parent.glob(journal.name + "*"))
     for path in journal.parent.glob(journal.name + "*"):
         path.unlink()

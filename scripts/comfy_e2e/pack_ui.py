@@ -65,22 +65,6 @@ async def open_template(page: Page, name: str) -> None:
     await asyncio.sleep(1)
 
 
-def template_nodes(name: str) -> tuple[dict, list[dict]]:
-    """A template's Prompt node, and its shots in order (shot 1, the furthest upstream, first)."""
-    workflow = template(name)
-    nodes = {n["id"]: n for n in workflow["nodes"]}
-    origin = {link[0]: link[1] for link in workflow["links"]}  # link id -> the node it comes from
-    prompt = next(n for n in workflow["nodes"] if n["type"] == "CometOmniPrompt")
-    shots, node = [], prompt
-    while True:
-        link = next((i.get("link") for i in node.get("inputs", []) if i["name"] == "shots"), None)
-        if link is None:
-            break
-        node = nodes[origin[link]]
-        shots.insert(0, node)
-    return prompt, shots
-
-
 async def settings_json(comfy: Comfy) -> dict:
     return json.loads((await comfy.text("GET", "/cometapi_omni/settings"))[1])
 

@@ -88,14 +88,22 @@ def start_fake_server(work: Path, key: str, processing_seconds: float = 3, name:
     raise CheckFailed(f"the fake server {name} did not start: {service.log()[-2000:]}")
 
 
-def make_base_dir(work: Path, name: str) -> Path:
-    """A ComfyUI base directory with a copy of the pack and input/example.png."""
+def install_pack(base: Path, source: Path = REPO) -> Path:
+    """Copy the pack at `source` into the base directory's custom_nodes (without its private data/)."""
+    ignore = shutil.ignore_patterns(".git", ".venv", "node_modules", "data", "__pycache__", "*.pyc",
+                                    ".pytest_cache", "demo_output", ".work")
+    target = base / "custom_nodes" / PACK_DIR_NAME
+    shutil.copytree(source, target, ignore=ignore, symlinks=True)
+    return target
+
+
+def make_base_dir(work: Path, name: str, pack: Path = REPO) -> Path:
+    """A ComfyUI base directory with a copy of the pack (this checkout, or another version's
+    files) and input/example.png."""
     from PIL import Image, ImageDraw
 
     base = work / name
-    ignore = shutil.ignore_patterns(".git", ".venv", "node_modules", "data", "__pycache__", "*.pyc",
-                                    ".pytest_cache", "demo_output", ".work")
-    shutil.copytree(REPO, base / "custom_nodes" / PACK_DIR_NAME, ignore=ignore, symlinks=True)
+    install_pack(base, pack)
     (base / "input").mkdir(parents=True)
     image = Image.new("RGB", (640, 480), (40, 90, 160))
     draw = ImageDraw.Draw(image)
@@ -107,7 +115,7 @@ def make_base_dir(work: Path, name: str) -> Path:
 
 
 def start_comfyui(args, base: Path, port: int, fake_url: str, key: str | None, listen: str = "127.0.0.1",
-                  extra_env: dict | None = None) -> Service:
+                  extra_env: dict | None = None, log_name: str | None = None) -> Service:
     env = dict(os.environ)
     env.pop("COMETAPI_KEY", None)
     env.update(COMETAPI_BASE_URL=fake_url, COMETAPI_OMNI_POLL_SECONDS="0.5", PYTHONUNBUFFERED="1", **(extra_env or {}))
@@ -117,7 +125,7 @@ def start_comfyui(args, base: Path, port: int, fake_url: str, key: str | None, l
             "--disable-auto-launch", "--base-directory", str(base)]
     if getattr(args, "front_end_root", None):
         argv += ["--front-end-root", str(args.front_end_root)]
-    return Service("ComfyUI", argv, base.parent / f"{base.name}.comfyui.log", cwd=args.comfyui, env=env)
+    return Service("ComfyUI", argv, base.parent / f"{log_name or base.name}.comfyui.log", cwd=args.comfyui, env=env)
 
 
 async def wait_until_up(http: aiohttp.ClientSession, comfy: Service, url: str) -> None:
@@ -137,14 +145,15 @@ async def wait_until_up(http: aiohttp.ClientSession, comfy: Service, url: str) -
 
 @contextlib.asynccontextmanager
 async def comfyui(args, work: Path, name: str, fake_url: str, key: str | None, listen: str = "127.0.0.1",
-                  extra_env: dict | None = None):
+                  extra_env: dict | None = None, base: Path | None = None):
     """A ComfyUI of its own (a base directory with a copy of the pack), up and answering, with an
     HTTP session; stopped on exit. Yields (http, url, base, proc, port); proc.log() stays readable
     after. `listen` is its --listen; it is reached on loopback either way. `extra_env`: more
-    environment for it (e.g. the pack's timings)."""
-    base = make_base_dir(work, name)
+    environment for it (e.g. the pack's timings). `base`: start on this base directory as it is
+    (a restart), logging to <name>.comfyui.log beside it."""
+    base = base or make_base_dir(work, name)
     port = free_port()
-    proc = start_comfyui(args, base, port, fake_url, key, listen, extra_env)
+    proc = start_comfyui(args, base, port, fake_url, key, listen, extra_env, log_name=name)
     url = f"http://127.0.0.1:{port}"
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
         try:
@@ -154,9 +163,10 @@ async def comfyui(args, work: Path, name: str, fake_url: str, key: str | None, l
             proc.stop()
 
 
-def in_process_fake_server(key: str, processing_seconds: float):
-    """The fake CometAPI on a thread of this process: the browser steps count what it was sent and
-    end tasks when they want (FakeCometAPI.created_count, .requests, .finish)."""
+def in_process_fake_server(key: str, processing_seconds: float, **options):
+    """The fake CometAPI on a thread of this process: the steps count what it was sent, read the
+    requests it recorded and end tasks when they want (FakeCometAPI.created_count, .requests,
+    .finish). `options`: more of FakeCometAPI's (e.g. follow_request)."""
     from fake_cometapi.server import FakeCometAPI
     return FakeCometAPI(key, submitted_seconds=1, processing_seconds=processing_seconds, video_seconds=3,
-                        video_fps=24, video_size=(640, 360)).start()
+                        video_fps=24, video_size=(640, 360), **options).start()
