@@ -32,6 +32,32 @@ def test_a_combo_without_a_default_gets_its_first_option():
     assert to_api_prompt(workflow("Pick", [3]), info)["8"]["inputs"] == {"a": 3, "how": "x"}
 
 
+# ComfyUI 0.33's SaveVideo, trimmed: format is a dynamic combo whose option brings a codec of its own
+# (itself a dynamic combo), and a hidden optional codec.
+CODEC = ["COMFY_DYNAMICCOMBO_V3", {"options": [
+    {"key": "auto", "inputs": {"required": {}}},
+    {"key": "h264", "inputs": {"required": {}, "optional": {"encoding": ["COMFY_DYNAMICCOMBO_V3", {"options": [
+        {"key": "auto", "inputs": {"required": {}}},
+        {"key": "re-encode", "inputs": {"required": {"crf": ["FLOAT", {"default": 23.0}]}}}]}]}}}]}]
+SAVE_VIDEO = {"input": {"required": {"video": ["VIDEO", {}], "filename_prefix": ["STRING", {"default": "video/ComfyUI"}],
+                                     "format": ["COMFY_DYNAMICCOMBO_V3", {"options": [
+                                         {"key": "auto", "inputs": {"required": {"codec": CODEC}}},
+                                         {"key": "mp4", "inputs": {"required": {"codec": CODEC}}}]}]},
+                        "optional": {"codec": [CODEC[0], {**CODEC[1], "hidden": True}]}},
+              "input_order": {"required": ["video", "filename_prefix", "format"], "optional": ["codec"]}}
+
+
+def test_a_dynamic_combo_brings_the_widgets_of_its_option_as_the_frontend_queues_them():
+    saved_for_0_3_64 = workflow("SaveVideo", ["video/kling_preview", "auto", "auto"])
+    # What frontend 1.58.1 queued for this node on ComfyUI 0.33 (read back from the MP4's metadata).
+    assert to_api_prompt(saved_for_0_3_64, {"SaveVideo": SAVE_VIDEO})["8"]["inputs"] == {
+        "filename_prefix": "video/kling_preview", "format": "auto", "format.codec": "auto", "codec": "auto"}
+    nested = workflow("SaveVideo", ["v", "mp4", "h264", "re-encode", 18.0])
+    assert to_api_prompt(nested, {"SaveVideo": SAVE_VIDEO})["8"]["inputs"] == {
+        "filename_prefix": "v", "format": "mp4", "format.codec": "h264", "format.codec.encoding": "re-encode",
+        "format.codec.encoding.crf": 18.0, "codec": "auto"}
+
+
 def test_a_pack_node_without_a_value_fails_loudly():
     info = {"CometOmniPrompt": {"input": NODES["CometOmniPrompt"].INPUT_TYPES()}}  # as /object_info wraps it
     with pytest.raises(ValueError, match=r"node 8 \(CometOmniPrompt\) has no widget value for model"):

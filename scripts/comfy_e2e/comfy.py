@@ -21,21 +21,32 @@ PROMPT_TIMEOUT = 120.0
 PACK_NODE_PREFIX = "CometOmni"
 
 
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"  # ComfyUI 0.33: a combo whose chosen option brings widgets of its own
+
+
+def _options(spec) -> dict:
+    return spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+
+
 def _is_widget(spec) -> bool:
     kind = spec[0]
-    return isinstance(kind, list) or kind in WIDGET_KINDS
+    return isinstance(kind, list) or kind in WIDGET_KINDS or kind == DYNAMIC_COMBO
+
+
+def _order(spec: dict) -> dict:
+    """{section: input names} in the order the node declares them."""
+    return spec.get("input_order") or {s: list((spec["input"].get(s) or {}).keys()) for s in ("required", "optional")}
 
 
 def widget_names(spec: dict) -> list[str]:
     """The node's inputs that are widgets, in the order the frontend saves their values."""
-    order = spec.get("input_order") or {s: list((spec["input"].get(s) or {}).keys()) for s in ("required", "optional")}
-    return [name for section in ("required", "optional") for name in order.get(section, [])
+    return [name for section in ("required", "optional") for name in _order(spec).get(section, [])
             if _is_widget(spec["input"][section][name])]
 
 
 def _extra_widget_values(name: str, spec) -> int:
     """Values the frontend keeps in widgets_values after this input's own value."""
-    options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    options = _options(spec)
     extra = 1 if any(options.get(o) for o in UPLOAD_OPTIONS) else 0  # the upload button widget
     control = options.get("control_after_generate")
     if control or (control is None and spec[0] == "INT" and name in ("seed", "noise_seed")):
@@ -45,14 +56,43 @@ def _extra_widget_values(name: str, spec) -> int:
 
 def _default(name: str, spec) -> object:
     """The value the frontend gives a widget the saved workflow has no value for: the input's
-    default, else a COMBO's first option (LiteGraph keeps a new widget's own value)."""
-    options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    default, else a combo's first option (LiteGraph keeps a new widget's own value)."""
+    options = _options(spec)
     if "default" in options:
         return options["default"]
     choices = spec[0] if isinstance(spec[0], list) else options.get("options")
     if choices:
-        return choices[0]
+        return choices[0]["key"] if isinstance(choices[0], dict) else choices[0]
     raise KeyError(name)
+
+
+def _take_widgets(node: dict, spec: dict, values: list, inputs: dict, linked: dict, prefix: str = "") -> None:
+    """Fill `inputs` from the saved `values`, in the order the frontend saves them. A dynamic
+    combo's chosen option brings its own widgets right after it, queued as '<combo>.<name>'
+    (frontend 1.58 on ComfyUI 0.33 queues SaveVideo as format, format.codec, and its hidden codec
+    at its default)."""
+    for section in ("required", "optional"):
+        for name in _order(spec).get(section, []):
+            input_spec, key = spec["input"][section][name], prefix + name
+            if _is_widget(input_spec):
+                if values:
+                    inputs[key] = values.pop(0)
+                    del values[:_extra_widget_values(name, input_spec)]
+                elif node["type"].startswith(PACK_NODE_PREFIX):
+                    raise ValueError(f"node {node['id']} ({node['type']}) has no widget value for {key}")
+                else:
+                    try:
+                        inputs[key] = _default(key, input_spec)
+                    except KeyError:
+                        raise ValueError(f"node {node['id']} ({node['type']}) has no widget value for {key}, "
+                                         "and /object_info gives it no default") from None
+                if input_spec[0] == DYNAMIC_COMBO and key in inputs:
+                    chosen = next((o for o in _options(input_spec)["options"] if o["key"] == inputs[key]), None)
+                    if chosen is None:
+                        raise ValueError(f"node {node['id']} ({node['type']}): {key} has no option {inputs[key]!r}")
+                    _take_widgets(node, {"input": chosen["inputs"]}, values, inputs, linked, key + ".")
+            if key in linked:
+                inputs[key] = list(linked[key])
 
 
 def to_api_prompt(workflow: dict, info: dict) -> dict:
@@ -68,29 +108,10 @@ def to_api_prompt(workflow: dict, info: dict) -> dict:
             continue
         if node.get("mode", 0) == 4:
             raise ValueError(f"node {node['id']} is bypassed; this converter does not follow bypasses")
-        spec = info[node["type"]]
         linked = {i["name"]: links[i["link"]] for i in node.get("inputs", []) if i.get("link") is not None}
         values = list(node.get("widgets_values") or [])
-        order = spec.get("input_order") or {s: list((spec["input"].get(s) or {}).keys())
-                                             for s in ("required", "optional")}
         inputs = {}
-        for section in ("required", "optional"):
-            for name in order.get(section, []):
-                input_spec = spec["input"][section][name]
-                if _is_widget(input_spec):
-                    if values:
-                        inputs[name] = values.pop(0)
-                        del values[:_extra_widget_values(name, input_spec)]
-                    elif node["type"].startswith(PACK_NODE_PREFIX):
-                        raise ValueError(f"node {node['id']} ({node['type']}) has no widget value for {name}")
-                    else:
-                        try:
-                            inputs[name] = _default(name, input_spec)
-                        except KeyError:
-                            raise ValueError(f"node {node['id']} ({node['type']}) has no widget value for {name}, "
-                                             "and /object_info gives it no default") from None
-                if name in linked:
-                    inputs[name] = list(linked[name])
+        _take_widgets(node, info[node["type"]], values, inputs, linked)
         if values:
             raise ValueError(f"node {node['id']} ({node['type']}) has unused widget values {values}")
         prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs,
