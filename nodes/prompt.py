@@ -123,11 +123,12 @@ class CometOmniPrompt:
             return (build_request(prompt, mode, aspect_ratio, duration, refs, model=model or O1, sound=sound,
                                   shots=shots, auto_shots=auto_shots),)
         except InputError as exc:
+            if exc.node != "CometOmniPrompt":
+                raise  # a Shot's own input, named with its id
             item = bridge.list_index()
-            if item is None or not prompt_is_linked(graph, unique_id):
-                raise
-            raise InputError(label("CometOmniPrompt", unique_id), f"{exc.input}, for item {item + 1} of the prompt list",
-                             exc.value, exc.problem) from None
+            where = (exc.input if item is None or not prompt_is_linked(graph, unique_id)
+                     else f"{exc.input}, for item {item + 1} of the prompt list")
+            raise InputError(label("CometOmniPrompt", unique_id), where, exc.value, exc.problem) from None
 
 
 def shots_linked(graph: dict, node_id) -> bool:
