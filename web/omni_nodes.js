@@ -15,15 +15,15 @@ import { SUBMIT_NODE, graphPrice, graphPriceText, submitPrice, submitPriceText }
 import { currentRates, loadSettings } from "./pack_api.js";
 import { checkTokens } from "./lib/tokens.js";
 import { promptHelpLines, taskIdFromOutput, taskIdText } from "./lib/format.js";
-import { KEPT_ON_O1_NOTE, valuesForSavedPrompt } from "./lib/saved_prompt.js";
+import { keptOnO1Note, valuesForSavedPrompt } from "./lib/saved_prompt.js";
 import { reviewLines, reviewPrompt, shotsLine } from "./lib/prompt_rules.js";
 import { O1 } from "./lib/pricing.js";
+import { language, t } from "./lib/i18n.js";
+import "./locale.js";
 
 const REFRESH_MS = 700; // the refs chain can change anywhere upstream: a cheap periodic look
 const TASK_PROPERTY = "cometapi_task_id";
 const COLORS = { error: "var(--error-text, #ff6b6b)", warn: "#e0a040", info: "", muted: "var(--descrip-text, #999)" };
-const PRICE_TOOLTIP = "Mode and seconds are exact; the USD amount is an estimate at your rates "
-  + "(Settings › CometAPI › Spending). Muted and bypassed Submits bill nothing.";
 const tracked = new Set();
 const graphPriceListeners = new Set();
 let rootPrice = null; // what Run will bill (the root and its subgraphs), null without a Submit
@@ -127,12 +127,12 @@ function setUpPrompt(node) {
     const text = node.widgets?.find((w) => w.name === "prompt")?.value ?? "";
     const lines = [];
     if (node.cometapiKeptOnO1 && node.widgets?.find((w) => w.name === "model")?.value === O1) {
-      lines.push({ level: "info", text: KEPT_ON_O1_NOTE });
+      lines.push({ level: "info", text: keptOnO1Note() });
     }
     const storyboard = shotsLine(review); // first: it changes as the shots are edited
     if (storyboard) lines.push(storyboard);
     lines.push(...promptHelpLines(refs, promptLinked ? null : checkTokens(text, refs)));
-    if (promptLinked) lines.push({ level: "info", text: "The prompt comes from a link: its tokens are checked when it runs." });
+    if (promptLinked) lines.push({ level: "info", text: t("prompt.linked") });
     lines.push(...reviewLines(review));
     const key = JSON.stringify(lines);
     if (key === shown) return;
@@ -144,9 +144,9 @@ function setUpPrompt(node) {
 
 function setUpSubmit(node) {
   const view = addTextWidget(node, "cometapi_submit_price");
-  view.box.title = PRICE_TOOLTIP;
   let shown = "";
   node.cometapiRefresh = (snapshot, context) => {
+    view.box.title = t("price.tooltip");
     const price = submitPrice(snapshot, node.id, context.rates);
     const lines = [
       { text: submitPriceText(price), level: price.refused && price.active ? "error" : price.problem || !price.active ? "warn" : "info" },
@@ -165,17 +165,18 @@ function setUpPoll(node) {
   let shown = null;
   node.cometapiRefresh = () => {
     const id = node.properties?.[TASK_PROPERTY] ?? "";
-    if (id === shown) return;
-    shown = id;
+    const key = `${language()} ${id}`; // drawn again in another language
+    if (key === shown) return;
+    shown = key;
     if (!id) {
-      view.render([line("The task id appears here after a run.", "info")]);
+      view.render([line(t("poll.noTask"), "info")]);
       return;
     }
     const row = line(taskIdText(id));
     const copy = document.createElement("button");
     copy.type = "button";
-    copy.textContent = "Copy";
-    copy.title = "Paste it into the task_id input of a CometOmniPoll node to collect this video later.";
+    copy.textContent = t("poll.copy");
+    copy.title = t("poll.copyTip");
     Object.assign(copy.style, { marginLeft: "6px", fontSize: "10px" });
     copy.addEventListener("click", () => navigator.clipboard?.writeText(id));
     row.append(copy);
