@@ -6,7 +6,7 @@ import { keyStatusText, keyTestText } from "./lib/format.js";
 import { packCall as call } from "./pack_api.js";
 import en from "./i18n/en.js";
 import { t } from "./lib/i18n.js";
-import "./locale.js";
+import "./locale.js"; // the language the panel is drawn in
 
 const KEY_ROUTE = "/cometapi_omni/key";
 

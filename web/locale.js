@@ -2,7 +2,8 @@
 // setting: read at setup, and live when it changes. Every frontend since 1.3 dispatches
 // "<setting id>.change" on app.ui.settings for backward compatibility (1.27: settingStore's
 // onChange; 1.5x: GraphCanvas forwards settingStore.onSettingChanged), which is how an
-// extension hears of a setting it does not own.
+// extension hears of a setting it does not own. It registers no extension of its own: the
+// pack's extensions call followLocale() in their setup (the first call subscribes).
 import { app } from "../../scripts/app.js";
 import { language, setLanguage } from "./lib/i18n.js";
 
@@ -35,17 +36,15 @@ function readLocale() {
   }
 }
 
-// At import, as soon as the settings are there (they load before extensions), so texts drawn
-// before setup already read right.
-follow(readLocale());
+let subscribed = false;
 
-app.registerExtension({
-  name: "CometAPI.Omni.Locale",
-  init() {
-    follow(readLocale());
-  },
-  setup() {
-    follow(readLocale());
-    app.ui?.settings?.addEventListener?.(`${LOCALE_SETTING}.change`, (event) => follow(event?.detail?.value ?? readLocale()));
-  },
-});
+/** Read Comfy.Locale now and follow its changes from now on (once, whoever calls it first). */
+export function followLocale() {
+  follow(readLocale());
+  if (subscribed || !app.ui?.settings?.addEventListener) return;
+  subscribed = true;
+  app.ui.settings.addEventListener(`${LOCALE_SETTING}.change`, (event) => follow(event?.detail?.value ?? readLocale()));
+}
+
+// At import too: the settings load before extensions do, so texts drawn before setup read right.
+follow(readLocale());

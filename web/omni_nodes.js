@@ -19,7 +19,7 @@ import { keptOnO1Note, valuesForSavedPrompt } from "./lib/saved_prompt.js";
 import { reviewLines, reviewPrompt, shotsLine } from "./lib/prompt_rules.js";
 import { O1 } from "./lib/pricing.js";
 import { language, t } from "./lib/i18n.js";
-import "./locale.js";
+import { followLocale } from "./locale.js";
 
 const REFRESH_MS = 700; // the refs chain can change anywhere upstream: a cheap periodic look
 const TASK_PROPERTY = "cometapi_task_id";
@@ -228,6 +228,7 @@ app.registerExtension({
     else if (node.comfyClass === POLL_NODE) setUpPoll(node);
   },
   setup() {
+    followLocale();
     loadSettings().catch(() => {}); // the user's rates; the shipped ones until then, or if it fails
     setInterval(refreshAll, REFRESH_MS);
   },

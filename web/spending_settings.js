@@ -9,7 +9,7 @@ import { RATE_FIELDS, RATE_GROUPS, numberFromInput, rateLabel, ratesSourceText, 
 import { loadSettings, onSettings, saveSettings } from "./pack_api.js";
 import en from "./i18n/en.js";
 import { t } from "./lib/i18n.js";
-import "./locale.js";
+import { followLocale } from "./locale.js";
 
 const CATEGORY = ["CometAPI", "Spending"];
 const ERROR_COLOR = "var(--error-text, #f66)";
@@ -172,6 +172,7 @@ function showSpendLimitError(event) {
 app.registerExtension({
   name: "CometAPI.Omni.Spending",
   setup() {
+    followLocale();
     api.addEventListener("execution_error", showSpendLimitError);
   },
   // Render functions: the frontend shows the panels and never stores a value for them.

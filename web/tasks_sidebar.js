@@ -17,7 +17,7 @@ import {
 import { onGraphPrice } from "./omni_nodes.js";
 import { loadSettings, packCall } from "./pack_api.js";
 import { t, tn } from "./lib/i18n.js";
-import { onLanguageChange } from "./locale.js";
+import { followLocale, onLanguageChange } from "./locale.js";
 
 const TAB_ID = "cometapi-omni-tasks";
 // Keys of the pack's locales/<lang>/main.json: the frontend translates a sidebar tab's title,
@@ -333,6 +333,7 @@ let lastGraphPrice = null;
 app.registerExtension({
   name: "CometAPI.Omni.Tasks",
   setup() {
+    followLocale();
     api.addEventListener(EVENT, onTaskEvent);
     onLanguageChange(relabel);
     onGraphPrice((total) => {
