@@ -14,7 +14,7 @@ import { PROMPT_NODE, POLL_NODE, describeRefs, snapshotGraph } from "./lib/graph
 import { SUBMIT_NODE, graphPrice, graphPriceText, submitPrice, submitPriceText } from "./lib/graph_price.js";
 import { currentRates, loadSettings } from "./pack_api.js";
 import { checkTokens } from "./lib/tokens.js";
-import { promptHelpLines, taskIdFromOutput, taskIdText } from "./lib/format.js";
+import { promptHelpLines, taskIdFromOutput, taskIdText, textColumns } from "./lib/format.js";
 import { keptOnO1Note, valuesForSavedPrompt } from "./lib/saved_prompt.js";
 import { reviewLines, reviewPrompt, shotsLine } from "./lib/prompt_rules.js";
 import { O1 } from "./lib/pricing.js";
@@ -70,8 +70,9 @@ function addTextWidget(node, name) {
   widget.serialize = false; // ...and out of the saved workflow's widgets_values
   const render = (items) => {
     box.replaceChildren(...items);
-    // Rough count of wrapped lines (about 55 characters fit the default node width).
-    const wrapped = items.reduce((sum, item) => sum + Math.max(1, Math.ceil(item.textContent.length / 55)), 0);
+    // Rough count of wrapped lines (about 55 columns fit the default node width; a Chinese,
+    // Japanese or Korean character takes two).
+    const wrapped = items.reduce((sum, item) => sum + Math.max(1, Math.ceil(textColumns(item.textContent) / 55)), 0);
     lines = Math.max(1, Math.min(12, wrapped));
     box.style.maxHeight = `${height() - 2 * margin}px`;
     const wanted = node.computeSize?.();
@@ -160,10 +161,29 @@ function setUpSubmit(node) {
   tracked.add(node);
 }
 
+/**
+ * As tall as its content, no taller: its widgets, the task id box, and the video preview once
+ * there is one. The frontend's computeSize() is that height (the preview widget's minimum is the
+ * video at the node's width); a saved size (the templates', or an older pack's 720 px) or the
+ * room a previous preview took would otherwise stay as empty space. Fitted whenever that height
+ * changes (loaded, preview added or replaced), so a node the user resized keeps its size meanwhile.
+ */
+function fitToContent(node, state) {
+  const wanted = Math.ceil(node.computeSize?.()?.[1] ?? 0);
+  if (!wanted || wanted === state.fitted) return;
+  state.fitted = wanted;
+  if (Math.abs(node.size[1] - wanted) > 1) {
+    node.setSize([node.size[0], wanted]);
+    node.setDirtyCanvas?.(true, true);
+  }
+}
+
 function setUpPoll(node) {
   const view = addTextWidget(node, "cometapi_task_id");
+  const size = { fitted: null };
   let shown = null;
   node.cometapiRefresh = () => {
+    fitToContent(node, size);
     const id = node.properties?.[TASK_PROPERTY] ?? "";
     const key = `${language()} ${id}`; // drawn again in another language
     if (key === shown) return;

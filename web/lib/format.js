@@ -100,6 +100,17 @@ export function wiredText(kind, count) {
   return count ? tn("help.onlyWired", count, { kind: what }) : t("help.noneWired", { kind: what });
 }
 
+// Characters drawn twice as wide as a Latin letter: CJK ideographs and punctuation, kana, Hangul,
+// full-width forms (Unicode's East Asian Wide and Fullwidth, in the ranges the pack's languages use).
+const WIDE = /[\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]/u;
+
+/** How many columns a text takes, a wide character counting two: what decides where it wraps. */
+export function textColumns(text) {
+  let columns = 0;
+  for (const character of String(text)) columns += WIDE.test(character) ? 2 : 1;
+  return columns;
+}
+
 function shorten(text, limit) {
   return text.length <= limit ? text : `${text.slice(0, limit - 1)}…`;
 }
