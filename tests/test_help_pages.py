@@ -19,7 +19,7 @@ from scripts.load_pack import load_pack
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "web" / "docs"
-LANGUAGES = ("zh",)
+LANGUAGES = ("zh", "ja", "ko")
 NODES = sorted(load_pack().NODE_CLASS_MAPPINGS)
 SECTIONS = {  # the headings every page has, in its language
     "en": ["Inputs", "Outputs", "Example", "Cost", "Common errors"],
