@@ -363,7 +363,8 @@ def thumbnail(title: str, chain: list, path: Path) -> None:
         lines = _wrap(title, lambda text: draw.textlength(text, font=big) <= size - 64)
         if len(lines) <= 3:
             break
-    draw.text((32, 40), "Kling Omni · CometAPI", font=small, fill=(170, 180, 230))
+    # The pack's name at the foot: 1.5x lays a "Graph" badge over the card's top left corner.
+    draw.text((32, 440), "Kling Omni · CometAPI", font=small, fill=(170, 180, 230))
     for row, text in enumerate(lines):
         draw.text((32, 80 + row * int(big.size * 1.25)), text, font=big, fill=(255, 255, 255))
     box_w = (size - 64 - 14 * (len(chain) - 1)) // len(chain)
