@@ -87,6 +87,12 @@ class CometOmniPoll:
     OUTPUT_NODE = True  # it keeps the paid video on disk, so it always runs
     RETURN_TYPES = ("IMAGE", "AUDIO", "VIDEO", "FLOAT", "STRING", "STRING")
     RETURN_NAMES = ("frames", "audio", "video", "fps", "task_id", "video_url")
+    OUTPUT_TOOLTIPS = ("The decoded frames (after start_seconds, every_nth, max_frames and max_side).",
+                       "The clip's sound (silence when it has none), cut like the frames.",
+                       "The saved MP4, for Save Video or Get Video Components.",
+                       "Frames per second of the frames output (divided by every_nth).",
+                       "The task's id: paste it into task_id to collect the video again.",
+                       "The video's URL at Kling (it expires; the saved MP4 stays).")
     FUNCTION = "poll"
 
     @classmethod

@@ -46,6 +46,7 @@ class CometOmniPrompt:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("OMNI_REQUEST",)
     RETURN_NAMES = ("request",)
+    OUTPUT_TOOLTIPS = ("The checked request: wire it into a Kling Omni Submit.",)
     FUNCTION = "build"
 
     @classmethod

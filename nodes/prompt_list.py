@@ -16,6 +16,7 @@ class CometOmniPromptList:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("STRING",)
     RETURN_NAMES = ("prompts",)
+    OUTPUT_TOOLTIPS = ("One prompt per line, as a list: wire it into a Kling Omni Prompt's prompt input.",)
     OUTPUT_IS_LIST = (True,)  # one item per line: the nodes downstream run once per item
     FUNCTION = "split"
 

@@ -21,6 +21,7 @@ class _RefNode:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("OMNI_REFS",)
     RETURN_NAMES = ("refs",)
+    OUTPUT_TOOLTIPS = ("The chain one reference longer: wire it into the next reference node or the Prompt's refs.",)
     FUNCTION = "add"
 
 
@@ -33,7 +34,9 @@ class CometOmniImageRef(_RefNode):
             "required": {
                 "image": ("IMAGE", {"tooltip": "JPEG/PNG-encoded for upload; each side at least 300 px, "
                                                "aspect between 1:2.5 and 2.5:1. Large images are downscaled, never cropped."}),
-                "role": (list(IMAGE_ROLES), {"default": "reference"}),
+                "role": (list(IMAGE_ROLES), {"default": "reference",
+                                             "tooltip": "reference: each image of the batch becomes <<<image_N>>>. "
+                                                        "first_frame / end_frame: one image that starts / ends the video."}),
             },
             "optional": {"refs": REFS_IN},
             "hidden": HIDDEN,
@@ -86,8 +89,10 @@ class CometOmniVideoRef(_RefNode):
         return {
             "required": {
                 "video_url": ("STRING", {"default": "", "tooltip": "http(s) URL of an MP4/MOV, 3-10 s, 720-2160 px."}),
-                "refer_type": (list(REFER_TYPES), {"default": "base"}),
-                "keep_original_sound": ("BOOLEAN", {"default": True}),
+                "refer_type": (list(REFER_TYPES), {"default": "base",
+                                                   "tooltip": "feature: a reference to follow (e.g. the shot before). "
+                                                              "base: the video to edit; the result keeps its length."}),
+                "keep_original_sound": ("BOOLEAN", {"default": True, "tooltip": "Keep the input video's sound in the result."}),
             },
             "optional": {"refs": REFS_IN},
             "hidden": HIDDEN,

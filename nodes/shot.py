@@ -16,6 +16,7 @@ class CometOmniShot:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("OMNI_SHOTS",)
     RETURN_NAMES = ("shots",)
+    OUTPUT_TOOLTIPS = ("The storyboard so far: wire it into the next Shot or the Prompt's shots.",)
     FUNCTION = "add"
 
     @classmethod

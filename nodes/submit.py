@@ -35,6 +35,7 @@ class CometOmniSubmit:
     INPUT_IS_LIST = True
     RETURN_TYPES = ("OMNI_TASK", "STRING")
     RETURN_NAMES = ("task", "task_id")
+    OUTPUT_TOOLTIPS = ("The created tasks: wire into a Kling Omni Poll.", "Their ids, to collect them later.")
     OUTPUT_IS_LIST = (True, True)  # one item per task: Poll and the core nodes map over them
     FUNCTION = "submit"
 

@@ -317,22 +317,35 @@ def v3_storyboard(defs):
     return wf
 
 
-TEMPLATES = {  # file name: (build, card title, the chain drawn on the card)
-    "kling_omni_text_to_video": (text_to_video, "Text to video", ["Prompt", "Submit", "Poll"]),
-    "kling_omni_image_references": (image_references, "Image references", ["Images", "Prompt", "Submit", "Poll"]),
-    "kling_omni_first_end_frame": (first_end_frame, "First + end frame", ["First", "End", "Prompt", "Poll"]),
-    "kling_omni_elements": (elements, "Elements", ["Elements", "Prompt", "Submit", "Poll"]),
-    "kling_omni_video_edit": (video_edit, "Video edit (base)", ["Image", "Video", "Prompt", "Poll"]),
-    "kling_omni_video_reference": (video_reference, "Video reference (next shot)", ["Video", "Prompt", "Submit", "Poll"]),
-    "kling_omni_collect_by_id": (collect_by_id, "Collect a task by id", ["task id", "Poll"]),
-    "kling_omni_local_pipeline": (local_pipeline, "Chain with local pipelines", ["Load", "Resize", "Kling", "Frames", "Save"]),
-    "kling_omni_variations": (variations, "Variations (N tasks, one run)", ["Prompt", "Submit x4", "Poll x4"]),
-    "kling_omni_prompt_list": (prompt_list, "Prompt list (one task a line)", ["Lines", "Prompt", "Submit", "Poll"]),
-    "kling_omni_v3_text_to_video_sound": (v3_sound, "Kling 3.0: text to video with sound",
-                                          ["Prompt v3", "Submit", "Poll"]),
-    "kling_omni_v3_storyboard": (v3_storyboard, "Kling 3.0: storyboard (3 shots)",
-                                 ["Shot 1", "Shot 2", "Shot 3", "Prompt", "Poll"]),
+# File name: (build, the chain drawn on the card). Browse Templates shows a custom node pack's
+# template by its file name alone, as its title and (with - and _ as spaces) its description:
+# neither 1.27 nor 1.5x reads a title from anywhere else for a pack (useTemplateWorkflows:
+# getTemplateTitle, getTemplateDescription). So the name is the sentence a person reads; the card
+# draws it too. No - or _ in it (the description would lose them), nothing a URL must escape.
+TEMPLATES = {
+    "Kling 3.0 text to video with sound": (v3_sound, ["Prompt v3", "Submit", "Poll"]),
+    "Kling 3.0 storyboard in three shots": (v3_storyboard, ["Shot 1", "Shot 2", "Shot 3", "Prompt", "Poll"]),
+    "Kling O1 text to video": (text_to_video, ["Prompt", "Submit", "Poll"]),
+    "Kling O1 video from image references": (image_references, ["Images", "Prompt", "Submit", "Poll"]),
+    "Kling O1 video from a first and an end frame": (first_end_frame, ["First", "End", "Prompt", "Poll"]),
+    "Kling O1 video with elements from your library": (elements, ["Elements", "Prompt", "Submit", "Poll"]),
+    "Kling O1 edit of an input video": (video_edit, ["Image", "Video", "Prompt", "Poll"]),
+    "Kling O1 next shot from a reference video": (video_reference, ["Video", "Prompt", "Submit", "Poll"]),
+    "Kling O1 in a local pipeline, frames in and out": (local_pipeline, ["Load", "Resize", "Kling", "Frames", "Save"]),
+    "Kling O1 variations, four tasks in one run": (variations, ["Prompt", "Submit x4", "Poll x4"]),
+    "Kling O1 prompt list, one task per line": (prompt_list, ["Lines", "Prompt", "Submit", "Poll"]),
+    "Collect a Kling task by its id": (collect_by_id, ["task id", "Poll"]),
 }
+
+
+def _wrap(text: str, fits) -> list[str]:
+    lines: list[str] = []
+    for word in text.split():
+        if lines and fits(f"{lines[-1]} {word}"):
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return lines
 
 
 def thumbnail(title: str, chain: list, path: Path) -> None:
@@ -345,10 +358,15 @@ def thumbnail(title: str, chain: list, path: Path) -> None:
         t = y / size
         draw.line([(0, y), (size, y)], fill=(int(20 + 40 * t), int(24 + 20 * t), int(48 + 60 * t)))
     small = ImageFont.load_default(size=22)
-    big = next(f for f in (ImageFont.load_default(size=n) for n in range(40, 12, -2))
-               if draw.textlength(title, font=f) <= size - 64)
-    draw.text((32, 40), "Kling Omni · CometAPI", font=small, fill=(170, 180, 230))
-    draw.text((32, 80), title, font=big, fill=(255, 255, 255))
+    # The title is a sentence: as large as fits in three lines.
+    for big in (ImageFont.load_default(size=n) for n in range(40, 12, -2)):
+        lines = _wrap(title, lambda text: draw.textlength(text, font=big) <= size - 64)
+        if len(lines) <= 3:
+            break
+    # The pack's name at the foot: 1.5x lays a "Graph" badge over the card's top left corner.
+    draw.text((32, 440), "Kling Omni · CometAPI", font=small, fill=(170, 180, 230))
+    for row, text in enumerate(lines):
+        draw.text((32, 80 + row * int(big.size * 1.25)), text, font=big, fill=(255, 255, 255))
     box_w = (size - 64 - 14 * (len(chain) - 1)) // len(chain)
     for i, name in enumerate(chain):
         x = 32 + i * (box_w + 14)
@@ -363,9 +381,9 @@ def main() -> None:
     defs = load_pack().NODE_CLASS_MAPPINGS
     out = ROOT / "example_workflows"
     out.mkdir(exist_ok=True)
-    for name, (build, title, chain) in TEMPLATES.items():
+    for name, (build, chain) in TEMPLATES.items():
         (out / f"{name}.json").write_text(json.dumps(build(defs).json(), indent=2) + "\n")
-        thumbnail(title, chain, out / f"{name}.jpg")
+        thumbnail(name, chain, out / f"{name}.jpg")
         print(out / f"{name}.json")
 
 

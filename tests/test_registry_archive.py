@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The runtime set of issue 17: what runs in ComfyUI, the templates, and the pack's papers.
 RUNTIME_FILES = {"__init__.py", "README.md", "LICENSE", "pyproject.toml", "requirements.txt"}
-RUNTIME_FOLDERS = ("kling_omni/", "nodes/", "web/")
+RUNTIME_FOLDERS = ("kling_omni/", "nodes/", "web/", "locales/")  # web/ holds the help pages (web/docs/) too
 TEMPLATES = "example_workflows/"
 NOT_RUNTIME_IN_WEB = ("web/tests/", "web/package.json")  # only `node --test` reads them
 PICTURES = (".jpg", ".png")  # binary: the scanner's text rules have nothing to read there

@@ -2,6 +2,7 @@
 every link joins matching types, and the pack's nodes of each run against the fake server."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -62,13 +63,31 @@ def load(path):
     return json.loads(path.read_text())
 
 
+# One template per scenario, named by the sentence Browse Templates shows as its title.
+SCENARIOS = {
+    "v3 sound": "Kling 3.0 text to video with sound", "v3 storyboard": "Kling 3.0 storyboard in three shots",
+    "text to video": "Kling O1 text to video", "image references": "Kling O1 video from image references",
+    "first and end frame": "Kling O1 video from a first and an end frame",
+    "elements": "Kling O1 video with elements from your library", "video edit": "Kling O1 edit of an input video",
+    "video reference": "Kling O1 next shot from a reference video",
+    "local pipeline": "Kling O1 in a local pipeline, frames in and out",
+    "variations": "Kling O1 variations, four tasks in one run", "prompt list": "Kling O1 prompt list, one task per line",
+    "collect by id": "Collect a Kling task by its id",
+}
+
+
 def test_there_are_templates_for_every_scenario():
-    names = {p.stem for p in WORKFLOWS}
-    for scenario in ("text_to_video", "image_references", "first_end_frame", "elements", "video_edit",
-                     "video_reference", "collect_by_id", "local_pipeline", "variations", "prompt_list"):
-        assert f"kling_omni_{scenario}" in names
+    assert sorted(p.stem for p in WORKFLOWS) == sorted(SCENARIOS.values())
     for path in WORKFLOWS:  # Browse Templates shows <name>.jpg as the card
         assert path.with_suffix(".jpg").is_file()
+
+
+def test_template_names_read_as_sentences_in_browse_templates():
+    """The frontend shows a pack's template by its file name: as the title, and with - and _ made
+    spaces as the description. A name is a sentence with neither, and nothing a URL must escape."""
+    for path in WORKFLOWS:
+        assert re.fullmatch(r"[A-Z][A-Za-z0-9 .,]+", path.stem), path.stem
+        assert "  " not in path.stem and not path.stem.endswith((" ", "."))
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
@@ -164,7 +183,7 @@ def tasks_of(workflow: dict) -> int:
     return kinds["CometOmniSubmit"]["widgets_values"][1] * len([line for line in lines.splitlines() if line.strip()])
 
 
-@pytest.mark.parametrize("name", ["kling_omni_variations", "kling_omni_prompt_list"])
+@pytest.mark.parametrize("name", [SCENARIOS["variations"], SCENARIOS["prompt list"]])
 def test_batch_templates_say_what_they_cost_and_how_the_pace_works(name):
     workflow = load(FOLDER / f"{name}.json")
     note = next(n for n in workflow["nodes"] if n["type"] == "Note")["widgets_values"][0]

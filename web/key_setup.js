@@ -4,6 +4,9 @@
 import { app } from "../../scripts/app.js";
 import { keyStatusText, keyTestText } from "./lib/format.js";
 import { packCall as call } from "./pack_api.js";
+import en from "./i18n/en.js";
+import { t } from "./lib/i18n.js";
+import "./locale.js"; // the language the panel is drawn in
 
 const KEY_ROUTE = "/cometapi_omni/key";
 
@@ -15,17 +18,17 @@ function element(tag, props = {}, style = {}) {
 
 function keyPanel() {
   const root = element("div", {}, { display: "flex", flexDirection: "column", gap: "6px", minWidth: "22rem" });
-  const status = element("div", { textContent: "Checking…" });
+  const status = element("div", { textContent: t("key.checking") });
   const input = element("input", {
     type: "password",
     autocomplete: "new-password", // keeps browsers' password managers out of it
     spellcheck: false,
-    placeholder: "Paste your CometAPI key (sk-…)",
+    placeholder: t("key.placeholder"),
   }, { flex: "1", padding: "4px 6px" });
-  input.setAttribute("aria-label", "CometAPI key");
-  const save = element("button", { textContent: "Save", type: "button" });
-  const test = element("button", { textContent: "Test key", type: "button" });
-  const remove = element("button", { textContent: "Remove saved key", type: "button" });
+  input.setAttribute("aria-label", t("key.inputLabel"));
+  const save = element("button", { textContent: t("key.save"), type: "button" });
+  const test = element("button", { textContent: t("key.test"), type: "button" });
+  const remove = element("button", { textContent: t("key.remove"), type: "button" });
   const message = element("div", {}, { whiteSpace: "pre-wrap" });
   const row = element("div", {}, { display: "flex", gap: "6px", alignItems: "center" });
   row.append(input, save);
@@ -56,13 +59,13 @@ function keyPanel() {
     const key = input.value;
     input.value = ""; // the key leaves the page with this request and is not kept in the DOM
     show(await call("POST", KEY_ROUTE, { key }));
-    say("Saved on the ComfyUI server. It is never written into workflows or settings.");
+    say(t("key.saved"));
   }));
   input.addEventListener("keydown", (event) => {
     if (event.key === "Enter") save.click();
   });
   test.addEventListener("click", () => busy(test, async () => {
-    say("Testing…");
+    say(t("key.testing"));
     const answer = await call("POST", `${KEY_ROUTE}/test`);
     if (answer?.status) show(answer.status);
     const { ok, text } = keyTestText(answer);
@@ -70,7 +73,7 @@ function keyPanel() {
   }));
   remove.addEventListener("click", () => busy(remove, async () => {
     show(await call("DELETE", KEY_ROUTE));
-    say("The saved key was removed.");
+    say(t("key.removed"));
   }));
 
   call("GET", KEY_ROUTE).then(show, (error) => {
@@ -85,10 +88,10 @@ app.registerExtension({
   settings: [
     {
       id: "CometAPI.Omni.Key",
+      // English here (the frontend's fallback); other languages come from locales/<lang>/settings.json.
       category: ["CometAPI", "Kling Omni Video", "API key"],
-      name: "CometAPI API key",
-      tooltip: "Stored on the ComfyUI server with owner-only permissions, never in workflows, "
-        + "images or settings. The COMETAPI_KEY environment variable, when set, takes precedence.",
+      name: en["settings.CometAPI_Omni_Key.name"],
+      tooltip: en["settings.CometAPI_Omni_Key.tooltip"],
       defaultValue: "",
       // A render function: the frontend shows our panel and never stores a value for it.
       type: () => keyPanel(),

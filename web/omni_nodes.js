@@ -14,16 +14,16 @@ import { PROMPT_NODE, POLL_NODE, describeRefs, snapshotGraph } from "./lib/graph
 import { SUBMIT_NODE, graphPrice, graphPriceText, submitPrice, submitPriceText } from "./lib/graph_price.js";
 import { currentRates, loadSettings } from "./pack_api.js";
 import { checkTokens } from "./lib/tokens.js";
-import { promptHelpLines, taskIdFromOutput, taskIdText } from "./lib/format.js";
-import { KEPT_ON_O1_NOTE, valuesForSavedPrompt } from "./lib/saved_prompt.js";
+import { promptHelpLines, taskIdFromOutput, taskIdText, textColumns } from "./lib/format.js";
+import { keptOnO1Note, valuesForSavedPrompt } from "./lib/saved_prompt.js";
 import { reviewLines, reviewPrompt, shotsLine } from "./lib/prompt_rules.js";
 import { O1 } from "./lib/pricing.js";
+import { language, t } from "./lib/i18n.js";
+import { followLocale } from "./locale.js";
 
 const REFRESH_MS = 700; // the refs chain can change anywhere upstream: a cheap periodic look
 const TASK_PROPERTY = "cometapi_task_id";
 const COLORS = { error: "var(--error-text, #ff6b6b)", warn: "#e0a040", info: "", muted: "var(--descrip-text, #999)" };
-const PRICE_TOOLTIP = "Mode and seconds are exact; the USD amount is an estimate at your rates "
-  + "(Settings › CometAPI › Spending). Muted and bypassed Submits bill nothing.";
 const tracked = new Set();
 const graphPriceListeners = new Set();
 let rootPrice = null; // what Run will bill (the root and its subgraphs), null without a Submit
@@ -70,8 +70,9 @@ function addTextWidget(node, name) {
   widget.serialize = false; // ...and out of the saved workflow's widgets_values
   const render = (items) => {
     box.replaceChildren(...items);
-    // Rough count of wrapped lines (about 55 characters fit the default node width).
-    const wrapped = items.reduce((sum, item) => sum + Math.max(1, Math.ceil(item.textContent.length / 55)), 0);
+    // Rough count of wrapped lines (about 55 columns fit the default node width; a Chinese,
+    // Japanese or Korean character takes two).
+    const wrapped = items.reduce((sum, item) => sum + Math.max(1, Math.ceil(textColumns(item.textContent) / 55)), 0);
     lines = Math.max(1, Math.min(12, wrapped));
     box.style.maxHeight = `${height() - 2 * margin}px`;
     const wanted = node.computeSize?.();
@@ -127,12 +128,12 @@ function setUpPrompt(node) {
     const text = node.widgets?.find((w) => w.name === "prompt")?.value ?? "";
     const lines = [];
     if (node.cometapiKeptOnO1 && node.widgets?.find((w) => w.name === "model")?.value === O1) {
-      lines.push({ level: "info", text: KEPT_ON_O1_NOTE });
+      lines.push({ level: "info", text: keptOnO1Note() });
     }
     const storyboard = shotsLine(review); // first: it changes as the shots are edited
     if (storyboard) lines.push(storyboard);
     lines.push(...promptHelpLines(refs, promptLinked ? null : checkTokens(text, refs)));
-    if (promptLinked) lines.push({ level: "info", text: "The prompt comes from a link: its tokens are checked when it runs." });
+    if (promptLinked) lines.push({ level: "info", text: t("prompt.linked") });
     lines.push(...reviewLines(review));
     const key = JSON.stringify(lines);
     if (key === shown) return;
@@ -144,9 +145,9 @@ function setUpPrompt(node) {
 
 function setUpSubmit(node) {
   const view = addTextWidget(node, "cometapi_submit_price");
-  view.box.title = PRICE_TOOLTIP;
   let shown = "";
   node.cometapiRefresh = (snapshot, context) => {
+    view.box.title = t("price.tooltip");
     const price = submitPrice(snapshot, node.id, context.rates);
     const lines = [
       { text: submitPriceText(price), level: price.refused && price.active ? "error" : price.problem || !price.active ? "warn" : "info" },
@@ -160,22 +161,42 @@ function setUpSubmit(node) {
   tracked.add(node);
 }
 
+/**
+ * As tall as its content, no taller: its widgets, the task id box, and the video preview once
+ * there is one. The frontend's computeSize() is that height (the preview widget's minimum is the
+ * video at the node's width); a saved size (the templates', or an older pack's 720 px) or the
+ * room a previous preview took would otherwise stay as empty space. Fitted whenever that height
+ * changes (loaded, preview added or replaced), so a node the user resized keeps its size meanwhile.
+ */
+function fitToContent(node, state) {
+  const wanted = Math.ceil(node.computeSize?.()?.[1] ?? 0);
+  if (!wanted || wanted === state.fitted) return;
+  state.fitted = wanted;
+  if (Math.abs(node.size[1] - wanted) > 1) {
+    node.setSize([node.size[0], wanted]);
+    node.setDirtyCanvas?.(true, true);
+  }
+}
+
 function setUpPoll(node) {
   const view = addTextWidget(node, "cometapi_task_id");
+  const size = { fitted: null };
   let shown = null;
   node.cometapiRefresh = () => {
+    fitToContent(node, size);
     const id = node.properties?.[TASK_PROPERTY] ?? "";
-    if (id === shown) return;
-    shown = id;
+    const key = `${language()} ${id}`; // drawn again in another language
+    if (key === shown) return;
+    shown = key;
     if (!id) {
-      view.render([line("The task id appears here after a run.", "info")]);
+      view.render([line(t("poll.noTask"), "info")]);
       return;
     }
     const row = line(taskIdText(id));
     const copy = document.createElement("button");
     copy.type = "button";
-    copy.textContent = "Copy";
-    copy.title = "Paste it into the task_id input of a CometOmniPoll node to collect this video later.";
+    copy.textContent = t("poll.copy");
+    copy.title = t("poll.copyTip");
     Object.assign(copy.style, { marginLeft: "6px", fontSize: "10px" });
     copy.addEventListener("click", () => navigator.clipboard?.writeText(id));
     row.append(copy);
@@ -227,6 +248,7 @@ app.registerExtension({
     else if (node.comfyClass === POLL_NODE) setUpPoll(node);
   },
   setup() {
+    followLocale();
     loadSettings().catch(() => {}); // the user's rates; the shipped ones until then, or if it fails
     setInterval(refreshAll, REFRESH_MS);
   },

@@ -5,6 +5,7 @@
 import { api } from "../../scripts/api.js";
 import { packRequestInit } from "./lib/pack_request.js";
 import { makeRates } from "./lib/pricing.js";
+import { t } from "./lib/i18n.js";
 
 const SETTINGS_ROUTE = "/cometapi_omni/settings";
 
@@ -17,7 +18,8 @@ export async function packCall(method, path, body) {
   } catch {
     data = null;
   }
-  if (!response.ok) throw new Error(data?.error ?? `The server answered HTTP ${response.status}.`);
+  // The route's own error text is Python's, in English; only a missing one is ours.
+  if (!response.ok) throw new Error(data?.error ?? t("api.httpError", { status: response.status }));
   return data;
 }
 

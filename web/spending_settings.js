@@ -7,6 +7,9 @@ import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { RATE_FIELDS, RATE_GROUPS, numberFromInput, rateLabel, ratesSourceText, todayText } from "./lib/spending.js";
 import { loadSettings, onSettings, saveSettings } from "./pack_api.js";
+import en from "./i18n/en.js";
+import { t } from "./lib/i18n.js";
+import { followLocale } from "./locale.js";
 
 const CATEGORY = ["CometAPI", "Spending"];
 const ERROR_COLOR = "var(--error-text, #f66)";
@@ -31,8 +34,8 @@ function panel(build) {
     message.textContent = text;
     message.style.color = ok ? MUTED_COLOR : ERROR_COLOR;
   };
-  const save = async (changes, done = "Saved.") => {
-    say("Saving…");
+  const save = async (changes, done = t("spend.saved")) => {
+    say(t("spend.saving"));
     try {
       await saveSettings(changes);
       say(done);
@@ -71,13 +74,13 @@ function show(input, value) {
 function dailyLimitPanel() {
   return panel((root, { say, save }) => {
     const today = element("div");
-    const input = numberInput("Daily limit in USD", { min: 0, step: 0.5 }, (text) => {
-      const typed = numberFromInput(text, "daily limit");
+    const input = numberInput(t("spend.limitLabel"), { min: 0, step: 0.5 }, (text) => {
+      const typed = numberFromInput(text, t("spend.limitWhat"));
       if (typed.error) return say(typed.error, false);
-      save({ daily_limit_usd: typed.value }, typed.value > 0 ? "Saved: Submits stop before crossing it." : "Saved: no limit.");
+      save({ daily_limit_usd: typed.value }, t(typed.value > 0 ? "spend.limitSaved" : "spend.noLimitSaved"));
     });
     const row = element("label", {}, { display: "flex", gap: "6px", alignItems: "center" });
-    row.append(input, element("span", { textContent: "USD a day (0 = no limit)" }));
+    row.append(input, element("span", { textContent: t("spend.limitUnit") }));
     root.append(row, today);
     return (answer) => {
       show(input, answer.limit_unknown ? "" : answer.settings.daily_limit_usd); // unknown: typing any value saves it
@@ -98,10 +101,10 @@ function ratesPanel() {
       table.append(heading);
       for (const field of group.fields) {
         const name = rateLabel(field);
-        const input = numberInput(`Rate for ${name}, ${field.unit}`, { min: 0, step: 0.001, width: "6rem" }, (text) => {
-          const typed = numberFromInput(text, `rate for ${name}`);
+        const input = numberInput(t("rates.inputLabel", { name, unit: field.unit }), { min: 0, step: 0.001, width: "6rem" }, (text) => {
+          const typed = numberFromInput(text, t("rates.what", { name }));
           if (typed.error) return say(typed.error, false);
-          save({ rates: { [field.name]: typed.value } }, `Saved: ${name} is ${typed.value} ${field.unit}.`);
+          save({ rates: { [field.name]: typed.value } }, t("rates.saved", { name, value: typed.value, unit: field.unit }));
         });
         inputs[field.name] = input;
         table.append(element("span", { textContent: field.label }, { paddingLeft: "8px" }), input,
@@ -109,11 +112,11 @@ function ratesPanel() {
       }
     }
     const source = element("div", {}, { color: MUTED_COLOR, fontSize: "0.9em" });
-    const reset = element("button", { type: "button", textContent: "Reset to the shipped rates" }, { alignSelf: "flex-start" });
+    const reset = element("button", { type: "button", textContent: t("rates.reset") }, { alignSelf: "flex-start" });
     let shipped = null;
     reset.addEventListener("click", async () => {
       reset.disabled = true;
-      await save({ rates: shipped }, "The shipped rates are back.");
+      await save({ rates: shipped }, t("rates.resetDone"));
       reset.disabled = false;
     });
     root.append(table, source, reset);
@@ -121,7 +124,7 @@ function ratesPanel() {
       // A rate this server does not send (an older server: no v3 names) stays empty, not "undefined".
       for (const field of RATE_FIELDS) show(inputs[field.name], answer.settings.rates[field.name] ?? "");
       shipped = answer.defaults?.rates ?? null;
-      source.textContent = `${ratesSourceText(answer)} Every USD amount the pack shows is an estimate at the rates above.`;
+      source.textContent = `${ratesSourceText(answer)} ${t("rates.estimateNote")}`;
       reset.disabled = !shipped;
     };
   });
@@ -129,11 +132,10 @@ function ratesPanel() {
 
 function backgroundPanel() {
   return panel((root, { save }) => {
-    const box = labelled(element("input", { type: "checkbox" }), "Collect finished tasks in the background");
-    box.addEventListener("change", () => save({ background_collect: box.checked },
-      box.checked ? "On: finished tasks nobody waited for are downloaded." : "Off: no new task is picked up."));
+    const box = labelled(element("input", { type: "checkbox" }), t("collect.label"));
+    box.addEventListener("change", () => save({ background_collect: box.checked }, t(box.checked ? "collect.on" : "collect.off")));
     const row = element("label", {}, { display: "flex", gap: "6px", alignItems: "center" });
-    row.append(box, element("span", { textContent: "Download each finished task once, into the output folder" }));
+    row.append(box, element("span", { textContent: t("collect.text") }));
     root.append(row);
     return (answer) => {
       box.checked = Boolean(answer.settings.background_collect);
@@ -143,13 +145,13 @@ function backgroundPanel() {
 
 function inFlightPanel() {
   return panel((root, { say, save }) => {
-    const input = numberInput("Tasks in flight at once", { min: 0, max: 64, step: 1, width: "5rem" }, (text) => {
-      const typed = numberFromInput(text, "tasks in flight", { whole: true });
+    const input = numberInput(t("inflight.label"), { min: 0, max: 64, step: 1, width: "5rem" }, (text) => {
+      const typed = numberFromInput(text, t("inflight.what"), { whole: true });
       if (typed.error) return say(typed.error, false);
       save({ max_in_flight: typed.value });
     });
     const row = element("label", {}, { display: "flex", gap: "6px", alignItems: "center" });
-    row.append(input, element("span", { textContent: "tasks (0 = learn it from the account)" }));
+    row.append(input, element("span", { textContent: t("inflight.unit") }));
     root.append(row);
     return (answer) => show(input, answer.settings.max_in_flight);
   });
@@ -162,7 +164,7 @@ function showSpendLimitError(event) {
   const error = event.detail;
   if (!String(error?.exception_type ?? "").endsWith(".SpendLimitReached")) return;
   app.extensionManager?.toast?.add({
-    severity: "warn", summary: "Daily limit: nothing was sent to CometAPI", detail: String(error.exception_message ?? ""),
+    severity: "warn", summary: t("spend.toastSummary"), detail: String(error.exception_message ?? ""), // the guard's words: English, as Python says them
     life: 20000,
   });
 }
@@ -170,18 +172,20 @@ function showSpendLimitError(event) {
 app.registerExtension({
   name: "CometAPI.Omni.Spending",
   setup() {
+    followLocale();
     api.addEventListener("execution_error", showSpendLimitError);
   },
   // Render functions: the frontend shows the panels and never stores a value for them.
   // Listed as Daily limit, Rates, Background collection, Tasks in flight: frontend 1.5x sorts a
   // group by sortOrder (and the group by its highest, with 0 for the key's); 1.27 has no
-  // sortOrder and lists a group in reverse order of registration.
+  // sortOrder and lists a group in reverse order of registration. Names and tooltips in English
+  // (the frontend's fallback); other languages come from locales/<lang>/settings.json.
   settings: [
     {
       id: "CometAPI.Omni.Spending.InFlight",
       category: [...CATEGORY, "Tasks in flight"],
-      name: "Tasks in flight",
-      tooltip: "How many tasks your account may run at once. Submit waits for a free slot instead of being refused.",
+      name: en["settings.CometAPI_Omni_Spending_InFlight.name"],
+      tooltip: en["settings.CometAPI_Omni_Spending_InFlight.tooltip"],
       defaultValue: "",
       sortOrder: -4,
       type: () => inFlightPanel(),
@@ -189,9 +193,8 @@ app.registerExtension({
     {
       id: "CometAPI.Omni.Spending.BackgroundCollect",
       category: [...CATEGORY, "Background collection"],
-      name: "Background collection",
-      tooltip: "While ComfyUI runs, tasks nobody waits for (a Poll cancelled or timed out, a Submit without Poll, "
-        + "a restart) are downloaded once their video is ready.",
+      name: en["settings.CometAPI_Omni_Spending_BackgroundCollect.name"],
+      tooltip: en["settings.CometAPI_Omni_Spending_BackgroundCollect.tooltip"],
       defaultValue: "",
       sortOrder: -3,
       type: () => backgroundPanel(),
@@ -199,8 +202,8 @@ app.registerExtension({
     {
       id: "CometAPI.Omni.Spending.Rates",
       category: [...CATEGORY, "Rates"],
-      name: "Rates (USD estimates)",
-      tooltip: "What the prices on Submit nodes, the Tasks sidebar and the daily limit count with, per model.",
+      name: en["settings.CometAPI_Omni_Spending_Rates.name"],
+      tooltip: en["settings.CometAPI_Omni_Spending_Rates.tooltip"],
       defaultValue: "",
       sortOrder: -2,
       type: () => ratesPanel(),
@@ -208,9 +211,8 @@ app.registerExtension({
     {
       id: "CometAPI.Omni.Spending.DailyLimit",
       category: [...CATEGORY, "Daily limit"],
-      name: "Daily limit",
-      tooltip: "A Submit that would take today's spend past it stops before anything is sent. Counted at your "
-        + "rates (the actual charge where CometAPI reported one); today is your local day.",
+      name: en["settings.CometAPI_Omni_Spending_DailyLimit.name"],
+      tooltip: en["settings.CometAPI_Omni_Spending_DailyLimit.tooltip"],
       defaultValue: "",
       sortOrder: -1,
       type: () => dailyLimitPanel(),

@@ -16,9 +16,14 @@ import {
 } from "./lib/task_list.js";
 import { onGraphPrice } from "./omni_nodes.js";
 import { loadSettings, packCall } from "./pack_api.js";
+import { t, tn } from "./lib/i18n.js";
+import { followLocale, onLanguageChange } from "./locale.js";
 
 const TAB_ID = "cometapi-omni-tasks";
-const TITLE = "Kling Omni tasks";
+// Keys of the pack's locales/<lang>/main.json: the frontend translates a sidebar tab's title,
+// tooltip and label itself (live, on every version), falling back to the text given.
+const TITLE_KEY = "cometapiOmni.tasksTab";
+const LABEL_KEY = "cometapiOmni.tasksLabel";
 const TASKS_ROUTE = "/cometapi_omni/tasks";
 const EVENT = "cometapi_omni.task";
 const SETTLE_MS = 300; // events come in bursts (a batch, a download): one refetch after the burst
@@ -108,7 +113,7 @@ function onTaskEvent(event) {
 function addPollNode(taskId) {
   const graph = app.canvas?.graph ?? app.graph; // the graph on screen (a subgraph, when one is open)
   const node = window.LiteGraph?.createNode(POLL_NODE);
-  if (!node) throw new Error(`This frontend could not make a ${POLL_NODE} node.`);
+  if (!node) throw new Error(t("tasks.noPollNode", { node: POLL_NODE }));
   const [x, y, w, h] = app.canvas?.visible_area ?? [0, 0, 0, 0];
   node.pos = [x + w / 2 - node.size[0] / 2, y + h / 2 - node.size[1] / 2];
   graph.add(node);
@@ -135,22 +140,18 @@ function buildPanel() {
     color: "var(--fg-color, #ddd)", boxSizing: "border-box",
   });
   const header = element("div", {}, { padding: "8px 10px", borderBottom: "1px solid var(--border-color, #444)" });
-  const title = element("h3", { textContent: TITLE }, { margin: "0 0 6px", fontSize: "14px" });
+  const title = element("h3", {}, { margin: "0 0 6px", fontSize: "14px" });
   const graph = element("div", {}, { fontWeight: "600", marginBottom: "4px" });
-  graph.setAttribute("aria-label", "This graph, if run");
   const today = element("div");
   const month = element("div");
   const left = element("div");
-  const note = element("div", {
-    textContent: "≈ an estimate at your rates; charged: what CometAPI reported.",
-  }, { color: MUTED, fontSize: "11px", marginTop: "4px" });
+  const note = element("div", {}, { color: MUTED, fontSize: "11px", marginTop: "4px" });
   const problem = element("div", { role: "alert" }, { color: COLORS.error, whiteSpace: "pre-wrap" });
   header.append(title, graph, today, month, left, note, problem);
   const rows = element("ul", {}, { listStyle: "none", margin: "0", padding: "0" });
-  rows.setAttribute("aria-label", TITLE);
   const footer = element("div", {}, { padding: "8px 10px", color: MUTED });
   const count = element("span");
-  const more = button("Show 50 more", () => loadMore());
+  const more = button("", () => loadMore());
   more.style.marginLeft = "8px";
   footer.append(count, more);
   const scroller = element("div", {}, { flex: "1", minHeight: "0", overflowY: "auto" });
@@ -159,7 +160,27 @@ function buildPanel() {
     if (scroller.scrollTop + scroller.clientHeight > scroller.scrollHeight - 200) loadMore();
   });
   root.append(header, scroller);
-  return { root, graph, today, month, left, problem, rows, count, more, items: new Map() };
+  const panel = { root, title, graph, note, today, month, left, problem, rows, count, more, items: new Map() };
+  label(panel);
+  return panel;
+}
+
+/** The panel's fixed words, in the language of the moment. */
+function label(panel) {
+  panel.title.textContent = t("tasks.title");
+  panel.graph.setAttribute("aria-label", t("price.thisGraph"));
+  panel.note.textContent = t("tasks.note");
+  panel.rows.setAttribute("aria-label", t("tasks.title"));
+  panel.more.textContent = tn("tasks.more", PAGE_SIZE);
+}
+
+/** Another language: every word again (the rows are drawn anew, not reused). */
+function relabel() {
+  if (!ui) return;
+  label(ui);
+  ui.items.clear();
+  showGraphPrice(lastGraphPrice);
+  render();
 }
 
 function showProblem(text) {
@@ -177,8 +198,8 @@ function render() {
 
 function draw() {
   const totals = list.totals;
-  ui.today.textContent = `Today: ${totals ? totalsText(totals.today) : "…"}`;
-  ui.month.textContent = `Last 30 days: ${totals ? totalsText(totals.last_30_days) : "…"}`;
+  ui.today.textContent = t("tasks.today", { totals: totals ? totalsText(totals.today) : "…" });
+  ui.month.textContent = t("tasks.month", { totals: totals ? totalsText(totals.last_30_days) : "…" });
   ui.left.textContent = list.loaded ? leftTodayText(list.limitUsd, list.leftUsd) : "";
   const items = new Map();
   const children = list.rows.map((row) => {
@@ -193,9 +214,9 @@ function draw() {
     ui.rows.replaceChildren(...children);
   }
   ui.count.textContent = list.loaded
-    ? (list.total ? `${list.rows.length.toLocaleString()} of ${list.total.toLocaleString()} task${list.total === 1 ? "" : "s"}`
-      : "No tasks yet: they appear here when a Submit runs.")
-    : "Loading…";
+    ? (list.total ? tn("tasks.count", list.total, { shown: list.rows.length.toLocaleString(), total: list.total.toLocaleString() })
+      : t("tasks.empty"))
+    : t("tasks.loading");
   ui.more.hidden = !nextPage(list) || !list.loaded;
 }
 
@@ -213,9 +234,9 @@ function rowElement(row) {
   // Thumbnail (a button that opens the preview) beside when it was made and what it bills.
   const top = element("div", {}, { display: "flex", gap: "8px", alignItems: "flex-start" });
   if (row.thumb && file) {
-    const thumb = element("button", { type: "button", title: "Preview the video" },
+    const thumb = element("button", { type: "button", title: t("tasks.preview") },
       { padding: "0", border: "0", background: "none", cursor: "pointer", flex: "0 0 64px" });
-    thumb.setAttribute("aria-label", `Preview the video of task ${row.task_id}`);
+    thumb.setAttribute("aria-label", t("tasks.previewOf", { id: row.task_id }));
     thumb.append(element("img", { src: api.apiURL(row.thumb), alt: "", loading: "lazy" },
       { width: "64px", borderRadius: "3px", display: "block" }));
     thumb.addEventListener("click", () => {
@@ -233,7 +254,7 @@ function rowElement(row) {
       marginLeft: "6px", padding: "0 4px", borderRadius: "3px", border: "1px solid var(--border-color, #555)",
       color: "var(--fg-color, #ddd)", whiteSpace: "nowrap",
     });
-    badge.setAttribute("aria-label", `Model: ${view.model.title}`);
+    badge.setAttribute("aria-label", t("tasks.model", { title: view.model.title }));
     badge.dataset.model = row.model;
     when.append(" ", badge); // the space keeps "today 14:03 v3" apart when read or copied as text
   }
@@ -242,7 +263,7 @@ function rowElement(row) {
   li.append(top);
 
   li.append(element("div", { textContent: view.prompt, title: row.prompt }, { overflowWrap: "anywhere" }));
-  li.append(element("div", { textContent: view.state + (row.task_id ? ` · task ${row.task_id}` : "") },
+  li.append(element("div", { textContent: view.state + (row.task_id ? t("tasks.task", { id: row.task_id }) : "") },
     { color: COLORS[view.level], overflowWrap: "anywhere" }));
   for (const mark of view.marks) li.append(element("div", { textContent: mark }, { color: COLORS.warn }));
 
@@ -266,27 +287,28 @@ function rowElement(row) {
   };
   const actions = element("div", {}, { display: "flex", flexWrap: "wrap", gap: "4px", alignItems: "center" });
   if (row.task_id) {
-    actions.append(button("Copy id", act(async () => {
-      await navigator.clipboard.writeText(row.task_id);
-      return `Copied ${row.task_id}.`;
-    }), `Copy task id ${row.task_id}`));
+    const id = row.task_id;
+    actions.append(button(t("tasks.copy"), act(async () => {
+      await navigator.clipboard.writeText(id);
+      return t("tasks.copied", { id });
+    }), t("tasks.copyLabel", { id })));
     if (row.collectable) {
-      actions.append(button("Collect now", act(async () => {
+      actions.append(button(t("tasks.collect"), act(async () => {
         await collectNow(row);
         render();
-        return "The background collector fetches it now (once its video is ready).";
-      }), `Collect task ${row.task_id} now`));
+        return t("tasks.collecting");
+      }), t("tasks.collectLabel", { id })));
     }
-    actions.append(button("Add a Poll node", act(() => {
-      addPollNode(row.task_id);
-      return `Added a Poll node for task ${row.task_id} in the middle of the view.`;
-    }), `Add a Poll node for task ${row.task_id}`));
+    actions.append(button(t("tasks.addPoll"), act(() => {
+      addPollNode(id);
+      return t("tasks.pollAdded", { id });
+    }), t("tasks.addPollLabel", { id })));
   }
   if (file) {
-    actions.append(element("a", { href: api.apiURL(file), target: "_blank", rel: "noopener", textContent: "Open video" },
+    actions.append(element("a", { href: api.apiURL(file), target: "_blank", rel: "noopener", textContent: t("tasks.open") },
       { fontSize: "11px", color: "var(--p-primary-color, #6cf)" }));
   } else if (row.on_disk) {
-    actions.append(element("span", { textContent: "saved outside ComfyUI's output folder" }, { color: MUTED, fontSize: "11px" }));
+    actions.append(element("span", { textContent: t("tasks.outsideOutput") }, { color: MUTED, fontSize: "11px" }));
   }
   li.append(actions, said);
   if (file && previews.has(key)) togglePreview(li, file, true);
@@ -301,7 +323,7 @@ function togglePreview(li, file, open) {
 }
 
 function showGraphPrice(total) {
-  if (ui) ui.graph.textContent = total ? graphPriceText(total, "This graph, if run") : "";
+  if (ui) ui.graph.textContent = total ? graphPriceText(total, t("price.thisGraph")) : "";
 }
 
 // --- registration ------------------------------------------------------------------------
@@ -311,7 +333,9 @@ let lastGraphPrice = null;
 app.registerExtension({
   name: "CometAPI.Omni.Tasks",
   setup() {
+    followLocale();
     api.addEventListener(EVENT, onTaskEvent);
+    onLanguageChange(relabel);
     onGraphPrice((total) => {
       lastGraphPrice = total;
       showGraphPrice(total);
@@ -319,9 +343,9 @@ app.registerExtension({
     app.extensionManager.registerSidebarTab({
       id: TAB_ID,
       icon: "pi pi-video",
-      title: TITLE,
-      tooltip: TITLE,
-      label: "Kling tasks",
+      title: TITLE_KEY,
+      tooltip: TITLE_KEY,
+      label: LABEL_KEY,
       type: "custom",
       render(container) {
         // The frontend may call this again for the same container: the one panel moves in once.

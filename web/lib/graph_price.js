@@ -14,11 +14,16 @@
 import { PROMPT_NODE, describeRefs, flattenSnapshot, nodeLabel, sourceOf } from "./graph_refs.js";
 import { MAX_INPUT_SECONDS, MIN_INPUT_SECONDS, MODELS, MODEL_NAMES, O1, cost, pyRound, usdText } from "./pricing.js";
 import { refFacts, reviewPrompt, shotsTotal } from "./prompt_rules.js";
+import { t, tn } from "./i18n.js";
 
 export const SUBMIT_NODE = "CometOmniSubmit";
 const MODES = ["std", "pro"];
 const RUNS = 0; // litegraph node modes: 0 always, 2 never (muted), 4 bypass
 const NOT_RUN = { 2: "Muted", 4: "Bypassed" };
+// The price labels themselves ("5 s · pro", "12 s in 3 shots · v3 + sound") are notation Python
+// writes too (the Tasks sidebar shows its labels): they stay as they are in every language; the
+// words around them follow the user's language.
+const INACTIVE_KEYS = { Muted: "price.muted", Bypassed: "price.bypassed", "Not run": "price.notRun" };
 
 /**
  * The price of Submit `submitId`: {active, inactive ("Muted"|"Bypassed"|""), problem, refused,
@@ -31,11 +36,11 @@ export function submitPrice(snapshot, submitId, rates) {
   const mode = submit?.mode ?? RUNS;
   const result = { active: mode === RUNS, inactive: NOT_RUN[mode] ?? (mode === RUNS ? "" : "Not run"), problem: null,
     refused: null, tasks: 0, perPrompt: false, label: "", usdLow: 0, usdHigh: 0 };
-  if (!submit) return { ...result, problem: "This Submit is not in the graph." };
+  if (!submit) return { ...result, problem: t("price.notInGraph") };
   const prompt = sourceOf(snapshot, submitId, "request");
-  if (!prompt) return { ...result, problem: "Connect a Kling Omni Prompt to request to see what this Submit bills." };
+  if (!prompt) return { ...result, problem: t("price.connectPrompt") };
   if (prompt.type !== PROMPT_NODE) {
-    return { ...result, problem: `The request comes from ${nodeLabel(prompt)}: what it bills is known when it runs.` };
+    return { ...result, problem: t("price.requestFrom", { node: nodeLabel(prompt) }) };
   }
   const one = taskPrice(snapshot, prompt, rates);
   if (one.refused) return { ...result, refused: one.refused };
@@ -45,7 +50,7 @@ export function submitPrice(snapshot, submitId, rates) {
     ...result,
     tasks: count,
     perPrompt: prompt.inputs.prompt != null,
-    label: (count > 1 ? `${count} × ` : "") + one.label + (linkedVariations ? " (variations set by a link: counted once)" : ""),
+    label: (count > 1 ? `${count} × ` : "") + one.label + (linkedVariations ? t("price.variationsLinked") : ""),
     usdLow: pyRound(count * one.usdLow, 4),
     usdHigh: pyRound(count * one.usdHigh, 4),
   };
@@ -107,11 +112,11 @@ function taskPrice(snapshot, prompt, rates) {
     }
   }
   if (!costs.length) {
-    return { refused: `${nodeLabel(prompt)}: every value its linked settings can take is refused; set them on the node.` };
+    return { refused: t("price.allRefused", { node: nodeLabel(prompt) }) };
   }
   return {
     label: lengthText(settings, { base, maybeBase, refs, storyboard, shotCount, seconds: [...kept.seconds] })
-      + ` · ${settings.mode.linked ? "std or pro (mode set by a link)" : modes[0]}`
+      + ` · ${settings.mode.linked ? t("price.modeLinked") : modes[0]}`
       + modelText(settings, [...kept.models]) + soundText(settings, [...kept.sounds]),
     usdLow: Math.min(...costs.map((c) => c.usdLow)),
     usdHigh: Math.max(...costs.map((c) => c.usdHigh)),
@@ -131,16 +136,16 @@ function lengthText(settings, { base, maybeBase, refs, storyboard, shotCount, se
   const linked = settings.duration.linked;
   const one = known.length === 1 ? known[0] : null; // the duration, or the shots' total when duration is linked
   if (maybeBase) {
-    const why = refs.open ? "references known at run time" : "refer_type set by a link";
-    if (one !== null) return `${one} s, or the input video's length (${why})`;
+    const why = t(refs.open ? "price.refsAtRunTime" : "price.referTypeLinked");
+    if (one !== null) return t("price.orInputLength", { seconds: one, why });
     const range = secondsText([...known, MIN_INPUT_SECONDS, MAX_INPUT_SECONDS]);
-    return `${range} (${refs.open ? `${why}, duration set by a link` : "refer_type and duration set by links"})`;
+    return `${range} (${refs.open ? t("price.whyAndDurationLinked", { why }) : t("price.referTypeAndDurationLinked")})`;
   }
   if (storyboard && one !== null) {
-    const inShots = shotCount ? ` in ${plural(shotCount, "shot")}` : " in shots known at run time";
-    return `${one} s${inShots}` + (linked ? ` (duration set by a link must be ${one})` : "");
+    const inShots = shotCount ? ` in ${plural(shotCount, "shot")}` : t("price.shotsAtRunTime");
+    return `${one} s${inShots}` + (linked ? t("price.durationMustBe", { seconds: one }) : "");
   }
-  if (linked) return `${secondsText(known)} (duration set by a link)`;
+  if (linked) return secondsText(known) + t("price.durationLinked");
   return `${settings.duration.value} s`;
 }
 
@@ -150,32 +155,32 @@ function secondsText(values) {
   const [low, high] = [sorted[0], sorted[sorted.length - 1]];
   if (sorted.length === 1) return `${low} s`;
   if (sorted.length === high - low + 1 || sorted.length > 3) return `${low}–${high} s`;
-  return `${sorted.join(" or ")} s`;
+  return `${sorted.join(t("word.or"))} s`;
 }
 
 /** " · v3" (none for O1, as its labels always were); the models a linked model may be. */
 function modelText(settings, models) {
   const tag = (name) => MODELS[name]?.tag ?? name;
   if (!settings.model.linked) return settings.model.value === O1 ? "" : ` · ${tag(settings.model.value)}`;
-  if (models.length > 1) return ` · ${models.map(tag).join(" or ")} (model set by a link)`;
-  return ` · ${tag(models[0])} (model set by a link; the other model refuses these settings)`;
+  if (models.length > 1) return ` · ${models.map(tag).join(t("word.or"))}${t("price.modelLinked")}`;
+  return ` · ${tag(models[0])}${t("price.modelLinkedOne")}`;
 }
 
 /** " + sound"; with sound set by a link, whether it can be on. */
 function soundText(settings, sounds) {
   if (!settings.sound.linked) return settings.sound.value ? " + sound" : "";
-  return sounds.includes(true) ? (sounds.includes(false) ? " + sound or not (sound set by a link)" : " + sound") : "";
+  return sounds.includes(true) ? (sounds.includes(false) ? ` + sound${t("price.soundLinked")}` : " + sound") : "";
 }
 
 /** "4 × 5 s · pro ≈ $2.24", or why there is no price, or why this Submit bills nothing. */
 export function submitPriceText(price) {
   if (price.problem) return price.problem;
+  const inactive = t(INACTIVE_KEYS[price.inactive] ?? "price.notRun");
   if (price.refused) {
-    const why = `before sending, bills nothing. ${price.refused}`;
-    return price.active ? `Refused ${why}` : `${price.inactive}: bills nothing (when on: refused ${why})`;
+    return t(price.active ? "price.refused" : "price.inactiveRefused", { inactive, why: price.refused });
   }
-  const text = `${price.label} ${usdText(price.usdLow, price.usdHigh)}${price.perPrompt ? " per prompt" : ""}`;
-  return price.active ? text : `${price.inactive}: bills nothing (when on: ${text})`;
+  const text = `${price.label} ${usdText(price.usdLow, price.usdHigh)}${price.perPrompt ? t("price.perPrompt") : ""}`;
+  return price.active ? text : t("price.inactiveBillsNothing", { inactive, text });
 }
 
 /**
@@ -215,18 +220,17 @@ export function graphPrice(snapshot, rates) {
 }
 
 /** "Whole graph ≈ $3.08: 2 Submits, 5 tasks" (`lead` names what is priced). */
-export function graphPriceText(total, lead = "Whole graph") {
-  const aside = [total.unpriced ? `${plural(total.unpriced, "Submit")} not priced` : "",
-    total.refused ? `${plural(total.refused, "Submit")} refused before sending: see ${total.refused === 1 ? "its" : "their"} line`
-      : ""].filter(Boolean);
-  const unpriced = aside.length ? ` (${aside.join("; ")})` : "";
+export function graphPriceText(total, lead = t("price.wholeGraph")) {
+  const aside = [total.unpriced ? tn("price.notPriced", total.unpriced) : "",
+    total.refused ? tn("price.refusedSubmits", total.refused) : ""].filter(Boolean);
+  const unpriced = aside.length ? t("price.aside", { aside: aside.join(t("price.asideJoin")) }) : "";
   if (!total.submits) {
-    if (total.unpriced) return `${lead}: not known before the run${unpriced}`;
-    return total.refused ? `${lead}: nothing will be sent${unpriced}` : `${lead}: no Submit will run.`;
+    if (total.unpriced) return t("price.graphUnknown", { lead, unpriced });
+    return total.refused ? t("price.graphNothingSent", { lead, unpriced }) : t("price.graphNoSubmit", { lead });
   }
-  const perPrompt = total.perPrompt ? ", per prompt of each list" : "";
-  return `${lead} ${usdText(total.usdLow, total.usdHigh)}: ${plural(total.submits, "Submit")}, `
-    + `${plural(total.tasks, "task")}${perPrompt}${unpriced}`;
+  const perPrompt = total.perPrompt ? t("price.perPromptOfList") : "";
+  return t("price.graph", { lead, usd: usdText(total.usdLow, total.usdHigh), submits: tn("price.submits", total.submits),
+    tasks: tn("price.tasks", total.tasks), perPrompt, unpriced });
 }
 
 function plural(count, word) {

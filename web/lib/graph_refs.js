@@ -3,6 +3,8 @@
 // Numbering is fixed by the pack's interface: along the refs chain, the reference
 // furthest upstream comes first; images, elements and videos are counted separately.
 
+import { t } from "./i18n.js";
+
 export const REF_NODES = {
   CometOmniImageRef: "image",
   CometOmniElementRef: "element",
@@ -127,22 +129,22 @@ export function describeRefs(snapshot, promptId) {
   while (link) {
     const node = follow(byId, link);
     if (!node) {
-      result.problems.push("refs is wired to something outside this graph (a subgraph?); numbering cannot be shown.");
+      result.problems.push(t("refs.outside"));
       result.open = true; // references beyond are not known before the run
       break;
     }
     if (seen.has(String(node.id))) {
-      result.problems.push(`The refs chain loops back to ${nodeLabel(node)}.`);
+      result.problems.push(t("refs.loops", { node: nodeLabel(node) }));
       break;
     }
     seen.add(String(node.id));
     if (node.subgraph) {
-      result.problems.push(`refs comes out of the subgraph ${nodeLabel(node)}; numbering cannot be shown.`);
+      result.problems.push(t("refs.fromSubgraph", { node: nodeLabel(node) }));
       result.open = true;
       break;
     }
     if (!REF_NODES[node.type]) {
-      result.problems.push(`refs comes from ${nodeLabel(node)}, which is not a CometOmni reference node.`);
+      result.problems.push(t("refs.notARef", { node: nodeLabel(node) }));
       result.open = true; // a switch or a Get/Set pair may still pass references through
       break;
     }
@@ -161,7 +163,7 @@ export function describeRefs(snapshot, promptId) {
     if (kind === "image") {
       const role = fromWidget(node, "role");
       const source = node.inputs.image ? follow(byId, node.inputs.image) : null;
-      if (!node.inputs.image) result.problems.push(`${nodeLabel(node)} has no image wired.`);
+      if (!node.inputs.image) result.problems.push(t("refs.noImageWired", { node: nodeLabel(node) }));
       entry.role = role;
       entry.source = source ? nodeLabel(source) : null;
       entry.exact = !batchBefore;

@@ -11,6 +11,8 @@
 import { describeRefs, follow, nodeLabel, nodesById } from "./graph_refs.js";
 import { MODELS, MODEL_NAMES, O1, UNNAMED, V3 } from "./pricing.js";
 import { checkTokens, normalizePrompt } from "./tokens.js";
+import { wiredText } from "./format.js";
+import { t, tn } from "./i18n.js";
 
 export const SHOT_NODE = "CometOmniShot";
 export const MAX_SHOTS = 6; // kling_omni/request.py
@@ -61,29 +63,29 @@ export function describeShots(snapshot, promptId) {
     const node = follow(byId, link);
     if (!node) {
       result.open = true;
-      result.notes.push("shots comes from outside this graph (a subgraph's input): its shots are known when it runs.");
+      result.notes.push(t("shots.fromOutside"));
       break;
     }
     if (seen.has(String(node.id))) {
-      result.problems.push(`The shots chain loops back to ${nodeLabel(node)}: make it a line of Kling Omni Shot nodes.`);
+      result.problems.push(t("shots.loops", { node: nodeLabel(node) }));
       break;
     }
     seen.add(String(node.id));
     if (node.subgraph) {
       result.open = true;
-      result.notes.push(`shots comes out of the subgraph ${nodeLabel(node)}: its shots are known when it runs.`);
+      result.notes.push(t("shots.fromSubgraph", { node: nodeLabel(node) }));
       break;
     }
     if (node.type !== SHOT_NODE) {
       result.open = true;
-      result.notes.push(`shots comes from ${nodeLabel(node)}, which is not a Kling Omni Shot node: its shots are known when it runs.`);
+      result.notes.push(t("shots.notAShot", { node: nodeLabel(node) }));
       break;
     }
     if ((node.mode ?? 0) === MUTED) {
-      result.notes.push(`${nodeLabel(node)} is muted: Run sends neither it nor the shots before it.`);
+      result.notes.push(t("shots.muted", { node: nodeLabel(node) }));
       break;
     }
-    if ((node.mode ?? 0) === BYPASSED) result.notes.push(`${nodeLabel(node)} is bypassed: it is not one of the shots.`);
+    if ((node.mode ?? 0) === BYPASSED) result.notes.push(t("shots.bypassed", { node: nodeLabel(node) }));
     else chain.push(node);
     link = node.inputs.shots ?? null;
   }
@@ -120,7 +122,7 @@ export function reviewPrompt(snapshot, promptId, refs = describeRefs(snapshot, p
   const model = settings.model.linked ? null : settings.model.value;
   const kind = model ? MODELS[model] : null;
   if (model && !kind) {
-    billing(`model is "${model}", which this version does not know: pick ${V3} or ${O1}.`);
+    billing(t("rules.unknownModel", { model, v3: V3, o1: O1 }));
   }
   const facts = refFacts(refs);
   const duration = settings.duration.linked ? null : settings.duration.value;
@@ -129,19 +131,17 @@ export function reviewPrompt(snapshot, promptId, refs = describeRefs(snapshot, p
   if (kind && duration !== null) {
     const { minSeconds: low, maxSeconds: high, fixedSeconds: fixed } = kind;
     const roomier = Object.values(MODELS).find((m) => m.maxSeconds > high && duration <= m.maxSeconds);
-    const orOther = (other) => (other ? `, or pick ${other.name} (${other.minSeconds} to ${other.maxSeconds} s) in model` : "");
+    const orOther = (other) => (other ? t("rules.orPickModel", { model: other.name, low: other.minSeconds, high: other.maxSeconds }) : "");
     if (duration < low || duration > high) {
-      billing(`duration is ${duration} s, but ${kind.name} takes ${low} to ${high} s: set duration to `
-        + `${duration > high ? `${high} or less` : `${low} or more`}${orOther(roomier)}.`);
+      billing(t(duration > high ? "rules.durationTooLong" : "rules.durationTooShort",
+        { duration, model: kind.name, low, high, other: orOther(roomier) }));
     } else if (fixed.length && !fixed.includes(duration) && facts.known && !facts.base) {
-      const choices = fixed.join(" or ");
+      const choices = fixed.join(t("word.or"));
       const any = Object.values(MODELS).find((m) => !m.fixedSeconds.length);
       if (facts.count === 0) {
-        billing(`duration is ${duration} s, but ${kind.name} text-to-video takes ${choices} s: set duration to `
-          + `${choices}${orOther(any)}.`);
+        billing(t("rules.textOnlyDuration", { duration, model: kind.name, choices, other: orOther(any) }));
       } else if (facts.firstFrameAlone) {
-        billing(`duration is ${duration} s, but with ${kind.name} a first frame alone takes ${choices} s (${low} to `
-          + `${high} with an end frame or other references): set duration to ${choices}${orOther(any)}.`);
+        billing(t("rules.firstFrameDuration", { duration, model: kind.name, choices, low, high, other: orOther(any) }));
       }
     }
   }
@@ -149,12 +149,11 @@ export function reviewPrompt(snapshot, promptId, refs = describeRefs(snapshot, p
   // rules.check_sound
   if (settings.sound.value === true) {
     if (kind && !kind.sound) {
-      const withSound = MODEL_NAMES.filter((name) => MODELS[name].sound).join(" or ");
-      billing(`sound is on, but ${kind.name} makes no sound of its own: pick ${withSound} in model, or turn sound off.`);
+      const withSound = MODEL_NAMES.filter((name) => MODELS[name].sound).join(t("word.or"));
+      billing(t("rules.noSound", { model: kind.name, models: withSound }));
     }
     if (refs.videos.length) {
-      billing("sound is on with a video reference, and Kling makes no sound when a video goes in: turn sound off "
-        + "(keep_original_sound on the Video Reference keeps the input video's sound).");
+      billing(t("rules.soundWithVideo"));
     }
   }
 
@@ -162,47 +161,44 @@ export function reviewPrompt(snapshot, promptId, refs = describeRefs(snapshot, p
   const ownShots = shots.linked;
   const autoShots = settings.autoShots.value === true;
   if (ownShots || autoShots) {
-    const asked = ownShots ? "shots are linked" : "auto_shots is on";
-    const undo = ownShots ? "unlink shots" : "turn auto_shots off";
+    const asked = t(ownShots ? "rules.shotsLinked" : "rules.autoShotsOn");
+    const undo = t(ownShots ? "rules.unlinkShots" : "rules.autoShotsOff");
     if (kind && !kind.shots) {
-      const storyboards = MODEL_NAMES.filter((name) => MODELS[name].shots).join(" or ");
-      billing(`${asked}, but ${kind.name} makes no storyboards: pick ${storyboards} in model, or ${undo}.`);
+      const storyboards = MODEL_NAMES.filter((name) => MODELS[name].shots).join(t("word.or"));
+      billing(t("rules.noStoryboards", { asked, model: kind.name, models: storyboards, undo }));
     }
     if (ownShots && autoShots) {
-      billing("shots are linked and auto_shots is on: choose one, your own shots or shots cut by Kling; "
-        + "turn auto_shots off or unlink shots.");
+      billing(t("rules.shotsAndAuto"));
     }
-    if (facts.endFrame) billing(`${asked}, but a storyboard cannot end on an end frame: remove the end_frame image, or ${undo}.`);
+    if (facts.endFrame) billing(t("rules.shotsEndFrame", { asked, undo }));
     if (facts.base) {
-      billing(`${asked}, but a video edit (refer_type base) keeps its input's length and cuts: use refer_type `
-        + `feature, or ${undo}.`);
+      billing(t("rules.shotsBase", { asked, undo }));
     }
   }
   if (ownShots) {
     const count = shots.shots.length;
     if (count > MAX_SHOTS) {
-      billing(`${count} shots are linked; a storyboard has at most ${MAX_SHOTS}: remove ${count - MAX_SHOTS}.`);
+      billing(t("rules.tooManyShots", { count, max: MAX_SHOTS, extra: count - MAX_SHOTS }));
     }
     for (const shot of shots.shots) {
-      const label = `Shot ${shot.number}, ${shot.node}`;
+      const label = t("shots.label", { number: shot.number, node: shot.node });
       for (const text of shotProblems(shot.prompt, refs)) wording(`${label}: ${text}`);
       if (shot.duration !== undefined && !(Number.isInteger(shot.duration) && shot.duration >= MIN_SHOT_SECONDS
         && shot.duration <= MODELS[V3].maxSeconds)) {
-        billing(`${label} lasts ${shot.duration} s: a shot lasts ${MIN_SHOT_SECONDS} to ${MODELS[V3].maxSeconds} s.`);
+        billing(t("rules.shotLength", { label, seconds: shot.duration, low: MIN_SHOT_SECONDS, high: MODELS[V3].maxSeconds }));
       }
     }
     const total = shotsTotal(shots);
     if (total !== null && duration !== null && total !== duration) {
       // Offer duration = total only where the model takes that length (a storyboard is v3's: 3 to 15 s).
       const { minSeconds, maxSeconds } = kind ?? MODELS[V3];
-      const orDuration = total >= minSeconds && total <= maxSeconds ? `, or set duration to ${total}`
-        : ` (a video lasts ${minSeconds} to ${maxSeconds} s)`;
-      billing(`The shots add up to ${shotParts(shots)} = ${total} s, but duration is ${duration} s: make the shots `
-        + `${duration} s in all${orDuration}.`);
+      const orDuration = total >= minSeconds && total <= maxSeconds ? t("rules.orSetDuration", { total })
+        : t("rules.videoLasts", { low: minSeconds, high: maxSeconds });
+      billing(t("rules.shotsSum", { parts: shotParts(shots), total, duration, or: orDuration }));
     }
     const text = prompt.inputs?.prompt != null ? null : prompt.widgets?.prompt;
     if (typeof text === "string" && !BLANK.test(text)) {
-      notes.push("With shots, Kling follows each shot's own prompt: the text above is sent but not used.");
+      notes.push(t("shots.textUnused"));
     }
   }
   return { settings, refs, shots, problems, notes };
@@ -225,22 +221,22 @@ function shotParts(shots) {
 export function shotsLine(review) {
   const { shots, settings } = review;
   const duration = settings.duration.linked ? null : settings.duration.value;
-  const of = duration === null ? "" : ` of ${duration} s`;
+  const of = duration === null ? "" : t("shots.of", { duration });
   if (!shots.linked) {
     if (settings.autoShots.value !== true) return null;
-    return { level: "info", text: `auto_shots: Kling cuts the prompt into shots itself${duration === null ? "" : ` (${duration} s in all)`}.` };
+    return { level: "info", text: t(duration === null ? "shots.auto" : "shots.autoSeconds", { duration }) };
   }
   const count = shots.shots.length;
   if (!count) return null; // all of them come from outside this graph: a note says so
-  const name = `${count} shot${count === 1 ? "" : "s"}${shots.open ? " known here" : ""}`;
+  const name = tn(shots.open ? "shots.countKnownHere" : "shots.count", count);
   const total = shotsTotal(shots);
   if (total === null) {
-    const why = shots.open ? "more may come from outside this graph" : "a shot's duration is set by a link";
-    return { level: "info", text: `${name}: ${shotParts(shots)} s${of} (${why}).` };
+    const why = t(shots.open ? "shots.moreMayCome" : "shots.durationLinked");
+    return { level: "info", text: t("shots.lineUnknown", { name, parts: shotParts(shots), of, why }) };
   }
-  const sum = count === 1 ? `${total} s` : `${shotParts(shots)} = ${total} s`;
-  if (duration === null) return { level: "info", text: `${name}: ${sum} (duration is set by a link: it must be ${total}).` };
-  return { level: total === duration ? "info" : "error", text: `${name}: ${sum}${of}` };
+  const sum = count === 1 ? t("unit.seconds", { n: total }) : t("shots.sum", { parts: shotParts(shots), total });
+  if (duration === null) return { level: "info", text: t("shots.sumDurationLinked", { name, sum, total }) };
+  return { level: total === duration ? "info" : "error", text: t("shots.line", { name, sum, of }) };
 }
 
 /** The Prompt node's lines about model, sound and shots below the storyboard line: notes, then what to fix. */
@@ -256,28 +252,26 @@ function shotProblems(text, refs) {
   if (text === undefined) return []; // set by a link: checked when it runs
   const source = String(text);
   if (HALF_CHARACTER.test(source)) {
-    return ["its prompt holds half of a character (often a badly copied emoji), which cannot be sent: delete or retype it."];
+    return [t("shot.halfCharacter")];
   }
   const sent = normalizePrompt(source);
-  if (BLANK.test(sent)) return [`its prompt is empty: describe what happens in the shot (1 to ${MAX_SHOT_PROMPT_CHARS} characters).`];
+  if (BLANK.test(sent)) return [t("shot.empty", { max: MAX_SHOT_PROMPT_CHARS })];
   const problems = [];
   const length = [...sent].length;
-  if (length > MAX_SHOT_PROMPT_CHARS) problems.push(`its prompt is ${length} characters; the limit is ${MAX_SHOT_PROMPT_CHARS}.`);
+  if (length > MAX_SHOT_PROMPT_CHARS) problems.push(t("shot.tooLong", { length, max: MAX_SHOT_PROMPT_CHARS }));
   const check = checkTokens(source, refs);
   const seen = new Set();
   const counts = { image: refs.images.length, element: refs.elements.length, video: refs.videos.length };
   for (const odd of check.odd) {
     if (seen.has(odd.text)) continue;
     seen.add(odd.text);
-    problems.push(`${odd.text} is not a token: write <<<image_N>>>, <<<element_N>>> or <<<video_1>>>.`);
+    problems.push(t("help.notAToken", { text: odd.text }));
   }
   if (refs.open) return problems; // the references are known when it runs
   for (const token of check.tokens) {
     if (token.status !== "missing" || seen.has(token.text)) continue;
     seen.add(token.text);
-    const have = counts[token.kind];
-    const wired = have ? `only ${have} ${token.kind}${have > 1 ? "s are" : " is"} wired` : `no ${token.kind} is wired`;
-    problems.push(`${token.text} points at nothing: ${wired} into the Prompt's refs.`);
+    problems.push(t("shot.pointsAtNothing", { token: token.text, wired: wiredText(token.kind, counts[token.kind]) }));
   }
   return problems;
 }

@@ -6,6 +6,7 @@
 // prompt without a model: nodes/prompt.py). Pure: Node tests it; web/omni_nodes.js applies it.
 
 import { O1 } from "./pricing.js";
+import { t } from "./i18n.js";
 
 /** What a Prompt saved before the model choice runs with: exactly what it ran with then. */
 export const BEFORE_MODELS = Object.freeze({ model: O1, sound: false, auto_shots: false });
@@ -49,5 +50,6 @@ function isPlainObject(value) {
 }
 
 /** The line the Prompt node shows while a Prompt loaded from before the choice is still on O1. */
-export const KEPT_ON_O1_NOTE = "Saved before the model choice: kept on kling-video-o1, as it ran then. "
-  + "Pick kling-v3-omni in model for Kling 3.0 (3-15 s, sound, shots; it bills differently).";
+export function keptOnO1Note() {
+  return t("prompt.keptOnO1");
+}

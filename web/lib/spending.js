@@ -3,16 +3,18 @@
 // value (kling_omni/settings.py); this only turns what was typed into a number to send.
 
 import { MODELS, MODEL_NAMES, O1, money, rateName } from "./pricing.js";
+import { t } from "./i18n.js";
 
-const PER_SECOND = "USD per second";
-// What each kind of rate is called, in the order a model lists them (a model without sound skips those).
+// What each kind of rate is called (a key of the i18n tables), in the order a model lists them (a
+// model without sound skips those). Labels, units and titles below are getters: they read in the
+// language of the moment they are shown.
 const RATE_KINDS = [
-  { mode: "std", sound: false, video: false, label: "std" },
-  { mode: "pro", sound: false, video: false, label: "pro" },
-  { mode: "std", sound: true, video: false, label: "std, with sound" },
-  { mode: "pro", sound: true, video: false, label: "pro, with sound" },
-  { mode: "std", sound: false, video: true, label: "std, with a video input" },
-  { mode: "pro", sound: false, video: true, label: "pro, with a video input" },
+  { mode: "std", sound: false, video: false, key: "rates.std" },
+  { mode: "pro", sound: false, video: false, key: "rates.pro" },
+  { mode: "std", sound: true, video: false, key: "rates.stdSound" },
+  { mode: "pro", sound: true, video: false, key: "rates.proSound" },
+  { mode: "std", sound: false, video: true, key: "rates.stdVideo" },
+  { mode: "pro", sound: false, video: true, key: "rates.proVideo" },
 ];
 
 /**
@@ -25,12 +27,13 @@ export const RATE_GROUPS = [O1, ...MODEL_NAMES.filter((name) => name !== O1)].ma
   model,
   title: `${MODELS[model].title} (${model})`,
   fields: RATE_KINDS.filter((kind) => !kind.sound || MODELS[model].sound).map((kind) => ({
-    name: rateName(model, kind.mode, kind.video, kind.sound), label: kind.label, unit: PER_SECOND, tag: MODELS[model].tag,
+    name: rateName(model, kind.mode, kind.video, kind.sound), get label() { return t(kind.key); },
+    get unit() { return t("rates.perSecond"); }, tag: MODELS[model].tag,
   })),
 })).concat([{
   model: null,
-  title: "Charges reported by Kling",
-  fields: [{ name: "usd_per_unit", label: "one Kling unit", unit: "USD per unit (turns the reported charge into USD)", tag: "" }],
+  get title() { return t("rates.charges"); },
+  fields: [{ name: "usd_per_unit", get label() { return t("rates.unit"); }, get unit() { return t("rates.perUnit"); }, tag: "" }],
 }]);
 
 /** Every rate field, in the order shown: {name, label, unit, tag} ("O1 pro, with a video input" = tag + label). */
@@ -43,25 +46,24 @@ export function rateLabel(field) {
 
 export function todayText(answer) {
   const today = answer?.today;
-  if (!today || typeof today.usd !== "number") return "Today's spend is not known (is the pack loaded on this server?).";
+  if (!today || typeof today.usd !== "number") return t("spend.todayUnknown");
   // The server could not read the limit (a damaged settings file): say why, and that a save here repairs it.
   if (answer.limit_unknown) {
-    return `${answer.limit_unknown} Submit refuses until it can: type the daily limit here to save a good file `
-      + "(the damaged one is kept beside it).";
+    return t("spend.limitUnknown", { why: answer.limit_unknown });
   }
   const limit = answer.settings?.daily_limit_usd ?? 0;
-  const spent = `Spent today ≈ ${money(today.usd)}`;
-  if (!(limit > 0)) return `${spent} · no limit`;
-  if (!(today.left_usd > 0)) return `${spent} · nothing left of ${money(limit)}: new tasks are refused until tomorrow`;
-  return `${spent} · ${money(today.left_usd)} left of ${money(limit)}`;
+  const spent = t("spend.spentToday", { usd: money(today.usd) });
+  if (!(limit > 0)) return t("spend.noLimit", { spent });
+  if (!(today.left_usd > 0)) return t("spend.nothingLeft", { spent, limit: money(limit) });
+  return t("spend.left", { spent, left: money(today.left_usd), limit: money(limit) });
 }
 
 /** What was typed into a field as {value} to send, or {error} to show (nothing is sent). */
 export function numberFromInput(text, what, { whole = false } = {}) {
   const trimmed = String(text ?? "").trim();
   const value = trimmed === "" ? NaN : Number(trimmed);
-  if (!Number.isFinite(value)) return { error: `Type a number for the ${what}.` };
-  if (whole && !Number.isInteger(value)) return { error: `Type a whole number for the ${what}.` };
+  if (!Number.isFinite(value)) return { error: t("spend.typeNumber", { what }) };
+  if (whole && !Number.isInteger(value)) return { error: t("spend.typeWholeNumber", { what }) };
   return { value };
 }
 
@@ -71,6 +73,6 @@ export function ratesSourceText(answer) {
   const shipped = answer?.defaults?.rates ?? {};
   const changed = RATE_FIELDS.filter((f) => f.name in shipped && rates[f.name] !== shipped[f.name]).map(rateLabel);
   const source = answer?.rates_source ?? "";
-  if (!changed.length) return `Shipped rates: ${source}`;
-  return `Your rates (${changed.join("; ")} differ${changed.length === 1 ? "s" : ""} from the shipped table). Shipped: ${source}`;
+  if (!changed.length) return t("rates.shipped", { source });
+  return t(changed.length === 1 ? "rates.yours.one" : "rates.yours.other", { changed: changed.join("; "), source });
 }

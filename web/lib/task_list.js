@@ -3,6 +3,7 @@
 // events. Pure (no DOM, no ComfyUI): Node tests it.
 
 import { MODELS, money, formatG } from "./pricing.js";
+import { dateLocale, t, tn } from "./i18n.js";
 
 export const PAGE_SIZE = 50;
 const PROMPT_CHARS = 80;
@@ -30,10 +31,10 @@ export function modelBadge(row) {
   const model = row?.model;
   if (!model) return { text: "", title: "" };
   const shots = Number(row.shots) || 0;
-  const text = [row.model_tag || MODELS[model]?.tag || model, row.sound ? "sound" : "",
-    shots ? `${shots} shot${shots === 1 ? "" : "s"}` : row.auto_shots ? "auto shots" : ""].filter(Boolean).join(" · ");
-  const title = (MODELS[model] ? `${MODELS[model].title} (${model})` : model) + (row.sound ? ", with native sound" : "")
-    + (shots ? `, a storyboard of ${shots} shot${shots === 1 ? "" : "s"}` : row.auto_shots ? ", cut into shots by Kling" : "");
+  const text = [row.model_tag || MODELS[model]?.tag || model, row.sound ? t("badge.sound") : "",
+    shots ? tn("badge.shots", shots) : row.auto_shots ? t("badge.autoShots") : ""].filter(Boolean).join(" · ");
+  const title = (MODELS[model] ? `${MODELS[model].title} (${model})` : model) + (row.sound ? t("badge.withSound") : "")
+    + (shots ? tn("badge.storyboard", shots) : row.auto_shots ? t("badge.cutByKling") : "");
   return { text, title };
 }
 
@@ -41,19 +42,20 @@ export function modelBadge(row) {
 export function rowView(row, now) {
   const marks = [];
   if (row.expired) {
-    marks.push(`older than ${RETENTION_DAYS} days: Kling has probably deleted it`);
+    marks.push(t("row.expired", { days: RETENTION_DAYS }));
   } else if (row.expiring) {
     const days = Math.floor(row.expires_in_days ?? 0);
-    marks.push(`Kling deletes it in ${days >= 1 ? `${days} day${days === 1 ? "" : "s"}` : "less than a day"}: collect it now`);
+    marks.push(t("row.expiring", { when: days >= 1 ? tn("row.days", days) : t("row.lessThanADay") }));
   }
   const state = stateText(row);
   return {
     when: whenText(row.created_at, now),
     model: modelBadge(row),
     prompt: promptStart(row.prompt),
-    label: row.label || "mode and length unknown",
-    cost: [row.estimate_text || "no estimate",
-      ...(row.actual_usd != null ? [`charged ${money(row.actual_usd)}${row.actual_units ? ` (${row.actual_units} units)` : ""}`] : [])]
+    label: row.label || t("row.noLabel"),
+    cost: [row.estimate_text || t("row.noEstimate"),
+      ...(row.actual_usd != null ? [t("row.charged", { usd: money(row.actual_usd) })
+        + (row.actual_units ? t("row.units", { units: row.actual_units }) : "")] : [])]
       .join(" · "),
     state: state.text,
     level: marks.length && state.level !== "error" ? "warn" : state.level,
@@ -62,38 +64,46 @@ export function rowView(row, now) {
 }
 
 function stateText(row) {
-  const why = row.message ? `: ${row.message}` : "";
+  // The server's message stays as it said it (English, as Python raises it: searchable).
+  const why = row.message ? t("state.why", { message: row.message }) : "";
   switch (row.state) {
-    case "waiting": return { text: "waiting for a free slot, not sent yet", level: "info" };
-    case "sending": return { text: "sending…", level: "info" };
-    case "uncertain": return { text: `uncertain${why}`, level: "warn" };
-    case "rejected": return { text: `refused, nothing made${why}`, level: "error" };
-    case "failed": return { text: `failed${why}`, level: "error" };
-    case "ended": return { text: `ended without a video${why}`, level: "error" };
+    case "waiting": return { text: t("state.waiting"), level: "info" };
+    case "sending": return { text: t("state.sending"), level: "info" };
+    case "uncertain": return { text: t("state.uncertain") + why, level: "warn" };
+    case "rejected": return { text: t("state.rejected") + why, level: "error" };
+    case "failed": return { text: t("state.failed") + why, level: "error" };
+    case "ended": return { text: t("state.ended") + why, level: "error" };
     case "succeeded":
-      if (row.on_disk) return { text: "saved", level: "ok" };
-      return { text: row.collecting ? "downloading…" : "finished, not saved yet", level: "info" };
+      if (row.on_disk) return { text: t("state.saved"), level: "ok" };
+      return { text: t(row.collecting ? "state.downloading" : "state.finishedNotSaved"), level: "info" };
     default: // queued, processing, or a word the server reported as it is
-      return { text: row.collecting ? `${row.state} (being collected)` : String(row.state), level: "info" };
+      return { text: row.collecting ? t("state.beingCollected", { state: stateWord(row.state) }) : stateWord(row.state), level: "info" };
   }
 }
 
 /** "today 14:03", "yesterday 09:12", "Dec 3, 14:03" (local time). */
 export function whenText(created, now) {
   const date = new Date(created * 1000);
-  const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const time = date.toLocaleTimeString(dateLocale(), { hour: "2-digit", minute: "2-digit" });
   const today = new Date(now * 1000);
   const midnight = new Date(today.getFullYear(), today.getMonth(), today.getDate()).getTime() / 1000;
-  if (created >= midnight) return `today ${time}`;
-  if (created >= midnight - DAY) return `yesterday ${time}`;
+  if (created >= midnight) return t("when.today", { time });
+  if (created >= midnight - DAY) return t("when.yesterday", { time });
   const sameYear = date.getFullYear() === today.getFullYear();
-  const day = date.toLocaleDateString([], sameYear ? { month: "short", day: "numeric" } : { year: "numeric", month: "short", day: "numeric" });
-  return `${day}, ${time}`;
+  const day = date.toLocaleDateString(dateLocale(), sameYear ? { month: "short", day: "numeric" } : { year: "numeric", month: "short", day: "numeric" });
+  return t("when.day", { day, time });
+}
+
+/** The server's state word in the user's language where the pack knows it (queued, processing), else as it is. */
+function stateWord(state) {
+  const key = `state.word.${state}`;
+  const text = t(key);
+  return text === key ? String(state) : text;
 }
 
 function promptStart(text) {
   const flat = String(text ?? "").replace(/\s+/g, " ").trim();
-  if (!flat) return "(no prompt: collected by id)";
+  if (!flat) return t("row.noPrompt");
   return flat.length <= PROMPT_CHARS ? flat : `${flat.slice(0, PROMPT_CHARS - 1)}…`;
 }
 
@@ -109,12 +119,12 @@ export function totalsText(totals) {
   const seconds = Object.entries(totals?.seconds ?? {}).sort(([a], [b]) => a.localeCompare(b))
     .map(([mode, value]) => `${mode} ${formatG(value)} s`).join(", ") || "0 s";
   const count = totals?.tasks ?? 0;
-  return `${count} task${count === 1 ? "" : "s"} · ${seconds} · ≈ ${money(totals?.usd ?? 0)}`;
+  return `${tn("price.tasks", count)} · ${seconds} · ≈ ${money(totals?.usd ?? 0)}`;
 }
 
 export function leftTodayText(limitUsd, leftUsd) {
-  if (!(limitUsd > 0)) return "No daily limit (Settings › CometAPI › Spending)";
-  return `Daily limit ${money(limitUsd)}: ${money(leftUsd ?? 0)} left today`;
+  if (!(limitUsd > 0)) return t("tasks.noLimit");
+  return t("tasks.left", { limit: money(limitUsd), left: money(leftUsd ?? 0) });
 }
 
 // --- the list ----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { keyStatusText, keyTestText, taskIdFromOutput, taskIdText } from "../lib/format.js";
+import { keyStatusText, keyTestText, taskIdFromOutput, taskIdText, textColumns } from "../lib/format.js";
 
 test("key status wording follows the masked status", () => {
   assert.equal(keyStatusText({ set: true, source: "store", ends_with: "7f3a", env_overrides: false, stored: true }),
@@ -34,4 +34,12 @@ test("task id from the Poll node's executed payload", () => {
   assert.equal(taskIdFromOutput(null), "");
   assert.equal(taskIdText("42"), "Task id: 42");
   assert.equal(taskIdText(""), "");
+});
+
+test("a Chinese, Japanese or Korean character takes two columns of a line, a Latin one one", () => {
+  assert.equal(textColumns("abc"), 3);
+  assert.equal(textColumns("未连接参考"), 10);
+  assert.equal(textColumns("タスク ID"), 9);
+  assert.equal(textColumns("작업 ID"), 7);
+  assert.equal(textColumns("≈ $0.56："), 9); // the full-width colon is wide, ≈ is not
 });
