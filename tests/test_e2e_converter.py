@@ -74,5 +74,5 @@ def test_a_prompt_saved_before_the_model_choice_loads_on_o1_as_the_frontend_load
     old = as_frontend_loads(json.loads(OLD_WORKFLOW.read_text()), info)
     (prompt,) = [n for n in old["nodes"] if n["type"] == "CometOmniPrompt"]
     assert prompt["widgets_values"][4:] == ["kling-video-o1", False, False]  # web/lib/saved_prompt.js BEFORE_MODELS
-    saved_with_a_model = template("kling_omni_v3_text_to_video_sound")
+    saved_with_a_model = template("Kling 3.0 text to video with sound")
     assert as_frontend_loads(json.loads(json.dumps(saved_with_a_model)), info) == saved_with_a_model

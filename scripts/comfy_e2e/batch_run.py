@@ -82,7 +82,7 @@ async def batch_run(args, report: Report, work: Path, key: str) -> None:
                      "batch: /object_info has CometOmniPromptList, whose output is a list",
                      json.dumps(info.get("CometOmniPromptList", {}).get("output_is_list")))
 
-        one, _ = batch_prompt(info, "kling_omni_text_to_video")
+        one, _ = batch_prompt(info, "Kling O1 text to video")
         for node in one.values():  # the variations template's request: a seed of its own, or it would be reused
             if node["class_type"] == "CometOmniSubmit":
                 node["inputs"]["seed"] = 1000
@@ -90,7 +90,7 @@ async def batch_run(args, report: Report, work: Path, key: str) -> None:
         report.check(one_run["outcome"] == "success", "batch: one chain (the yardstick) runs", outcome_text(one_run))
         chain = one_run["seconds"]
 
-        prompt, workflow = batch_prompt(info, "kling_omni_variations", variations=8)
+        prompt, workflow = batch_prompt(info, "Kling O1 variations, four tasks in one run", variations=8)
         made_before, refused_before = creations(fake)
         run = await comfy.run(prompt, workflow, timeout=PROMPT_TIMEOUT + 8 * BATCH_TASK_SECONDS)
         made, refused = creations(fake)
@@ -121,7 +121,7 @@ async def batch_run(args, report: Report, work: Path, key: str) -> None:
                      "batch: re-queueing the run sends nothing", f"{outcome_text(again)}; "
                      f"{len(creations(fake)[0]) - len(made)} creations")
 
-        ten, _ = batch_prompt(info, "kling_omni_variations", variations=10)
+        ten, _ = batch_prompt(info, "Kling O1 variations, four tasks in one run", variations=10)
         more = await comfy.run(ten, workflow, timeout=PROMPT_TIMEOUT + 4 * BATCH_TASK_SECONDS)
         made_ten = creations(fake)[0][len(made):]
         report.check(more["outcome"] == "success" and len(made_ten) == 2,
@@ -130,7 +130,7 @@ async def batch_run(args, report: Report, work: Path, key: str) -> None:
         if more["outcome"] == "success":
             check_batch_outputs(report, "batch, 10 variations", more, ten, c.base, 10)
 
-        listed, listed_workflow = batch_prompt(info, "kling_omni_prompt_list")
+        listed, listed_workflow = batch_prompt(info, "Kling O1 prompt list, one task per line")
         lines = next(n for n in listed.values() if n["class_type"] == "CometOmniPromptList")["inputs"]["prompts"]
         before = len(creations(fake)[0])
         run_list = await comfy.run(listed, listed_workflow, timeout=PROMPT_TIMEOUT + 3 * BATCH_TASK_SECONDS)

@@ -19,7 +19,7 @@ from .pack_ui import (BOX_SLACK, KEY_INPUT, KEY_PANEL, POLL, PROMPT, PROMPT_BOX,
                       TEMPLATE_CARDS, open_cometapi_settings)
 from .report import CheckFailed, Report
 
-BROWSER_TEMPLATE = "kling_omni_local_pipeline"
+BROWSER_TEMPLATE = "Kling O1 in a local pipeline, frames in and out"
 BAD_TOKEN = "<<<image_2>>>"  # the template wires one image
 
 

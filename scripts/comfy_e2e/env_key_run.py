@@ -125,7 +125,7 @@ async def run_templates(report: Report, comfy: Comfy, info: dict, base: Path, fa
 
 async def check_linking_frames_later(report: Report, comfy: Comfy, info: dict) -> None:
     """Unlinked frames are not decoded; linking them later re-runs Poll, from disk and unpaid."""
-    prompt, _ = template_prompt("kling_omni_text_to_video", info)
+    prompt, _ = template_prompt("Kling O1 text to video", info)
     poll_id = poll_nodes(prompt)[0]
     submit_id = node_of(prompt, "CometOmniSubmit")
     prompt[submit_id]["inputs"]["seed"] = 4242  # an intent of its own
@@ -152,7 +152,7 @@ async def check_linking_frames_later(report: Report, comfy: Comfy, info: dict) -
 
 async def check_concurrent_polls(report: Report, comfy: Comfy, info: dict) -> None:
     """Two Submit → Poll chains in one prompt: the second Poll must start before the first ends."""
-    one, _ = template_prompt("kling_omni_text_to_video", info)
+    one, _ = template_prompt("Kling O1 text to video", info)
     prompt = {}
     for copy, words in ((0, "a red kite over the dunes"), (100, "a blue kite over the sea")):
         for nid, node in one.items():

@@ -61,7 +61,7 @@ class FakeControl:
 def intent_prompt(info: dict, words: str, submit_id: str | None = None) -> dict:
     """Text to video with these prompt words: one intent. `submit_id` renumbers Submit, which ComfyUI
     then has not cached (its cache key holds the node id): the same intent reaches the pack again."""
-    prompt, _ = template_prompt("kling_omni_text_to_video", info)
+    prompt, _ = template_prompt("Kling O1 text to video", info)
     prompt[node_of(prompt, "CometOmniPrompt")]["inputs"]["prompt"] = words
     if submit_id is not None:
         old = node_of(prompt, "CometOmniSubmit")

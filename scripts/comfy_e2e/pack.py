@@ -11,8 +11,8 @@ REPO = Path(__file__).resolve().parents[2]
 PACK_DIR_NAME = "cometapi-kling-omni"
 TEMPLATES = REPO / "example_workflows"
 OLD_WORKFLOW = REPO / "tests" / "workflows" / "saved_before_models_text_to_video.json"  # 4 Prompt values
-V3_SOUND_TEMPLATE = "kling_omni_v3_text_to_video_sound"  # 12 s, pro, sound
-V3_STORYBOARD_TEMPLATE = "kling_omni_v3_storyboard"  # 3 Shot nodes, 4 + 3 + 5 s, on a 12 s Prompt
+V3_SOUND_TEMPLATE = "Kling 3.0 text to video with sound"  # 12 s, pro, sound
+V3_STORYBOARD_TEMPLATE = "Kling 3.0 storyboard in three shots"  # 3 Shot nodes, 4 + 3 + 5 s, on a 12 s Prompt
 
 if str(REPO) not in sys.path:  # kling_omni and fake_cometapi are imported from this checkout
     sys.path.insert(0, str(REPO))

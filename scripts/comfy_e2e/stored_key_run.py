@@ -19,7 +19,7 @@ async def stored_key_run(args, report: Report, work: Path, fake_url: str, key: s
     async with comfyui(args, work, "stored_key", fake_url, None) as c:
         report.note(f"stored-key run: ComfyUI at {c.url}, no COMETAPI_KEY in its environment")
         comfy, info = await connect(c)
-        prompt, workflow = template_prompt("kling_omni_text_to_video", info)
+        prompt, workflow = template_prompt("Kling O1 text to video", info)
 
         status, body = await comfy.text("GET", "/cometapi_omni/key")
         report.check(status == 200 and json.loads(body).get("set") is False,

@@ -326,7 +326,7 @@ async def v3_before_models(report: Report, comfy, info: dict, fake) -> None:
     without a model: both run as kling-video-o1."""
     old = as_frontend_loads(json.loads(OLD_WORKFLOW.read_text(encoding="utf-8")), info)
     from_old = to_api_prompt(old, info)
-    bare, bare_id = variant("kling_omni_text_to_video", info, prompt="v3 run: an API prompt without a model")
+    bare, bare_id = variant("Kling O1 text to video", info, prompt="v3 run: an API prompt without a model")
     for name in BEFORE_MODELS:
         del bare[bare_id]["inputs"][name]
     for what, prompt in ((f"a workflow saved before the model choice ({OLD_WORKFLOW.name}, 4 Prompt values), "
