@@ -281,12 +281,14 @@ class SlotWaitStopped(OmniError):
     def __init__(self, why: str, waiting_for: str, advice: str):
         self.why, self.waiting_for, self.advice = why, waiting_for, advice
         self.created, self.wanted, self.elsewhere = (), 1, 0
+        self.others = "another Submit, or another ComfyUI on this user folder"
         super().__init__(self._text())
 
-    def in_batch(self, created, wanted: int, elsewhere: int = 0) -> "SlotWaitStopped":
+    def in_batch(self, created, wanted: int, elsewhere: int = 0, others: str = "") -> "SlotWaitStopped":
         """The same stop, now also telling what the rest of its batch came to (`elsewhere`: how many of
-        them another run is creating)."""
+        them another run is creating; `others`: who such runs may be, in words)."""
         self.created, self.wanted, self.elsewhere = tuple(created), wanted, elsewhere
+        self.others = others or self.others
         self.args = (self._text(),)
         return self
 
@@ -297,7 +299,7 @@ class SlotWaitStopped(OmniError):
                          f"run on and are collected as usual.")
         if self.elsewhere:
             parts.append(f"{self.elsewhere} {'is' if self.elsewhere == 1 else 'are'} being created by another run on "
-                         f"this journal (another Submit, or another ComfyUI on this user folder): billed once, there; "
+                         f"this journal ({self.others}): billed once, there; "
                          f"queue again to collect {'it' if self.elsewhere == 1 else 'them'}.")
         rest = self.wanted - len(self.created) - self.elsewhere
         if rest and (self.created or self.elsewhere):
