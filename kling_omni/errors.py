@@ -80,13 +80,14 @@ class SettingsError(OmniError, ValueError):
 class SettingsUnreadable(OmniError):
     """The daily limit cannot be read from the settings file: Submit refuses, nothing was sent."""
 
-    def __init__(self, node: str, why: str):
+    def __init__(self, node: str, why: str, fix: str = ""):
         self.why = why
+        fix = fix or ("set the daily limit in Settings › CometAPI › Spending (that saves a good file and keeps the "
+                      "damaged one beside it), or repair or delete the file (without it the defaults apply, with "
+                      "their daily limit)")
         super().__init__(
             f"{node}: nothing was sent. {why} Submit refuses rather than spend without knowing your limit. "
-            "Fix: set the daily limit in Settings › CometAPI › Spending (that saves a good file and keeps the "
-            "damaged one beside it), or repair or delete the file (without it the defaults apply, with their "
-            "daily limit), then queue again.")
+            f"Fix: {fix}, then queue again.")
 
 
 class SpendLimitReached(OmniError):
@@ -379,6 +380,19 @@ class JournalError(OmniError):
     def __init__(self, message: str, *, path):
         self.path = path
         super().__init__(message)
+
+
+class DatabaseUnavailable(JournalError):
+    """The shared journal's PostgreSQL cannot be used now (unreachable, refused, no driver, a bad URL).
+
+    The message names the database as postgresql://user@host:port/database, never its password;
+    `path` is that same text.
+    """
+
+
+class SchemaTooNew(DatabaseUnavailable):
+    """The shared journal's database was made by a newer version of the pack: this one neither reads
+    nor writes it."""
 
 
 # --- helpers ---------------------------------------------------------------------------

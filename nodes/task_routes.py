@@ -27,9 +27,10 @@ from ..kling_omni import ledger
 from ..kling_omni.collect import is_collecting
 from ..kling_omni.credentials import resolve_key
 from ..kling_omni.errors import DecodeError, OmniError, SettingsError
-from ..kling_omni.journal import Journal
+from ..kling_omni.journal import BaseJournal as Journal
 from ..kling_omni.pricing import RATES_SOURCE
-from ..kling_omni.settings import DEFAULTS, load_settings, save_settings
+from ..kling_omni.settings import DEFAULTS
+from ..kling_omni.store import load_settings, save_settings  # the shared values from the database, when one is named
 from ..kling_omni.task import TASK_ID_RULE, is_task_id
 from ..kling_omni.thumbs import thumbnail
 from .routes import PREFIX, _error, same_origin_only
@@ -67,6 +68,8 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
             return _error(400, str(exc))
         except OSError as exc:
             return _error(500, f"Could not write the settings file in {store}: {exc.strerror or exc}.")
+        except OmniError as exc:  # the shared journal's database did not take them: nothing was saved
+            return _error(503, f"{exc} Nothing was saved.")
         return web.json_response(await asyncio.to_thread(_settings_answer, store, journal()))
 
     @routes.get(PREFIX + "/tasks")
