@@ -37,7 +37,10 @@ export function modelBadge(row) {
   return { text, title };
 }
 
-/** A TaskRow in words: {when, model, prompt, label, cost, state, level ("ok"|"info"|"warn"|"error"), marks}. */
+/**
+ * A TaskRow in words: {when, machine, model, prompt, label, cost, state, level ("ok"|"info"|"warn"|"error"), marks}.
+ * `machine` is "made on render-02" for a journal shared by several machines, "" otherwise.
+ */
 export function rowView(row, now) {
   const marks = [];
   if (row.expired) {
@@ -49,6 +52,7 @@ export function rowView(row, now) {
   const state = stateText(row);
   return {
     when: whenText(row.created_at, now),
+    machine: row.machine ? `made on ${row.machine}` : "",
     model: modelBadge(row),
     prompt: promptStart(row.prompt),
     label: row.label || "mode and length unknown",
@@ -72,6 +76,7 @@ function stateText(row) {
     case "ended": return { text: `ended without a video${why}`, level: "error" };
     case "succeeded":
       if (row.on_disk) return { text: "saved", level: "ok" };
+      if (row.saved_on) return { text: `saved on ${row.saved_on}`, level: "ok" }; // another machine's disk
       return { text: row.collecting ? "downloading…" : "finished, not saved yet", level: "info" };
     default: // queued, processing, or a word the server reported as it is
       return { text: row.collecting ? `${row.state} (being collected)` : String(row.state), level: "info" };
