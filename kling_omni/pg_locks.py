@@ -71,8 +71,7 @@ class PgOwners:
     def end_run(self, token: str) -> None:
         with self._guard:
             conn = self._locks.pop(token, None)
-        if conn is not None:
-            conn.close()  # the server frees the lock with the session
+        _let_go(conn)
 
     def alive(self, token: str) -> bool:
         """Is this run still working on its rows? A database that cannot answer counts as yes: the doubt
@@ -154,8 +153,7 @@ class PgTaskLock:
 
     def _close(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
+        _let_go(conn)
 
 
 class Presence:
@@ -188,8 +186,7 @@ class Presence:
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
+        _let_go(conn)
 
 
 def machines_present(db: Database, names) -> set:
@@ -201,6 +198,20 @@ def machines_present(db: Database, names) -> set:
         return {keys[k] for k in db.held(keys)}
     except JournalError:
         return names
+
+
+def _let_go(conn) -> None:
+    """Free the session's locks now, then close it. Closing alone frees them too, but only once the server has
+    ended the session, a moment later: another machine asking at once would still see them held."""
+    if conn is None:
+        return
+    try:
+        if not (conn.closed or conn.broken):
+            conn.execute("SELECT pg_advisory_unlock_all()")
+    except Exception:
+        pass  # a broken session: the server frees them as it ends it
+    finally:
+        conn.close()
 
 
 def _alive(conn) -> bool:

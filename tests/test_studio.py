@@ -31,7 +31,7 @@ def machine(fake, tmp_path, database_url, name, **extra) -> dict:
 
 
 def together(target, argument_lists, timeout=120, errors_allowed=False):
-    """Run target(*args, barrier, queue) in one process per argument list; what each reported."""
+    """Run target(*args, barrier, queue) in one process per argument list; what each reported, in their order."""
     barrier, results = SPAWN.Barrier(len(argument_lists)), SPAWN.Queue()
     processes = [SPAWN.Process(target=target, args=(*args, barrier, results)) for args in argument_lists]
     for process in processes:
@@ -46,7 +46,8 @@ def together(target, argument_lists, timeout=120, errors_allowed=False):
     if not errors_allowed:
         for report in reports:
             assert "error" not in report, report.get("trace", report)
-    return reports
+    order = {process.pid: n for n, process in enumerate(processes)}
+    return sorted(reports, key=lambda report: order[report["pid"]])  # as the argument lists, not as they ended
 
 
 def shared_settings(tmp_path, **values):
