@@ -6,6 +6,7 @@ COMETAPI_OMNI_DATABASE_URL is set (kling_omni.store chooses).
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +19,7 @@ from ..kling_omni.settings import PackSettings
 from . import bridge
 
 CATEGORY = "CometAPI/Kling Omni"
+log = logging.getLogger("cometapi_omni")
 
 
 @lru_cache(maxsize=None)
@@ -27,6 +29,14 @@ def _journal_at(data_dir: Path, url: str) -> BaseJournal:
 
 def journal() -> BaseJournal:
     return _journal_at(bridge.data_dir(), store.database_url())
+
+
+def say_where() -> None:
+    """Once at start-up: where the journal is, when it is shared (the log then shows which database and machine)."""
+    shared = journal()
+    if shared.machine:
+        log.info("CometAPI Omni: the journal, the daily limit, the rates, the tasks in flight and the task locks are "
+                 "shared through %s; this machine is %s (COMETAPI_OMNI_MACHINE).", shared.path, shared.machine)
 
 
 def make_client() -> OmniClient:

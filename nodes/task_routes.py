@@ -9,13 +9,15 @@
 
 Like routes.register, `register` takes callables instead of importing ComfyUI, so the tests
 mount these very handlers on a plain aiohttp app. Every route is wrapped in
-`same_origin_only`. Work that touches the disk (the journal, settings, thumbnails) runs off
+`same_origin_only`, and answers a journal that cannot be read (a shared journal's database that is
+away) with a 503 naming it. Work that touches the disk (the journal, settings, thumbnails) runs off
 the event loop. No answer carries the key, a signed URL or the base URL (see task_rows.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import re
 from pathlib import Path
@@ -26,7 +28,7 @@ from aiohttp import web
 from ..kling_omni import ledger
 from ..kling_omni.collect import is_collecting
 from ..kling_omni.credentials import resolve_key
-from ..kling_omni.errors import DecodeError, OmniError, SettingsError
+from ..kling_omni.errors import DecodeError, JournalError, OmniError, SettingsError
 from ..kling_omni.journal import BaseJournal as Journal
 from ..kling_omni.pricing import RATES_SOURCE
 from ..kling_omni.settings import DEFAULTS
@@ -51,11 +53,13 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
 
     @routes.get(PREFIX + "/settings")
     @same_origin_only
+    @journal_may_be_away
     async def get_settings(request: web.Request) -> web.Response:
         return web.json_response(await asyncio.to_thread(_settings_answer, data_dir(), journal()))
 
     @routes.post(PREFIX + "/settings")
     @same_origin_only
+    @journal_may_be_away
     async def post_settings(request: web.Request) -> web.Response:
         try:
             changes = await request.json()
@@ -74,6 +78,7 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
 
     @routes.get(PREFIX + "/tasks")
     @same_origin_only
+    @journal_may_be_away
     async def get_tasks(request: web.Request) -> web.Response:
         try:
             offset = _whole(request.query.get("offset", "0"), "offset", 0, MAX_OFFSET)
@@ -88,6 +93,7 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
 
     @routes.get(PREFIX + "/tasks/{task_id}")
     @same_origin_only
+    @journal_may_be_away
     async def get_task(request: web.Request) -> web.Response:
         task_id = request.match_info["task_id"]
         if not is_task_id(task_id):
@@ -102,6 +108,7 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
 
     @routes.get(PREFIX + "/tasks/{task_id}/thumb")
     @same_origin_only
+    @journal_may_be_away
     async def get_thumb(request: web.Request) -> web.StreamResponse:
         task_id = request.match_info["task_id"]
         if not is_task_id(task_id):
@@ -122,6 +129,7 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
 
     @routes.post(PREFIX + "/tasks/{task_id}/collect")
     @same_origin_only
+    @journal_may_be_away
     async def post_collect(request: web.Request) -> web.Response:
         task_id = request.match_info["task_id"]
         if not is_task_id(task_id):
@@ -141,6 +149,18 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
         settings = await asyncio.to_thread(load_settings, store)
         row = task_row(job, settings.rates, now, output_root(), collecting=False)
         return web.json_response({"task": row}, status=202)
+
+
+def journal_may_be_away(handler):
+    """A journal that cannot be read now (a shared journal's database that does not answer) is said as a 503
+    with its message, which names the database without its password, never as a server error."""
+    @functools.wraps(handler)
+    async def answering(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except JournalError as exc:
+            return _error(503, str(exc))
+    return answering
 
 
 def _settings_answer(store: Path, journal: Journal) -> dict:

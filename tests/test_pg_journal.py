@@ -325,3 +325,29 @@ def test_db_copy_from_the_command_line(tmp_path, database_url, postgres):
     plain = subprocess.run([sys.executable, "-m", "kling_omni", "db", "copy", "--from", "x"], cwd=root, env=env,
                            capture_output=True, text=True, timeout=60)
     assert plain.returncode == 1 and "COMETAPI_OMNI_DATABASE_URL" in plain.stderr
+
+
+# --- the routes, with the database there and away ----------------------------------------------------
+
+
+def test_routes_list_every_machine_s_tasks_and_say_a_database_away_without_its_password(tmp_path, database_url,
+                                                                                            postgres):
+    from tests.test_task_routes import Pack
+    a = PgJournal(database_url, machine="render-01")
+    a.adopt("77")
+    a.update_task("77", state="succeeded", video_path="/render-01/output/kling_77.mp4")
+    a.close()
+    pack = Pack(tmp_path)
+    pack.journal = shared(database_url)
+    status, page = pack.call("GET", "/tasks")
+    assert status == 200 and [(r["task_id"], r["machine"], r["saved_on"]) for r in page["tasks"]] == \
+        [("77", "render-01", "render-01")]
+    postgres.stop()
+    try:
+        answers = [pack.call("GET", "/tasks"), pack.call("GET", "/tasks/77"), pack.call("GET", "/settings"),
+                   pack.call("POST", "/settings", json={"daily_limit_usd": 3}), pack.call("POST", "/tasks/77/collect", json={})]
+    finally:
+        postgres.start()
+    for status, body in answers:
+        assert status == 503, body
+        assert "postgresql://kling@127.0.0.1" in body["error"] and postgres.password not in json.dumps(body)
