@@ -70,7 +70,7 @@ def list_tasks(journal: Journal, home: Path, out=sys.stdout) -> None:
         model = features(job.model, job.sound, job.shots, job.auto_shots) if job.mode else "-"
         print(f"{job.task_id or '-':<22} {job.state:<11} {_age(now - job.created_at):>5}  {model:<18} "
               f"{_billed_for(cost):<16} {cost.usd if cost else '-':<15} {money(actual) if actual is not None else '-':>7}"
-              f"  {job.prompt[:30]:<30}  " + (f"{job.machine or '-':<16} " if shared else "") + _file(job), file=out)
+              f"  {job.prompt[:30]:<30}  " + (f"{job.machine or '-':<16} " if shared else "") + _file(job, journal.machine), file=out)
     recent = recent_totals(journal, rates, now)
     print(file=out)
     print(f"Today:        {_totals(recent.today)}", file=out)
@@ -79,9 +79,9 @@ def list_tasks(journal: Journal, home: Path, out=sys.stdout) -> None:
           f"use it where it is known and the estimate (the upper end of a range) elsewhere.", file=out)
 
 
-def _file(job) -> str:
+def _file(job, here: str) -> str:
     """The saved video: its path here, or which machine's disk holds it (a shared journal)."""
-    if job.video_on_disk:
+    if job.video_here(here):
         return job.video_path
     return f"on {job.video_machine}" if job.video_path and job.video_machine else "-"
 

@@ -67,8 +67,8 @@ async def collect_video(task_id: str, journal: Journal, client_factory: Callable
     finished = False  # on disk, or failed: the task needs no more collecting
     try:
         job = _known(journal, task_id)
-        if job is not None and job.state == SUCCEEDED and job.video_on_disk is not None:
-            saved = job.video_on_disk
+        if job is not None and job.state == SUCCEEDED and job.video_here(journal.machine) is not None:
+            saved = job.video_here(journal.machine)
             try:
                 await asyncio.to_thread(check_video, saved)
                 finished = True

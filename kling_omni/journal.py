@@ -147,6 +147,13 @@ class Job:
         path = Path(self.video_path) if self.video_path else None
         return path if path is not None and path.is_file() else None
 
+    def video_here(self, machine: str) -> Optional[Path]:
+        """The saved video, if this machine's disk holds it: on a shared journal a path another machine
+        recorded is that machine's (two ComfyUIs of one host each have their own output folder)."""
+        if self.video_machine and machine and self.video_machine != machine:
+            return None
+        return self.video_on_disk
+
 
 JOB_FIELDS = frozenset(Job.__dataclass_fields__)
 _BLANK = dict(fingerprint="", attempt=0, external_task_id=None, task_id=None, prompt="", base_url="", node_id="",

@@ -104,7 +104,8 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
             return _error(404, f"Task {task_id} is not in the journal.")
         settings = await asyncio.to_thread(load_settings, data_dir())
         collecting = await asyncio.to_thread(is_collecting, journal(), task_id)
-        return web.json_response({"task": task_row(job, settings.rates, now, output_root(), collecting)})
+        return web.json_response({"task": task_row(job, settings.rates, now, output_root(), collecting,
+                                                   journal().machine)})
 
     @routes.get(PREFIX + "/tasks/{task_id}/thumb")
     @same_origin_only
@@ -114,7 +115,7 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
         if not is_task_id(task_id):
             return _error(404, NO_SUCH_TASK)
         job = await asyncio.to_thread(journal().by_task, task_id)
-        video = job.video_on_disk if job is not None else None
+        video = job.video_here(journal().machine) if job is not None else None
         if video is None:
             return _error(404, f"No video of task {task_id} is on disk.")
         try:
@@ -147,7 +148,7 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
             return _error(409, str(exc))
         want(task_id)
         settings = await asyncio.to_thread(load_settings, store)
-        row = task_row(job, settings.rates, now, output_root(), collecting=False)
+        row = task_row(job, settings.rates, now, output_root(), collecting=False, here=journal().machine)
         return web.json_response({"task": row}, status=202)
 
 

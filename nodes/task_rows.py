@@ -43,11 +43,12 @@ def read_stamp() -> float:
         return _last_stamp
 
 
-def task_row(job: Job, rates: Rates, now: float, output_root: Path, collecting: bool) -> dict:
-    """The TaskRow of `job`; `output_root` is the folder ComfyUI's /view serves as type=output."""
+def task_row(job: Job, rates: Rates, now: float, output_root: Path, collecting: bool, here: str = "") -> dict:
+    """The TaskRow of `job`; `output_root` is the folder ComfyUI's /view serves as type=output; `here` is this
+    machine's name in a shared journal ('' otherwise)."""
     cost = job_cost(job, rates)
     model = model_of(job)
-    video = job.video_on_disk
+    video = job.video_here(here)
     # Saved on another machine of a shared journal: not lost, and not this machine's to collect.
     saved_on = job.video_machine if video is None and job.video_path and job.video_machine else ""
     age = max(0.0, (now - job.created_at) / DAY)
@@ -127,7 +128,7 @@ def tasks_page(journal: Journal, settings: PackSettings, now: float, output_root
     rates = settings.rates
     jobs = journal.jobs(limit=limit, offset=offset) if limit else []
     collecting = journal.collecting([job.task_id for job in jobs if job.task_id])  # one look for the page
-    rows = [task_row(job, rates, now, output_root, job.task_id in collecting) for job in jobs]
+    rows = [task_row(job, rates, now, output_root, job.task_id in collecting, journal.machine) for job in jobs]
     recent = recent_totals(journal, rates, now)
     return {"tasks": rows, "total": journal.count(), "offset": offset, "limit": limit,
             "totals": {"today": recent.today.as_dict(), "last_30_days": recent.last_30_days.as_dict()},
