@@ -351,3 +351,24 @@ def test_routes_list_every_machine_s_tasks_and_say_a_database_away_without_its_p
     for status, body in answers:
         assert status == 503, body
         assert "postgresql://kling@127.0.0.1" in body["error"] and postgres.password not in json.dumps(body)
+
+
+def test_submit_with_the_database_away_sends_nothing_and_says_which_database(env, fake_server, database_url,
+                                                                             postgres, caplog):
+    from cometapi_kling_omni.nodes import NODE_CLASS_MAPPINGS as nodes
+    from tests.comfy_exec import run
+
+    request = run(nodes["CometOmniPrompt"], prompt=["a fox"], mode=["pro"], aspect_ratio=["16:9"], duration=[5],
+                  model=["kling-video-o1"])[0]
+    postgres.stop()
+    try:
+        with pytest.raises(Exception) as refused:
+            run(nodes["CometOmniSubmit"], request=request, seed=[1], variations=[2], unique_id=["4"])
+    finally:
+        postgres.start()
+    text = str(refused.value)
+    assert "nothing was sent" in text.lower() and "postgresql://kling@127.0.0.1" in text
+    assert postgres.password not in text + caplog.text
+    assert fake_server.requests == []
+    (tasks, ids) = run(nodes["CometOmniSubmit"], request=request, seed=[1], variations=[2], unique_id=["4"])
+    assert len(set(ids)) == 2 and fake_server.created_count == 2  # back: queued again, made once
