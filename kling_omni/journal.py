@@ -14,7 +14,8 @@ row that says "we may have paid and do not know for what".
 Every money decision is one atomic step (`decide`): reserving intents against the daily limit,
 and counting the tasks in flight while marking one "sending". Each runs in one IMMEDIATE
 transaction, so no other thread, event loop or process writes between its reads and its
-writes. A row belongs to the Submit run working on it (`owner`, kling_omni.owners) until the
+writes (on PostgreSQL: a transaction that first takes the ledger's one advisory lock, so no
+other machine decides meanwhile). A row belongs to the Submit run working on it (`owner`, kling_omni.owners) until the
 run hands it back; only its owner sends it or gives it up.
 
 The disk is not trusted to stay as it was. A journal deleted while running is recreated

@@ -30,7 +30,7 @@ import time
 from contextlib import contextmanager
 from typing import Optional
 
-from .database import DECISION_LOCK_SECONDS, LEDGER_KEY, Database
+from .database import DECISION_LOCK_SECONDS, LEDGER_KEY, Database, key
 from .errors import DatabaseUnavailable, JournalError, SchemaTooNew
 from .journal import BaseJournal, Tx
 from .pg_locks import PgOwners, PgTaskLock, Presence, machines_present
@@ -199,7 +199,6 @@ class PgJournal(BaseJournal):
         return task_id in self.collecting([task_id])
 
     def collecting(self, task_ids) -> set:
-        from .database import key
         keys = {key("task", task_id): task_id for task_id in task_ids if task_id}
         try:
             return {keys[k] for k in self.db.held(keys)}
