@@ -73,7 +73,7 @@ def test_the_same_intent_queued_on_two_machines_at_once_creates_one_task(tmp_pat
         assert {j.machine for j in rows} <= {"render-01", "render-02"}
 
 
-def test_two_machines_of_four_variations_at_an_account_limit_of_three(tmp_path, database_url):
+def test_two_machines_of_four_variations_at_an_account_limit_of_three(tmp_path, database_url, postgres):
     """The account allows 3 tasks in flight and so does the shared setting: 8 tasks, never a refusal, no failed
     node, 8 whole videos between the two output folders. Then one machine's prompt queued on the other creates
     nothing."""
@@ -92,6 +92,16 @@ def test_two_machines_of_four_variations_at_an_account_limit_of_three(tmp_path, 
         assert again["ids"] == first["ids"] and fake.created_count == 8
         journal = store.open_journal(tmp_path)
         assert {j.task_id: j.machine for j in journal.jobs()}[first["ids"][0]] == "render-01"
+        everything = everything_in(postgres, database_url)
+        assert fake.key not in everything and "render-02" in everything  # the key stays on each machine
+
+
+def everything_in(postgres, database_url) -> str:
+    """Every row of every table of the pack's schema, as text."""
+    database = database_url.rsplit("/", 1)[1]
+    tables = [name for (name,) in postgres.sql("SELECT table_name FROM information_schema.tables WHERE table_schema ="
+                                               " 'cometapi_omni'", database=database)]
+    return "\n".join(str(postgres.sql(f"SELECT * FROM cometapi_omni.{table}", database=database)) for table in tables)
 
 
 def test_machines_that_learn_the_account_s_limit_learn_it_together(tmp_path, database_url):
