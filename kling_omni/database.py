@@ -49,10 +49,10 @@ DECISION_LOCK_SECONDS = 30  # as SQLite's busy timeout: a decision waits this lo
 # a process that dies is noticed at once (its connections close).
 SESSION_OPTIONS = (f"-c search_path={SCHEMA} -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 "
                    f"-c tcp_keepalives_count=3 -c idle_in_transaction_session_timeout=60000")
-INSTALL_HINT = (f'{sys.executable} -m pip install "psycopg[binary]"')
+INSTALL_HINT = f'{sys.executable} -m pip install "psycopg[binary]"'
 
 MIGRATIONS = {
-    1: f"""
+    1: """
 CREATE TABLE IF NOT EXISTS jobs (
     fingerprint TEXT NOT NULL,
     attempt INTEGER NOT NULL,

@@ -15,8 +15,8 @@ Every money decision is one atomic step (`decide`): reserving intents against th
 and counting the tasks in flight while marking one "sending". Each runs in one IMMEDIATE
 transaction, so no other thread, event loop or process writes between its reads and its
 writes (on PostgreSQL: a transaction that first takes the ledger's one advisory lock, so no
-other machine decides meanwhile). A row belongs to the Submit run working on it (`owner`, kling_omni.owners) until the
-run hands it back; only its owner sends it or gives it up.
+other machine decides meanwhile). A row belongs to the Submit run working on it (`owner`,
+kling_omni.owners) until the run hands it back; only its owner sends it or gives it up.
 
 The disk is not trusted to stay as it was. A journal deleted while running is recreated
 by the next write (reads find nothing); a damaged one is moved aside, kept, and replaced.
@@ -104,8 +104,8 @@ IN_FLIGHT = (SENDING, "queued", "processing")
 # An intent some run is working on, with no task known yet.
 IN_PROGRESS = (WAITING, SENDING, UNCERTAIN)
 BILLING_COLUMNS = ("state", "model", "mode", "seconds", "video_input", "sound", "unit_deduction")  # what a task bills
-DAMAGED = ("SQLITE_NOTADB", "SQLITE_CORRUPT")
-LOCKS_FOLDER = "locks"  # beside a SQLite journal: everyone who shares the journal shares its collection locks  # not a database / "database disk image is malformed"
+DAMAGED = ("SQLITE_NOTADB", "SQLITE_CORRUPT")  # not a database / "database disk image is malformed"
+LOCKS_FOLDER = "locks"  # beside a SQLite journal: everyone who shares the journal shares its collection locks
 
 
 @dataclass(frozen=True)

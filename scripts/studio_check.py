@@ -306,7 +306,7 @@ async def scenario(args, work: Path, pg: ThrowawayPostgres, report: Report) -> N
             # 6. studio-a killed while its task runs (a longer one: it must still run when the kill comes)
             async with http.post(fake_url + "/_fake/control", json={"set": {"processing_seconds": 15}}) as r:
                 assert r.status == 200
-            running = await queue(http, a, prompt_graph("a lighthouse in a storm", 11, 1))
+            await queue(http, a, prompt_graph("a lighthouse in a storm", 11, 1))
             deadline = time.monotonic() + 60
             task_id = None
             while task_id is None and time.monotonic() < deadline:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 from fake_cometapi.server import FakeCometAPI
 from kling_omni import journal as J
-from kling_omni import shared_settings, store
+from kling_omni import store
 from kling_omni.client import OmniClient
 from kling_omni.database import SCHEMA, describe, secrets_of
 from kling_omni.errors import DatabaseUnavailable, JournalError, SettingsUnreadable

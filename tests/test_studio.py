@@ -14,7 +14,6 @@ from pathlib import Path
 
 from fake_cometapi.server import FakeCometAPI
 from kling_omni import store
-from kling_omni.errors import SpendLimitReached
 from kling_omni.request import OmniRequest
 from kling_omni.verify import check_video
 from tests import money_processes, studio_processes
@@ -80,8 +79,8 @@ def test_two_machines_of_four_variations_at_an_account_limit_of_three(tmp_path, 
     with FakeCometAPI(key=KEY, max_in_flight=3, submitted_seconds=0.2, processing_seconds=0.4) as fake:
         shared_settings(tmp_path, max_in_flight=3, daily_limit_usd=0)
         a, b = machine(fake, tmp_path, database_url, "render-01"), machine(fake, tmp_path, database_url, "render-02")
-        first, second = together(money_processes.chain, [(a, "a fox runs through snow", 0, 4),
-                                                         (b, "a heron takes off", 0, 4)])
+        first, _ = together(money_processes.chain, [(a, "a fox runs through snow", 0, 4),
+                                                    (b, "a heron takes off", 0, 4)])
         assert fake.created_count == 8 and fake.refused_creates == []  # never more than 3 at once was even tried
         videos = sorted((tmp_path / "render-01" / "output").glob("cometapi_omni/*.mp4")) + \
             sorted((tmp_path / "render-02" / "output").glob("cometapi_omni/*.mp4"))
