@@ -3,7 +3,8 @@
 1. Journal operation latency, SQLite and PostgreSQL side by side: each step a Submit, a Poll or the
    sidebar makes, `--repeat` times on a journal of `--rows` rows; the median and the 95th percentile.
    PostgreSQL is a throwaway local server (scripts/throwaway_postgres.py) reached over TCP with a
-   password, as a studio's would be; a server on another host adds its network round trips.
+   password, as a studio's would be, with its writes waiting for the disk as SQLite's do (fsync on),
+   on the same disk; a server on another host adds its network round trips.
 2. Several machines on one account: 4 processes × 25 intents each (their own), all at the same
    moment, against the fake CometAPI with an account limit of 5 tasks in flight (and the shared
    setting at 5). Reported: the wall time against the ideal (100 tasks through 5 slots, each in
@@ -138,7 +139,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", type=int, default=2000, help="rows in the journal before measuring (default 2000)")
     args = parser.parse_args(argv)
     ok = True
-    with tempfile.TemporaryDirectory(prefix="bench-journal-") as folder, ThrowawayPostgres() as pg:
+    with tempfile.TemporaryDirectory(prefix="bench-journal-") as folder, ThrowawayPostgres(durable=True) as pg:
         work = Path(folder)
         sqlite = latency(Journal(work / "latency" / "journal.sqlite3"), args.rows, args.repeat)
         shared = PgJournal(pg.create_database("latency"), machine="bench")

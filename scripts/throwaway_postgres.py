@@ -7,7 +7,8 @@ server runs as `nobody` through setpriv (util-linux), from a copy of the binarie
 temporary folder that `nobody` can read; as anyone else, it runs as that user.
 
 It listens on 127.0.0.1 (a free port) with a password, so the pack is tested as users run it, and
-its settings favour speed over durability (fsync off): the data is thrown away. `stop()` ends it,
+its settings favour speed over durability (fsync off: the data is thrown away), unless `durable`
+(the benchmark: PostgreSQL's writes then wait for the disk, as SQLite's do). `stop()` ends it,
 `start()` brings it back on the same port and data (a database that goes away mid-run).
 
     with ThrowawayPostgres() as pg:
@@ -47,7 +48,8 @@ def binaries() -> Path:
 
 
 class ThrowawayPostgres:
-    def __init__(self, root: Optional[Path] = None):
+    def __init__(self, root: Optional[Path] = None, *, durable: bool = False):
+        self.durable = durable
         self.password = "pw-" + secrets.token_urlsafe(12)  # the tests look for it in every log and answer
         self.port = _free_port()
         self._root = Path(tempfile.mkdtemp(prefix="kling-pg-", dir=root))
@@ -90,9 +92,9 @@ class ThrowawayPostgres:
         sockets.mkdir(exist_ok=True)
         self._own(sockets)
         log = open(self.log, "ab")
+        fast = [] if self.durable else ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         command = [str(self._bin / "postgres"), "-D", str(self.data), "-h", "127.0.0.1", "-p", str(self.port),
-                   "-k", str(sockets), "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                   "-c", "max_connections=200", "-c", "shared_buffers=32MB"]
+                   "-k", str(sockets), *fast, "-c", "max_connections=200", "-c", "shared_buffers=32MB"]
         self._process = subprocess.Popen(self._as_nobody(command), stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
