@@ -18,6 +18,9 @@ folder of its own (pip install --target, once), as a user would install it. Then
 5. a daily limit set on studio-a stops studio-b's next Submit before any creation request;
 6. studio-a is killed while a task of its own runs: studio-b's background collector collects its video.
 
+With --max-in-flight 3 the shared setting is saved on studio-a first, and no creation is refused;
+without it (the default, 0) the limit is learned from the account's first refusals, shared.
+
 Exit status 0 when every check passed. Set TMPDIR to keep the work folder (and its logs) out of /tmp;
 --keep keeps it.
 """
@@ -223,6 +226,11 @@ async def scenario(args, work: Path, pg: ThrowawayPostgres, report: Report) -> N
                 report.check(f"shared through {where}; this machine is {m.name}" in m.service.log(),
                              f"{m.name}: the start-up log names the shared database and the machine", where)
 
+            if args.max_in_flight:  # the shared setting, saved on one machine: the account's pace for both
+                async with http.post(a.url + "/cometapi_omni/settings",
+                                     json={"max_in_flight": args.max_in_flight}) as r:
+                    report.check(r.status == 200, f"tasks in flight set to {args.max_in_flight} on {a.name}")
+
             # 2. both queue 4 variations at the same moment
             stop, seen = asyncio.Event(), []
             sampler = asyncio.create_task(sample_in_flight(http, fake_url, stop, seen))
@@ -343,6 +351,8 @@ def main(argv=None) -> int:
     parser.add_argument("--comfyui", type=Path, required=True, help="the ComfyUI folder (main.py)")
     parser.add_argument("--python", required=True, help="ComfyUI's Python")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, base directories)")
+    parser.add_argument("--max-in-flight", type=int, default=0, metavar="N",
+                        help="set the shared tasks-in-flight limit to N first (default: 0, learned from the account)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="studio-check-"))
     report = Report()
