@@ -2,10 +2,13 @@
 
     python -m kling_omni tasks                 list journalled tasks, what they bill, and the totals
     python -m kling_omni collect TASK_ID       wait for a task and download its MP4
+    python -m kling_omni db copy --from PATH   copy a SQLite journal into the shared one (PostgreSQL)
 
 Run from the pack's folder. The journal is in --home (default: $COMETAPI_OMNI_HOME or
 ~/.cometapi-omni); ComfyUI keeps its own in ComfyUI/user/__cometapi_omni/ (or the pack's
 data/ folder on ComfyUI older than 0.3.76): pass that folder as --home to see its tasks.
+With COMETAPI_OMNI_DATABASE_URL set, every command uses the shared journal in that database
+(docs/several-machines.md); `db copy` needs it.
 
 Every failure is one line on stderr and a non-zero exit code; COMETAPI_OMNI_DEBUG=1 shows
 the traceback of an unexpected one, for a bug report.
@@ -24,12 +27,15 @@ from pathlib import Path
 from .client import OmniClient, base_url_from_env
 from .collect import collect_video, video_path
 from .credentials import ENV_VAR, default_store_dir, resolve_key
+from .database import DATABASE_ENV
 from .errors import OmniError, redact
-from .journal import Journal
+from . import store
+from .journal import BaseJournal as Journal
 from .ledger import Totals, job_cost, recent_totals
 from .models import features
 from .pricing import MAX_INPUT_SECONDS, MIN_INPUT_SECONDS, RATES_SOURCE, actual_usd, money
-from .settings import SETTINGS_FILE, load_settings
+from .settings import SETTINGS_FILE
+from .store import load_settings
 from .task import check_task_id
 
 DEBUG_ENV = "COMETAPI_OMNI_DEBUG"
@@ -52,23 +58,32 @@ def list_tasks(journal: Journal, home: Path, out=sys.stdout) -> None:
     now = time.time()
     rates = load_settings(home).rates
     settings_file = home / SETTINGS_FILE
-    rates_from = (f"the rates in {settings_file}" if settings_file.is_file() else
+    shared = store.is_shared(journal)
+    rates_from = (f"the rates in the shared settings of {journal.path}" if shared else
+                  f"the rates in {settings_file}" if settings_file.is_file() else
                   f"the pack's default rates ({RATES_SOURCE}) — change them in Settings › CometAPI")
     print(f"{'TASK ID':<22} {'STATUS':<11} {'AGE':>5}  {'MODEL':<18} {'BILLED FOR':<16} {'ESTIMATE':<15} "
-          f"{'ACTUAL':>7}  {'PROMPT':<30}  FILE", file=out)
+          f"{'ACTUAL':>7}  {'PROMPT':<30}  " + (f"{'MACHINE':<16} " if shared else "") + "FILE", file=out)
     for job in jobs:
         cost = job_cost(job, rates)
         actual = actual_usd(job.unit_deduction, rates) if job.unit_deduction else None
         model = features(job.model, job.sound, job.shots, job.auto_shots) if job.mode else "-"
         print(f"{job.task_id or '-':<22} {job.state:<11} {_age(now - job.created_at):>5}  {model:<18} "
               f"{_billed_for(cost):<16} {cost.usd if cost else '-':<15} {money(actual) if actual is not None else '-':>7}"
-              f"  {job.prompt[:30]:<30}  {job.video_path if job.video_on_disk else '-'}", file=out)
+              f"  {job.prompt[:30]:<30}  " + (f"{job.machine or '-':<16} " if shared else "") + _file(job, journal.machine), file=out)
     recent = recent_totals(journal, rates, now)
     print(file=out)
     print(f"Today:        {_totals(recent.today)}", file=out)
     print(f"Last 30 days: {_totals(recent.last_30_days)}", file=out)
     print(f"Amounts with ≈ are estimates at {rates_from}. ACTUAL is the charge CometAPI reported; the totals "
           f"use it where it is known and the estimate (the upper end of a range) elsewhere.", file=out)
+
+
+def _file(job, here: str) -> str:
+    """The saved video: its path here, or which machine's disk holds it (a shared journal)."""
+    if job.video_here(here):
+        return job.video_path
+    return f"on {job.video_machine}" if job.video_path and job.video_machine else "-"
 
 
 def _billed_for(cost) -> str:
@@ -138,6 +153,12 @@ def main(argv=None) -> int:
     grab.add_argument("--out", type=Path, default=Path("."), help="folder for the MP4 (default: here)")
     grab.add_argument("--timeout", type=float, default=30.0, help="minutes for the wait and the download (default 30)")
     grab.add_argument("--interval", type=float, default=5.0, help="seconds between status queries")
+    database = commands.add_parser("db", help="the shared journal (COMETAPI_OMNI_DATABASE_URL)")
+    database_commands = database.add_subparsers(dest="db_command", required=True)
+    copying = database_commands.add_parser("copy", help="copy a SQLite journal into the shared one (idempotent)")
+    copying.add_argument("--from", dest="source", type=Path, required=True, help="the journal.sqlite3 to copy")
+    copying.add_argument("--machine", default=None,
+                         help="the machine whose disk holds its videos (default: this one, $COMETAPI_OMNI_MACHINE)")
     args = parser.parse_args(argv)
 
     home = args.home or default_store_dir()
@@ -145,13 +166,16 @@ def main(argv=None) -> int:
     try:
         if home.exists() and not home.is_dir():
             raise OmniError(f"--home {home} is a file; give the folder that holds journal.sqlite3.")
-        journal = Journal(home / "journal.sqlite3")
-        if args.command == "tasks":
+        journal = store.open_journal(home)
+        if args.command == "db":
+            print(copy_into(journal, args.source, args.machine))
+        elif args.command == "tasks":
             list_tasks(journal, home)
         else:
             check_task_id(task_id, "python -m kling_omni collect", "TASK_ID")
             print(collect(task_id, journal, home, args.out, args.timeout, args.interval))
     except KeyboardInterrupt:
+        store.forget_journals()
         print(f"Stopped waiting. The task keeps running: collect it later with `python -m kling_omni collect "
               f"{task_id}`." if task_id else "Stopped.", file=sys.stderr)
         return 130
@@ -160,7 +184,19 @@ def main(argv=None) -> int:
             raise
         print(f"error: {_one_line(exc, home, task_id)}", file=sys.stderr)
         return 1
+    finally:
+        store.forget_journals()
     return 0
+
+
+def copy_into(journal: Journal, source: Path, machine) -> str:
+    """`db copy`: the SQLite journal at `source` into the shared journal."""
+    if not store.is_shared(journal):
+        raise OmniError(f"db copy copies into the shared journal: set {DATABASE_ENV}=postgresql://user:password@host/"
+                        f"database first (docs/several-machines.md).")
+    from .migrate import copy_journal
+    copied = copy_journal(source, journal, machine=machine or store.machine_name())
+    return copied.text(source, journal.path)
 
 
 def _one_line(exc: Exception, home: Path, task_id: str) -> str:
@@ -174,7 +210,9 @@ def _one_line(exc: Exception, home: Path, task_id: str) -> str:
         key = resolve_key(home)
     except Exception:  # no key anywhere: nothing to hide but key-shaped text
         key = None
-    return " ".join(redact(text, key, os.environ.get(ENV_VAR)).split())
+    database = store.database_url()
+    from .database import secrets_of
+    return " ".join(redact(text, key, os.environ.get(ENV_VAR), *(secrets_of(database) if database else ())).split())
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 download, record.
 
 The one path the Poll node, `python -m kling_omni collect` and the background collector
-share. Each collection holds the task's lock (kling_omni.locks, in the journal's folder)
-from the first look at the journal to the recorded file, so two of them never race: Poll
-and the CLI wait for it, the background collector skips a task whose lock is held.
+share. Each collection holds the task's lock (kling_omni.locks in the journal's folder; an
+advisory lock of the database for a shared journal) from the first look at the journal to the
+recorded file, so two of them never race: Poll and the CLI wait for it, the background
+collector skips a task whose lock is held.
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .download import set_aside
-from .errors import BrokenVideo, BusyTimeout, CollectionBusy, OmniError, TaskFailed, WaitCancelled
-from .journal import Journal
-from .locks import TaskLock, is_held
+from .errors import BrokenVideo, BusyTimeout, CollectionBusy, JournalError, OmniError, TaskFailed, WaitCancelled
+from .journal import LOCKS_FOLDER, BaseJournal as Journal  # noqa: F401  (LOCKS_FOLDER: its old home)
 from .task import SUCCEEDED, TaskState, check_task_id
 from .verify import check_video
 from .waiting import fetch_video, notice, wait_for_task
 
 log = logging.getLogger("cometapi_omni")
-LOCKS_FOLDER = "locks"  # beside the journal: everyone who shares a journal shares its locks
 
 
 @dataclass(frozen=True)
@@ -42,13 +41,15 @@ def video_path(out_dir: Path, task_id: str) -> Path:
     return Path(out_dir).absolute() / f"kling_{task_id}.mp4"
 
 
-def task_lock(journal: Journal, task_id: str) -> TaskLock:
-    return TaskLock(journal.path.parent / LOCKS_FOLDER, task_id)
+def task_lock(journal: Journal, task_id: str):
+    """The journal's lock for one collection of this task: a file lock beside a SQLite journal, an
+    advisory lock of the database for a shared one."""
+    return journal.task_lock(task_id)
 
 
 def is_collecting(journal: Journal, task_id: str) -> bool:
-    """True while a collection of this task runs, in this process or another."""
-    return is_held(journal.path.parent / LOCKS_FOLDER, task_id)
+    """True while a collection of this task runs, in this process or another (or on another machine)."""
+    return journal.is_collecting(task_id)
 
 
 async def collect_video(task_id: str, journal: Journal, client_factory: Callable, out_dir: Path, *,
@@ -65,9 +66,9 @@ async def collect_video(task_id: str, journal: Journal, client_factory: Callable
                             on_notice)
     finished = False  # on disk, or failed: the task needs no more collecting
     try:
-        job = journal.by_task(task_id)
-        if job is not None and job.state == SUCCEEDED and job.video_on_disk is not None:
-            saved = job.video_on_disk
+        job = _known(journal, task_id)
+        if job is not None and job.state == SUCCEEDED and job.video_here(journal.machine) is not None:
+            saved = job.video_here(journal.machine)
             try:
                 await asyncio.to_thread(check_video, saved)
                 finished = True
@@ -90,18 +91,29 @@ async def collect_video(task_id: str, journal: Journal, client_factory: Callable
             lock.release(remove=finished)
 
 
-async def _take_lock(lock: TaskLock, task_id: str, deadline: float, timeout: float, wait: bool, should_stop,
-                     on_notice) -> Optional[TaskLock]:
-    """The task's lock, held; None when no lock file can be made (a read-only data folder)."""
+def _known(journal: Journal, task_id: str):
+    """The journal's row of the task, or None when the journal cannot be read now: the video is then
+    fetched all the same (the notes made on the way only warn), never withheld."""
+    try:
+        return journal.by_task(task_id)
+    except JournalError as exc:
+        log.warning("%s Collecting task %s without it.", exc, task_id)
+        return None
+
+
+async def _take_lock(lock, task_id: str, deadline: float, timeout: float, wait: bool, should_stop,
+                     on_notice):
+    """The task's lock, held; None when no lock can be taken (a read-only data folder, a database that
+    cannot be reached)."""
     try:
         if lock.try_acquire():
             return lock
     except OSError as exc:
         if not wait:  # the collector: it could not record what it fetched either
-            raise OmniError(f"Cannot take the collection lock of task {task_id} in {lock.path.parent} "
+            raise OmniError(f"Cannot take the collection lock of task {task_id} in {lock.where} "
                             f"({exc.strerror or exc}).") from None
         log.warning("Cannot take the collection lock of task %s in %s (%s): collecting it without one.",
-                    task_id, lock.path.parent, exc.strerror or exc)
+                    task_id, lock.where, exc.strerror or exc)
         return None
     if not wait:
         raise CollectionBusy(task_id)
@@ -119,9 +131,9 @@ async def _take_lock(lock: TaskLock, task_id: str, deadline: float, timeout: flo
     try:
         if await lock.acquire(should_stop=lambda: stopped() or time.monotonic() >= deadline, on_wait=waiting):
             return lock
-    except OSError as exc:  # the lock folder went away meanwhile
+    except OSError as exc:  # the lock folder went away meanwhile (or the database)
         log.warning("Cannot take the collection lock of task %s in %s (%s): collecting it without one.",
-                    task_id, lock.path.parent, exc.strerror or exc)
+                    task_id, lock.where, exc.strerror or exc)
         return None
     if stopped():
         raise WaitCancelled(task_id)

@@ -7,7 +7,9 @@ at such tasks every `interval` seconds and fetches each finished video once, thr
 
 - It looks at the tasks of the current key (or, for a row that does not say which key made it,
   of the current base URL) made within the last 30 days: those unfinished, and those that
-  succeeded but were never saved.
+  succeeded but were never saved. On a shared journal (several machines on one database), a
+  task made on another machine whose collector runs is left to that one; once that machine is
+  gone, its tasks are collected here.
 - An unfinished task costs one free status query per round and no lock, so a Poll that starts
   waiting for it is never held up; a finished one is collected under the task's lock, which it
   only tries: a task another collection holds (a Poll, the CLI) is skipped.
@@ -30,7 +32,7 @@ from typing import Callable, Iterable, Optional
 from .collect import collect_video, is_collecting
 from .credentials import key_id
 from .errors import CollectionBusy, OmniError, TaskFailed, redact
-from .journal import Job, Journal
+from .journal import BaseJournal as Journal, Job
 from .ledger import RETENTION_DAYS, days_ago
 from .settings import PackSettings
 from .task import SUCCEEDED
@@ -178,12 +180,14 @@ class Collector:
             pinned = list(self._pinned)
         skip = set(self._running) | self._done | {t for t, at in self._not_before.items() if at > now}
         chosen = [t for t in pinned if t not in skip]
-        if not self._settings().background_collect:
+        active = self._settings().background_collect
+        journal.announce_collector(active)  # on a shared journal: the other machines leave this one's tasks to it
+        if not active:
             return chosen
         key = self._key()
         if not key:
             return chosen
-        jobs = journal.uncollected(days_ago(RETENTION_DAYS))
+        jobs = journal.collectable_here(journal.uncollected(days_ago(RETENTION_DAYS)))
         return chosen + choose(jobs, current_key_id=key_id(key), base_url=self._base_url(), skip=skip | set(chosen))
 
     def _finished(self, task_id: str) -> None:

@@ -80,13 +80,14 @@ class SettingsError(OmniError, ValueError):
 class SettingsUnreadable(OmniError):
     """The daily limit cannot be read from the settings file: Submit refuses, nothing was sent."""
 
-    def __init__(self, node: str, why: str):
+    def __init__(self, node: str, why: str, fix: str = ""):
         self.why = why
+        fix = fix or ("set the daily limit in Settings › CometAPI › Spending (that saves a good file and keeps the "
+                      "damaged one beside it), or repair or delete the file (without it the defaults apply, with "
+                      "their daily limit)")
         super().__init__(
             f"{node}: nothing was sent. {why} Submit refuses rather than spend without knowing your limit. "
-            "Fix: set the daily limit in Settings › CometAPI › Spending (that saves a good file and keeps the "
-            "damaged one beside it), or repair or delete the file (without it the defaults apply, with their "
-            "daily limit), then queue again.")
+            f"Fix: {fix}, then queue again.")
 
 
 class SpendLimitReached(OmniError):
@@ -281,12 +282,14 @@ class SlotWaitStopped(OmniError):
     def __init__(self, why: str, waiting_for: str, advice: str):
         self.why, self.waiting_for, self.advice = why, waiting_for, advice
         self.created, self.wanted, self.elsewhere = (), 1, 0
+        self.others = "another Submit, or another ComfyUI on this user folder"
         super().__init__(self._text())
 
-    def in_batch(self, created, wanted: int, elsewhere: int = 0) -> "SlotWaitStopped":
+    def in_batch(self, created, wanted: int, elsewhere: int = 0, others: str = "") -> "SlotWaitStopped":
         """The same stop, now also telling what the rest of its batch came to (`elsewhere`: how many of
-        them another run is creating)."""
+        them another run is creating; `others`: who such runs may be, in words)."""
         self.created, self.wanted, self.elsewhere = tuple(created), wanted, elsewhere
+        self.others = others or self.others
         self.args = (self._text(),)
         return self
 
@@ -297,7 +300,7 @@ class SlotWaitStopped(OmniError):
                          f"run on and are collected as usual.")
         if self.elsewhere:
             parts.append(f"{self.elsewhere} {'is' if self.elsewhere == 1 else 'are'} being created by another run on "
-                         f"this journal (another Submit, or another ComfyUI on this user folder): billed once, there; "
+                         f"this journal ({self.others}): billed once, there; "
                          f"queue again to collect {'it' if self.elsewhere == 1 else 'them'}.")
         rest = self.wanted - len(self.created) - self.elsewhere
         if rest and (self.created or self.elsewhere):
@@ -377,6 +380,19 @@ class JournalError(OmniError):
     def __init__(self, message: str, *, path):
         self.path = path
         super().__init__(message)
+
+
+class DatabaseUnavailable(JournalError):
+    """The shared journal's PostgreSQL cannot be used now (unreachable, refused, no driver, a bad URL).
+
+    The message names the database as postgresql://user@host:port/database, never its password;
+    `path` is that same text.
+    """
+
+
+class SchemaTooNew(DatabaseUnavailable):
+    """The shared journal's database was made by a newer version of the pack: this one neither reads
+    nor writes it."""
 
 
 # --- helpers ---------------------------------------------------------------------------

@@ -1,5 +1,11 @@
 """The durable job journal: every paid intent, its task and its video, across restarts.
 
+Two engines keep it, with the same rows and the same steps: SQLite, on this machine (`Journal`,
+here, the default), and PostgreSQL, shared by several machines (kling_omni.pg_journal, chosen
+by kling_omni.store). `BaseJournal` holds what both do, in the SQL both speak; each engine
+adds how it connects, how a money decision is made atomic, who owns a row and how a collection
+is locked.
+
 SQLite from the standard library. One short connection per operation keeps it safe for
 several threads and for ComfyUI and the command line at once. A row is written *before*
 the creation request ("sending") and updated after it, so a crash in between leaves a
@@ -8,8 +14,9 @@ row that says "we may have paid and do not know for what".
 Every money decision is one atomic step (`decide`): reserving intents against the daily limit,
 and counting the tasks in flight while marking one "sending". Each runs in one IMMEDIATE
 transaction, so no other thread, event loop or process writes between its reads and its
-writes. A row belongs to the Submit run working on it (`owner`, kling_omni.owners) until the
-run hands it back; only its owner sends it or gives it up.
+writes (on PostgreSQL: a transaction that first takes the ledger's one advisory lock, so no
+other machine decides meanwhile). A row belongs to the Submit run working on it (`owner`,
+kling_omni.owners) until the run hands it back; only its owner sends it or gives it up.
 
 The disk is not trusted to stay as it was. A journal deleted while running is recreated
 by the next write (reads find nothing); a damaged one is moved aside, kept, and replaced.
@@ -34,6 +41,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .errors import JournalError
+from .locks import TaskLock, is_held
 
 log = logging.getLogger("cometapi_omni")
 
@@ -97,6 +105,7 @@ IN_FLIGHT = (SENDING, "queued", "processing")
 IN_PROGRESS = (WAITING, SENDING, UNCERTAIN)
 BILLING_COLUMNS = ("state", "model", "mode", "seconds", "video_input", "sound", "unit_deduction")  # what a task bills
 DAMAGED = ("SQLITE_NOTADB", "SQLITE_CORRUPT")  # not a database / "database disk image is malformed"
+LOCKS_FOLDER = "locks"  # beside a SQLite journal: everyone who shares the journal shares its collection locks
 
 
 @dataclass(frozen=True)
@@ -125,6 +134,8 @@ class Job:
     auto_shots: int = 0  # Kling cut it into shots
     owner: str = ""  # the Submit run working on it (kling_omni.owners); '' when none is
     missing_since: Optional[float] = None  # when the host first answered it knows no such task
+    machine: str = ""  # the machine that journalled it (a shared journal only; '' on SQLite)
+    video_machine: str = ""  # the machine whose disk holds video_path (a shared journal only)
 
     @classmethod
     def from_row(cls, row) -> "Job":
@@ -137,20 +148,34 @@ class Job:
         path = Path(self.video_path) if self.video_path else None
         return path if path is not None and path.is_file() else None
 
+    def video_here(self, machine: str) -> Optional[Path]:
+        """The saved video, if this machine's disk holds it: on a shared journal a path another machine
+        recorded is that machine's (two ComfyUIs of one host each have their own output folder)."""
+        if self.video_machine and machine and self.video_machine != machine:
+            return None
+        return self.video_on_disk
+
 
 JOB_FIELDS = frozenset(Job.__dataclass_fields__)
 _BLANK = dict(fingerprint="", attempt=0, external_task_id=None, task_id=None, prompt="", base_url="", node_id="",
               created_at=0.0, updated_at=0.0, video_url="", video_path="", message="", key_id="")
 
 
-class Journal:
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self._set_aside_lock = threading.Lock()
-        self._warned = False  # a note that could not be written was reported
-        self._current = None  # (device, inode) of the file known to have the current schema
+class BaseJournal:
+    """What every journal does, in the SQL both engines speak (`?` marks a parameter). An engine
+    gives `_read`, `_write`, `_note`, `decide`, `path` (where it is, for messages: never a
+    password), its run owners, its collection locks and its pace."""
+
+    REPAIR = "Make that file and its folder writable (or free disk space)"  # what fixes a journal that refuses
+    OTHER_RUNS = "another Submit, or another ComfyUI on this user folder"  # who else may work on its rows
+    machine = ""  # this machine's name in a shared journal; '' when the journal is this machine's alone
+    shared_pace = None  # a Pace every machine shares, or None: the process's own (kling_omni.submission.PACE)
+    _ADOPT = ("INSERT OR IGNORE INTO jobs (fingerprint, attempt, task_id, state, base_url, created_at, updated_at)"
+              " SELECT ?,?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE task_id=?)")
+    _LEARN_ECHO = "INSERT OR REPLACE INTO hosts (base_url, echoes_external_id) VALUES (?,?)"
+
+    def __init__(self):
         self._listeners: list = []
-        _owner_only(self.path)  # an older version left it with the umask's mode
 
     # --- submissions -------------------------------------------------------------------
 
@@ -165,20 +190,19 @@ class Journal:
         """Record an intent before its creation request leaves. Raises JournalError (and then
         the request must not be sent) when the journal cannot take it."""
         now = time.time()
+        columns, values = _with_extra(
+            ("fingerprint", "attempt", "external_task_id", "state", "prompt", "base_url", "node_id", "created_at",
+             "updated_at", "mode", "seconds", "video_input", "key_id", "model", "sound", "shots", "auto_shots"),
+            (fingerprint, attempt, external_task_id, state, prompt, base_url, node_id, now, now,
+             mode, seconds, int(bool(video_input)), key_id, model, int(bool(sound)), int(shots),
+             int(bool(auto_shots))), self._insert_extra())
         try:
-            self._write(
-                "INSERT INTO jobs (fingerprint, attempt, external_task_id, state, prompt, base_url, node_id,"
-                " created_at, updated_at, mode, seconds, video_input, key_id, model, sound, shots, auto_shots)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (fingerprint, attempt, external_task_id, state, prompt, base_url, node_id, now, now,
-                 mode, seconds, int(bool(video_input)), key_id, model, int(bool(sound)), int(shots),
-                 int(bool(auto_shots))))
+            self._write(f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({','.join('?' * len(columns))})", values)
             self._changed(None)
         except JournalError as exc:
             raise JournalError(
                 f"{exc} Every paid request is recorded there before it is sent, so nothing was sent to "
-                f"CometAPI. Make that file and its folder writable (or free disk space), then queue again.",
-                path=self.path) from exc
+                f"CometAPI. {self.REPAIR}, then queue again.", path=self.path) from exc
 
     def settle(self, fingerprint: str, attempt: int, state: str, *, task_id: str | None = None,
                message: str = "") -> bool:
@@ -239,9 +263,7 @@ class Journal:
     def adopt(self, task_id: str, *, base_url: str = "") -> None:
         """Remember a task collected by id that no Submit of ours created (a note)."""
         now = time.time()
-        self._note("INSERT OR IGNORE INTO jobs (fingerprint, attempt, task_id, state, base_url, created_at,"
-                   " updated_at) SELECT ?,?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE task_id=?)",
-                   (f"collected:{task_id}", 0, task_id, "queued", base_url, now, now, task_id), task_id)
+        self._note(self._ADOPT, (f"collected:{task_id}", 0, task_id, "queued", base_url, now, now, task_id), task_id)
 
     def update_task(self, task_id: str, *, state: str | None = None, message: str | None = None,
                     video_url: str | None = None, video_path: str | None = None,
@@ -253,7 +275,9 @@ class Journal:
         """
         fields = {"state": state, "message": message, "video_url": video_url,
                   "video_path": video_path, "unit_deduction": unit_deduction}
-        sets = [(f"{k}=?", v) for k, v in fields.items() if v is not None]
+        sets = [(self._STATE_SET if k == "state" else f"{k}=?", v) for k, v in fields.items() if v is not None]
+        if video_path is not None:
+            sets.extend(self._saved_here())
         if seconds is not None:
             sets.append(("seconds=COALESCE(seconds, ?)", float(seconds)))
         if not sets:
@@ -299,6 +323,91 @@ class Journal:
         return [Job.from_row(row) for row in self._read(
             "SELECT * FROM jobs WHERE created_at >= ? AND task_id IS NOT NULL AND (state IN ('queued', 'processing')"
             " OR (state = 'succeeded' AND video_path = '')) ORDER BY created_at", (since,))]
+
+    # --- who wants to know -------------------------------------------------------------
+
+    def subscribe(self, listener: Callable[[Optional[str]], None]) -> None:
+        """listener(task_id or None) after each change this process writes (e.g. to tell the UI)."""
+        self._listeners.append(listener)
+
+    def _changed(self, task_id: Optional[str]) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(task_id)
+            except Exception:  # a listener's trouble is never the journal's
+                log.exception("CometAPI Omni: a journal listener failed")
+
+    # --- what a host is known to do ----------------------------------------------------
+
+    def learn_echo(self, base_url: str, echoes: bool) -> None:
+        # A note: unrecorded, the pack only stays more careful (it never resends an uncertain creation).
+        self._note(self._LEARN_ECHO, (base_url, int(echoes)))
+
+    def echoes_external_id(self, base_url: str) -> bool:
+        """True if this host echoed our external_task_id before, i.e. passes it to Kling,
+        which refuses a second task with the same one."""
+        rows = self._read("SELECT echoes_external_id FROM hosts WHERE base_url=?", (base_url,))
+        return bool(rows and rows[0][0])
+
+    # --- what each engine adds ----------------------------------------------------------
+
+    _STATE_SET = "state=?"  # how update_task sets a task's state
+
+    def _insert_extra(self) -> dict:
+        """Columns an engine adds to every row it inserts (the machine, in a shared journal)."""
+        return {}
+
+    def _saved_here(self) -> list:
+        """(assignment, value) pairs update_task adds when it records a video's path."""
+        return []
+
+    def owners(self):
+        """The Submit runs working on this journal, as this process sees them (kling_omni.owners)."""
+        raise NotImplementedError
+
+    def task_lock(self, task_id: str):
+        """The lock one collection of this task holds (kling_omni.locks.TaskLock's methods)."""
+        raise NotImplementedError
+
+    def is_collecting(self, task_id: str) -> bool:
+        """True while a collection of this task runs, in this process or another."""
+        raise NotImplementedError
+
+    def collecting(self, task_ids) -> set:
+        """Which of these tasks a collection holds (one look for a page of rows)."""
+        return {task_id for task_id in task_ids if task_id and self.is_collecting(task_id)}
+
+    def collectable_here(self, jobs: list) -> list:
+        """Of these unsaved tasks, those this machine's background collector should look at: all of them,
+        when the journal is this machine's alone."""
+        return jobs
+
+    def announce_collector(self, active: bool) -> None:
+        """This machine's background collector runs (or stopped): nothing to tell when nobody else looks."""
+
+
+class Journal(BaseJournal):
+    """The journal in a SQLite file on this machine."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = Path(path)
+        self._set_aside_lock = threading.Lock()
+        self._warned = False  # a note that could not be written was reported
+        self._current = None  # (device, inode) of the file known to have the current schema
+        _owner_only(self.path)  # an older version left it with the umask's mode
+
+    # --- who works on it and who collects --------------------------------------------------
+
+    def owners(self):
+        from .owners import owners_of  # owners imports locks only; kept lazy like the rest of the engine
+        return owners_of(self.path)
+
+    def task_lock(self, task_id: str) -> TaskLock:
+        return TaskLock(self.path.parent / LOCKS_FOLDER, task_id)
+
+    def is_collecting(self, task_id: str) -> bool:
+        return is_held(self.path.parent / LOCKS_FOLDER, task_id)
 
     # --- money decisions ---------------------------------------------------------------
 
@@ -351,32 +460,6 @@ class Journal:
                 if last_try or not _error_name(exc).startswith(DAMAGED):
                     raise
                 self._set_aside(found, exc)
-
-    # --- who wants to know -------------------------------------------------------------
-
-    def subscribe(self, listener: Callable[[Optional[str]], None]) -> None:
-        """listener(task_id or None) after each change this process writes (e.g. to tell the UI)."""
-        self._listeners.append(listener)
-
-    def _changed(self, task_id: Optional[str]) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(task_id)
-            except Exception:  # a listener's trouble is never the journal's
-                log.exception("CometAPI Omni: a journal listener failed")
-
-    # --- what a host is known to do ----------------------------------------------------
-
-    def learn_echo(self, base_url: str, echoes: bool) -> None:
-        # A note: unrecorded, the pack only stays more careful (it never resends an uncertain creation).
-        self._note("INSERT OR REPLACE INTO hosts (base_url, echoes_external_id) VALUES (?,?)",
-                   (base_url, int(echoes)))
-
-    def echoes_external_id(self, base_url: str) -> bool:
-        """True if this host echoed our external_task_id before, i.e. passes it to Kling,
-        which refuses a second task with the same one."""
-        rows = self._read("SELECT echoes_external_id FROM hosts WHERE base_url=?", (base_url,))
-        return bool(rows and rows[0][0])
 
     # --- the file ----------------------------------------------------------------------
 
@@ -499,12 +582,13 @@ class Journal:
 
 
 class Tx:
-    """The reads and writes of one money decision (Journal.decide). Each write that must find its
+    """The reads and writes of one money decision (`decide` of either engine). Each write that must find its
     row in a given state says so in its WHERE clause and returns whether it did (compare-and-set)."""
 
-    def __init__(self, db, changed: list):
-        self._db = db
+    def __init__(self, db, changed: list, extra: Optional[dict] = None):
+        self._db = db  # what a decision reads and writes through: .execute(sql, params) -> a cursor
         self._changed = changed
+        self._extra = extra or {}  # columns the engine adds to every row inserted (BaseJournal._insert_extra)
 
     def latest(self, fingerprint: str) -> Optional[Job]:
         row = self._db.execute("SELECT * FROM jobs WHERE fingerprint=? ORDER BY attempt DESC LIMIT 1",
@@ -529,12 +613,13 @@ class Tx:
                     shots: int = 0, auto_shots: bool = False) -> None:
         """Journal a new attempt, its cost reserved, owned by `owner`, before anything is sent."""
         now = time.time()
-        self._db.execute(
-            "INSERT INTO jobs (fingerprint, attempt, external_task_id, state, prompt, base_url, node_id, created_at,"
-            " updated_at, mode, seconds, video_input, key_id, model, sound, shots, auto_shots, owner)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        columns, values = _with_extra(
+            ("fingerprint", "attempt", "external_task_id", "state", "prompt", "base_url", "node_id", "created_at",
+             "updated_at", "mode", "seconds", "video_input", "key_id", "model", "sound", "shots", "auto_shots", "owner"),
             (fingerprint, attempt, external_task_id, WAITING, prompt, base_url, node_id, now, now, mode, seconds,
-             int(bool(video_input)), key_id, model, int(bool(sound)), int(shots), int(bool(auto_shots)), owner))
+             int(bool(video_input)), key_id, model, int(bool(sound)), int(shots), int(bool(auto_shots)), owner),
+            self._extra)
+        self._db.execute(f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({','.join('?' * len(columns))})", values)
         self._changed.append(None)
 
     def take(self, job: Job, owner: str) -> bool:
@@ -554,6 +639,11 @@ class Tx:
         if changed:
             self._changed.append(task_id)
         return changed == 1
+
+
+def _with_extra(columns: tuple, values: tuple, extra: dict) -> tuple:
+    """(columns, values) of an insert, with an engine's own columns added."""
+    return columns + tuple(extra), values + tuple(extra.values())
 
 
 def _stat(path: Path):

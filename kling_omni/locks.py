@@ -55,6 +55,11 @@ class TaskLock:
         self._fd = fd
         return True
 
+    @property
+    def where(self) -> str:
+        """Where the lock is kept, for messages."""
+        return str(self.path.parent)
+
     def still_held(self) -> bool:
         """True while the lock taken is on the file at the path (not removed or replaced since)."""
         return self._fd is not None and _same_file(self._fd, self.path)

@@ -52,6 +52,7 @@ class PackSettings:
     # Why the user's daily limit could not be read ("" when it could). While set, the limit in
     # force is the default and Submit refuses (require_daily_limit).
     limit_unknown: str = ""
+    limit_fix: str = ""  # what makes it readable, when not the settings file (a shared journal's database)
 
     def as_dict(self) -> dict:
         return {"daily_limit_usd": self.daily_limit_usd, "rates": self.rates.as_dict(),
@@ -60,7 +61,7 @@ class PackSettings:
     def require_daily_limit(self, node: str) -> None:
         """Raise SettingsUnreadable when the user's daily limit is not known (before anything is sent)."""
         if self.limit_unknown:
-            raise SettingsUnreadable(node, self.limit_unknown)
+            raise SettingsUnreadable(node, self.limit_unknown, self.limit_fix)
 
 
 DEFAULTS = PackSettings()

@@ -31,9 +31,8 @@ from typing import Callable, Optional
 from . import journal as J
 from .errors import (BadRequest, CreationUncertain, JournalError, ModelRefused, NotFound, OmniError, RateLimited,
                      SlotWaitCancelled, SlotWaitStopped, SlotWaitTimeout)
-from .journal import Journal
+from .journal import BaseJournal as Journal
 from .ledger import check_daily_limit, spent_today
-from .owners import owners_of
 from .pricing import estimate
 from .request import OmniRequest
 from .settings import DEFAULTS, PackSettings
@@ -146,7 +145,7 @@ def submit_all(intents: list, journal: Journal, client_factory: Callable, *, nod
         else:
             pending.append(intent)
     if pending:
-        owners = owners_of(journal.path)
+        owners = journal.owners()
         with client_factory() as client:
             run = _Run(journal, client, slot, settings, interval, owners, node=node, node_id=str(node_id))
             created = [t.task_id for t in tasks.values()]
@@ -172,7 +171,8 @@ def submit_all(intents: list, journal: Journal, client_factory: Callable, *, nod
                         run.follow(pending)
             except SlotWaitStopped as stopped:
                 elsewhere = len([i for i in followed if i.fingerprint not in tasks])
-                raise (stopped.in_batch(created, len(distinct), elsewhere) if len(distinct) > 1 or elsewhere
+                raise (stopped.in_batch(created, len(distinct), elsewhere, journal.OTHER_RUNS)
+                       if len(distinct) > 1 or elsewhere
                        else stopped)
             except OmniError as failure:
                 if isinstance(failure, JournalError):  # e.g. deleted meanwhile: keep what was paid known
@@ -204,6 +204,7 @@ class _Run:
         self.journal, self.client, self.slot = journal, client, slot
         self.settings, self.interval, self.owners = settings, interval, owners
         self.node, self.node_id = node, node_id
+        self.pace = journal.shared_pace or PACE  # a shared journal's machines learn the account's limit together
         try:
             self.owner = owners.start_run()
         except OSError as exc:
@@ -268,7 +269,7 @@ class _Run:
         """(sent, running, limit, where the limit comes from), in one decision: count this key's tasks in
         flight and, if one more fits, mark the intent sending. Two Submits, in any processes, can never
         both take the last slot."""
-        limit, source = PACE.limit(self.client.key_id, self.settings.max_in_flight)
+        limit, source = self.pace.limit(self.client.key_id, self.settings.max_in_flight)
         self.owners.keep(self.owner)
         with self.journal.decide() as tx:
             running = self.running(tx)
@@ -320,7 +321,7 @@ class _Run:
                     return True
             return False
 
-        waiting_for = (f"another run (another Submit, or another ComfyUI on this user folder) that is creating "
+        waiting_for = (f"another run ({self.journal.OTHER_RUNS}) that is creating "
                        f"{'this same task' if len(intents) == 1 else f'{len(intents)} of these same tasks'}")
         self.slot.wait(self.interval, waiting_for, ready=moved,
                        text=lambda left: f"waiting for {waiting_for} · waited {time.monotonic() - self.slot.start:.0f} s")
@@ -346,7 +347,7 @@ class _Run:
                     # limit. Resent under the same external id: nothing exists under it.
                     journal.settle(fingerprint, attempt, J.WAITING, message=str(refused))
                     if refused.code in (1303, None, ""):  # too many at once (1302, "too fast", says nothing of slots)
-                        PACE.refused(client.key_id, len(running), _refusal(refused))
+                        self.pace.refused(client.key_id, len(running), _refusal(refused))
                     slot.pause(refused, len(running), freed=lambda: len(self.running()) < len(running))
         except CreationUncertain as exc:
             journal.settle(fingerprint, attempt, J.UNCERTAIN, message=str(exc))
@@ -386,7 +387,7 @@ class _Run:
             log.warning("The job journal lost the row of task %s while it was created; it is journalled again as a "
                         "task to collect.", state.task_id)
         journal.learn_echo(client.base_url, state.external_task_id == ext)
-        PACE.accepted(client.key_id, len(running))
+        self.pace.accepted(client.key_id, len(running))
         return OmniTask(state.task_id, request.prompt, fingerprint)
 
     def _wait_for_slot(self, running: list, limit: int, source: str) -> None:

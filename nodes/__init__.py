@@ -38,7 +38,8 @@ if _routes is not None:
     routes.register(_routes, bridge.data_dir, runtime.test_key)
     task_routes.register(_routes, data_dir=bridge.data_dir, journal=runtime.journal, output_root=bridge.output_root,
                          want=background.want)
-    task_events.watch_journal()
+    task_events.watch_journal()  # on a shared journal, other machines' changes too (LISTEN/NOTIFY)
+    runtime.say_where()
     background.start()
     # Reading the settings logs, once, any problem they have (a damaged file, an old zero limit).
     prompt_guard.start(daily_limit=runtime.settings().daily_limit_usd)

@@ -1,27 +1,42 @@
-"""What every node shares: the journal and a client, both found through the bridge."""
+"""What every node shares: the journal and a client, both found through the bridge.
+
+The journal is the SQLite file in the data folder, or the shared one on PostgreSQL when
+COMETAPI_OMNI_DATABASE_URL is set (kling_omni.store chooses).
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import lru_cache
 from pathlib import Path
 
 from ..kling_omni.client import OmniClient, base_url_from_env
 from ..kling_omni.credentials import resolve_key
-from ..kling_omni.journal import Journal
-from ..kling_omni.settings import PackSettings, load_settings
+from ..kling_omni import store
+from ..kling_omni.journal import BaseJournal
+from ..kling_omni.settings import PackSettings
 from . import bridge
 
 CATEGORY = "CometAPI/Kling Omni"
+log = logging.getLogger("cometapi_omni")
 
 
 @lru_cache(maxsize=None)
-def _journal_at(path: Path) -> Journal:
-    return Journal(path)
+def _journal_at(data_dir: Path, url: str) -> BaseJournal:
+    return store.open_journal(data_dir, url=url)
 
 
-def journal() -> Journal:
-    return _journal_at(bridge.data_dir() / "journal.sqlite3")
+def journal() -> BaseJournal:
+    return _journal_at(bridge.data_dir(), store.database_url())
+
+
+def say_where() -> None:
+    """Once at start-up: where the journal is, when it is shared (the log then shows which database and machine)."""
+    shared = journal()
+    if shared.machine:
+        log.info("CometAPI Omni: the journal, the daily limit, the rates, the tasks in flight and the task locks are "
+                 "shared through %s; this machine is %s (COMETAPI_OMNI_MACHINE).", shared.path, shared.machine)
 
 
 def make_client() -> OmniClient:
@@ -31,7 +46,7 @@ def make_client() -> OmniClient:
 
 def settings() -> PackSettings:
     """Settings › CometAPI as stored on the server (read each time: the user may change them any moment)."""
-    return load_settings(bridge.data_dir())
+    return store.load_settings(bridge.data_dir())
 
 
 def poll_interval() -> float:

@@ -9,13 +9,15 @@
 
 Like routes.register, `register` takes callables instead of importing ComfyUI, so the tests
 mount these very handlers on a plain aiohttp app. Every route is wrapped in
-`same_origin_only`. Work that touches the disk (the journal, settings, thumbnails) runs off
+`same_origin_only`, and answers a journal that cannot be read (a shared journal's database that is
+away) with a 503 naming it. Work that touches the disk (the journal, settings, thumbnails) runs off
 the event loop. No answer carries the key, a signed URL or the base URL (see task_rows.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import re
 from pathlib import Path
@@ -26,10 +28,11 @@ from aiohttp import web
 from ..kling_omni import ledger
 from ..kling_omni.collect import is_collecting
 from ..kling_omni.credentials import resolve_key
-from ..kling_omni.errors import DecodeError, OmniError, SettingsError
-from ..kling_omni.journal import Journal
+from ..kling_omni.errors import DecodeError, JournalError, OmniError, SettingsError
+from ..kling_omni.journal import BaseJournal as Journal
 from ..kling_omni.pricing import RATES_SOURCE
-from ..kling_omni.settings import DEFAULTS, load_settings, save_settings
+from ..kling_omni.settings import DEFAULTS
+from ..kling_omni.store import load_settings, save_settings  # the shared values from the database, when one is named
 from ..kling_omni.task import TASK_ID_RULE, is_task_id
 from ..kling_omni.thumbs import thumbnail
 from .routes import PREFIX, _error, same_origin_only
@@ -50,11 +53,13 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
 
     @routes.get(PREFIX + "/settings")
     @same_origin_only
+    @journal_may_be_away
     async def get_settings(request: web.Request) -> web.Response:
         return web.json_response(await asyncio.to_thread(_settings_answer, data_dir(), journal()))
 
     @routes.post(PREFIX + "/settings")
     @same_origin_only
+    @journal_may_be_away
     async def post_settings(request: web.Request) -> web.Response:
         try:
             changes = await request.json()
@@ -67,10 +72,13 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
             return _error(400, str(exc))
         except OSError as exc:
             return _error(500, f"Could not write the settings file in {store}: {exc.strerror or exc}.")
+        except OmniError as exc:  # the shared journal's database did not take them: nothing was saved
+            return _error(503, f"{exc} Nothing was saved.")
         return web.json_response(await asyncio.to_thread(_settings_answer, store, journal()))
 
     @routes.get(PREFIX + "/tasks")
     @same_origin_only
+    @journal_may_be_away
     async def get_tasks(request: web.Request) -> web.Response:
         try:
             offset = _whole(request.query.get("offset", "0"), "offset", 0, MAX_OFFSET)
@@ -85,6 +93,7 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
 
     @routes.get(PREFIX + "/tasks/{task_id}")
     @same_origin_only
+    @journal_may_be_away
     async def get_task(request: web.Request) -> web.Response:
         task_id = request.match_info["task_id"]
         if not is_task_id(task_id):
@@ -95,16 +104,18 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
             return _error(404, f"Task {task_id} is not in the journal.")
         settings = await asyncio.to_thread(load_settings, data_dir())
         collecting = await asyncio.to_thread(is_collecting, journal(), task_id)
-        return web.json_response({"task": task_row(job, settings.rates, now, output_root(), collecting)})
+        return web.json_response({"task": task_row(job, settings.rates, now, output_root(), collecting,
+                                                   journal().machine)})
 
     @routes.get(PREFIX + "/tasks/{task_id}/thumb")
     @same_origin_only
+    @journal_may_be_away
     async def get_thumb(request: web.Request) -> web.StreamResponse:
         task_id = request.match_info["task_id"]
         if not is_task_id(task_id):
             return _error(404, NO_SUCH_TASK)
         job = await asyncio.to_thread(journal().by_task, task_id)
-        video = job.video_on_disk if job is not None else None
+        video = job.video_here(journal().machine) if job is not None else None
         if video is None:
             return _error(404, f"No video of task {task_id} is on disk.")
         try:
@@ -119,6 +130,7 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
 
     @routes.post(PREFIX + "/tasks/{task_id}/collect")
     @same_origin_only
+    @journal_may_be_away
     async def post_collect(request: web.Request) -> web.Response:
         task_id = request.match_info["task_id"]
         if not is_task_id(task_id):
@@ -136,8 +148,20 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
             return _error(409, str(exc))
         want(task_id)
         settings = await asyncio.to_thread(load_settings, store)
-        row = task_row(job, settings.rates, now, output_root(), collecting=False)
+        row = task_row(job, settings.rates, now, output_root(), collecting=False, here=journal().machine)
         return web.json_response({"task": row}, status=202)
+
+
+def journal_may_be_away(handler):
+    """A journal that cannot be read now (a shared journal's database that does not answer) is said as a 503
+    with its message, which names the database without its password, never as a server error."""
+    @functools.wraps(handler)
+    async def answering(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except JournalError as exc:
+            return _error(503, str(exc))
+    return answering
 
 
 def _settings_answer(store: Path, journal: Journal) -> dict:

@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from ..kling_omni.collect import is_collecting
 from ..kling_omni.errors import redact
-from ..kling_omni.journal import REJECTED, Job, Journal
+from ..kling_omni.journal import REJECTED, BaseJournal as Journal, Job
 from ..kling_omni.ledger import EXPIRY_WARNING_DAYS, RETENTION_DAYS, job_cost, recent_totals
 from ..kling_omni.models import UNNAMED, tag_of
 from ..kling_omni.pricing import RATES_SOURCE, Rates, actual_usd
@@ -44,13 +43,16 @@ def read_stamp() -> float:
         return _last_stamp
 
 
-def task_row(job: Job, rates: Rates, now: float, output_root: Path, collecting: bool) -> dict:
-    """The TaskRow of `job`; `output_root` is the folder ComfyUI's /view serves as type=output."""
+def task_row(job: Job, rates: Rates, now: float, output_root: Path, collecting: bool, here: str = "") -> dict:
+    """The TaskRow of `job`; `output_root` is the folder ComfyUI's /view serves as type=output; `here` is this
+    machine's name in a shared journal ('' otherwise)."""
     cost = job_cost(job, rates)
     model = model_of(job)
-    video = job.video_on_disk
+    video = job.video_here(here)
+    # Saved on another machine of a shared journal: not lost, and not this machine's to collect.
+    saved_on = job.video_machine if video is None and job.video_path and job.video_machine else ""
     age = max(0.0, (now - job.created_at) / DAY)
-    at_risk = video is None and job.state not in NOTHING_TO_LOSE  # a paid video that is not here yet
+    at_risk = video is None and not saved_on and job.state not in NOTHING_TO_LOSE  # a paid video that is nowhere yet
     return {
         "task_id": job.task_id,
         "external_task_id": job.external_task_id,
@@ -82,6 +84,10 @@ def task_row(job: Job, rates: Rates, now: float, output_root: Path, collecting: 
         "expiring": at_risk and age >= EXPIRY_WARNING_DAYS,
         "expired": at_risk and age >= RETENTION_DAYS,
         "collecting": bool(collecting),
+        # A shared journal's machines ('' on a journal of this machine alone): the one that made it, and the
+        # one whose disk holds its video when that is not this one.
+        "machine": job.machine,
+        "saved_on": saved_on,
         "collectable": at_risk,  # no video here yet, and one may come: the sidebar offers Collect now
         # When the journal was read for it (taken before the read): of two rows of one task the
         # sidebar keeps the later, so a page read before a live event cannot undo it on arrival.
@@ -120,8 +126,9 @@ def tasks_page(journal: Journal, settings: PackSettings, now: float, output_root
                limit: int) -> dict:
     """GET /cometapi_omni/tasks: a page of rows, newest first, with the totals and what is left today."""
     rates = settings.rates
-    rows = [task_row(job, rates, now, output_root, bool(job.task_id) and is_collecting(journal, job.task_id))
-            for job in journal.jobs(limit=limit, offset=offset)] if limit else []
+    jobs = journal.jobs(limit=limit, offset=offset) if limit else []
+    collecting = journal.collecting([job.task_id for job in jobs if job.task_id])  # one look for the page
+    rows = [task_row(job, rates, now, output_root, job.task_id in collecting, journal.machine) for job in jobs]
     recent = recent_totals(journal, rates, now)
     return {"tasks": rows, "total": journal.count(), "offset": offset, "limit": limit,
             "totals": {"today": recent.today.as_dict(), "last_30_days": recent.last_30_days.as_dict()},

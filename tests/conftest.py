@@ -11,6 +11,7 @@ from scripts.load_pack import load_pack  # noqa: E402
 load_pack()
 
 from tests.fakeserver_fixtures import fake_server, omni_client, fast_backoff, point_pack_at  # noqa: E402,F401
+from tests.pg_fixtures import database_url, postgres  # noqa: E402,F401
 from cometapi_kling_omni.nodes import bridge, runtime  # noqa: E402
 
 

@@ -18,7 +18,7 @@ DAY = 86400.0
 ROW_FIELDS = {"task_id", "external_task_id", "state", "created_at", "updated_at", "prompt", "mode", "seconds",
               "video_input", "label", "estimate_text", "estimate_usd", "actual_usd", "actual_units", "message",
               "on_disk", "file", "thumb", "age_days", "expires_in_days", "expiring", "expired", "collecting",
-              "collectable", "as_of", "model", "model_tag", "sound", "shots", "auto_shots"}
+              "collectable", "as_of", "model", "model_tag", "sound", "shots", "auto_shots", "machine", "saved_on"}
 
 
 def job(**changes):
@@ -170,3 +170,11 @@ def test_totals_for_today_and_the_last_thirty_days(tmp_path):
 def test_read_stamps_never_tie_and_never_go_back():
     stamps = [rows.read_stamp() for _ in range(1000)]
     assert all(b > a for a, b in zip(stamps, stamps[1:]))
+
+
+def test_a_video_saved_on_another_machine_is_neither_lost_nor_offered_for_collection():
+    r = row(job(video_path="/elsewhere/kling_9001.mp4", machine="render-01", video_machine="render-02"))
+    assert (r["machine"], r["saved_on"], r["on_disk"]) == ("render-01", "render-02", False)
+    assert not r["collectable"] and r["expires_in_days"] is None
+    alone = row(job(video_path="/gone/kling_9001.mp4"))  # a journal of this machine alone: the file is gone
+    assert (alone["machine"], alone["saved_on"], alone["collectable"]) == ("", "", True)

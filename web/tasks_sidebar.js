@@ -259,6 +259,7 @@ function rowElement(row) {
     when.append(" ", badge); // the space keeps "today 14:03 v3" apart when read or copied as text
   }
   meta.append(when, element("div", { textContent: `${view.label} · ${view.cost}` }));
+  if (view.machine) meta.append(element("div", { textContent: view.machine })); // a journal shared by several machines
   top.append(meta);
   li.append(top);
 

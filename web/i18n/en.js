@@ -171,6 +171,8 @@ export default {
   "state.failed": "failed",
   "state.ended": "ended without a video",
   "state.saved": "saved",
+  "state.savedOn": "saved on {machine}",
+  "row.madeOn": "made on {machine}",
   "state.downloading": "downloading…",
   "state.finishedNotSaved": "finished, not saved yet",
   "state.beingCollected": "{state} (being collected)",

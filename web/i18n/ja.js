@@ -169,6 +169,8 @@ export default {
   "state.failed": "失敗",
   "state.ended": "動画なしで終了",
   "state.saved": "保存済み",
+  "state.savedOn": "{machine} に保存済み",
+  "row.madeOn": "{machine} で作成",
   "state.downloading": "ダウンロード中…",
   "state.finishedNotSaved": "完了、未保存",
   "state.beingCollected": "{state}（回収中）",

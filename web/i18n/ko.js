@@ -169,6 +169,8 @@ export default {
   "state.failed": "실패",
   "state.ended": "비디오 없이 종료됨",
   "state.saved": "저장됨",
+  "state.savedOn": "{machine}에 저장됨",
+  "row.madeOn": "{machine}에서 생성",
   "state.downloading": "다운로드 중…",
   "state.finishedNotSaved": "완료됨, 아직 저장 안 됨",
   "state.beingCollected": "{state}(수집 중)",

@@ -169,6 +169,8 @@ export default {
   "state.failed": "失败",
   "state.ended": "已结束，没有视频",
   "state.saved": "已保存",
+  "state.savedOn": "已保存在 {machine}",
+  "row.madeOn": "由 {machine} 创建",
   "state.downloading": "下载中…",
   "state.finishedNotSaved": "已完成，尚未保存",
   "state.beingCollected": "{state}（正在收取）",

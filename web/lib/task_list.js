@@ -38,7 +38,10 @@ export function modelBadge(row) {
   return { text, title };
 }
 
-/** A TaskRow in words: {when, model, prompt, label, cost, state, level ("ok"|"info"|"warn"|"error"), marks}. */
+/**
+ * A TaskRow in words: {when, machine, model, prompt, label, cost, state, level ("ok"|"info"|"warn"|"error"), marks}.
+ * `machine` is "made on render-02" for a journal shared by several machines, "" otherwise.
+ */
 export function rowView(row, now) {
   const marks = [];
   if (row.expired) {
@@ -50,6 +53,7 @@ export function rowView(row, now) {
   const state = stateText(row);
   return {
     when: whenText(row.created_at, now),
+    machine: row.machine ? t("row.madeOn", { machine: row.machine }) : "",
     model: modelBadge(row),
     prompt: promptStart(row.prompt),
     label: row.label || t("row.noLabel"),
@@ -75,6 +79,7 @@ function stateText(row) {
     case "ended": return { text: t("state.ended") + why, level: "error" };
     case "succeeded":
       if (row.on_disk) return { text: t("state.saved"), level: "ok" };
+      if (row.saved_on) return { text: t("state.savedOn", { machine: row.saved_on }), level: "ok" }; // another machine's disk
       return { text: t(row.collecting ? "state.downloading" : "state.finishedNotSaved"), level: "info" };
     default: // queued, processing, or a word the server reported as it is
       return { text: row.collecting ? t("state.beingCollected", { state: stateWord(row.state) }) : stateWord(row.state), level: "info" };

@@ -192,3 +192,13 @@ test("each row says what made it, compactly: model, sound, shots", () => {
   assert.deepEqual(badge({ model: "kling-v4-omni", model_tag: "kling-v4-omni" }),
     { text: "kling-v4-omni", title: "kling-v4-omni" });
 });
+
+test("a row of a journal shared by several machines says which machine made it and which one holds its video", () => {
+  const elsewhere = rowView(row({ machine: "render-01", saved_on: "render-02", on_disk: false, file: null, thumb: null }), NOW);
+  assert.equal(elsewhere.machine, "made on render-01");
+  assert.equal(elsewhere.state, "saved on render-02");
+  assert.equal(elsewhere.level, "ok");
+  const alone = rowView(row({}), NOW);
+  assert.equal(alone.machine, "");
+  assert.equal(alone.state, "saved");
+});

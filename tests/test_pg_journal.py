@@ -1,0 +1,373 @@
+"""The shared journal on a real PostgreSQL (a throwaway one: tests/pg_fixtures.py), in one process.
+
+The same steps give the same rows on both engines; what only the shared one has (the machine
+columns, settings in the database, locks of other machines, NOTIFY, the schema version, notes
+kept while the database is away) is tested here; several processes in tests/test_studio.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fake_cometapi.server import FakeCometAPI
+from kling_omni import journal as J
+from kling_omni import store
+from kling_omni.client import OmniClient
+from kling_omni.database import SCHEMA, describe, secrets_of
+from kling_omni.errors import DatabaseUnavailable, JournalError, SettingsUnreadable
+from kling_omni.journal import Journal
+from kling_omni.ledger import recent_totals
+from kling_omni.pg_journal import PgJournal
+from kling_omni.request import OmniRequest
+from kling_omni.settings import DEFAULTS, PackSettings
+from kling_omni.submission import Intent, submit_all
+
+REQUEST = OmniRequest(prompt="a fox runs through snow", mode="pro", duration=5)
+
+
+def shared(url, machine="machine-a") -> PgJournal:
+    return store.open_journal(Path("."), url=url) if machine == store.machine_name() else PgJournal(url, machine=machine)
+
+
+def script(journal) -> list:
+    """One of every step, as a run makes them; what the journal then holds, machine columns aside."""
+    owners = journal.owners()
+    run = owners.start_run()
+    with journal.decide() as tx:
+        tx.add_waiting("f1", 1, "comfy-f1-1", owner=run, prompt="p1", base_url="h", key_id="k", mode="pro", seconds=5,
+                       model="kling-v3-omni", sound=True, shots=3)
+        tx.add_waiting("f2", 1, "comfy-f2-1", owner=run, prompt="p2", base_url="h", key_id="k", mode="std", seconds=10)
+        assert tx.mark_sending("f1", 1, run) and not tx.mark_sending("f1", 1, run)
+        assert [j.fingerprint for j in tx.in_flight("k", 0)] == ["f1"]
+        assert tx.latest("f1").state == J.SENDING
+    assert journal.settle("f1", 1, "queued", task_id="101")
+    journal.give_up(run, ["f2"], "stopped")
+    journal.hand_back(run)
+    owners.end_run(run)
+    journal.update_task("101", state="processing")
+    journal.mark_missing("101")
+    journal.update_task("101", state="succeeded", video_url="https://x/v.mp4", video_path="/nowhere/kling_101.mp4",
+                        unit_deduction="0.7", seconds=12.0)
+    journal.adopt("202", base_url="h")
+    journal.adopt("202", base_url="h")  # once
+    journal.update_task("202", state="failed", message="moderation")
+    journal.learn_echo("h", True)
+    assert journal.echoes_external_id("h") and not journal.echoes_external_id("other")
+    assert journal.failures_for_node("") == 2  # f2 given up, 202 failed
+    assert [j.task_id for j in journal.uncollected(0)] == []
+    rows = [{k: v for k, v in j.__dict__.items() if k not in ("created_at", "updated_at", "machine", "video_machine",
+                                                               "owner")} for j in journal.jobs()]
+    billing = sorted((j.state, j.mode, j.seconds, n) for j, n in journal.billing(0))
+    return [rows, billing, journal.count(), journal.by_task("101").state]
+
+
+def test_the_same_steps_give_the_same_rows_on_both_engines(tmp_path, database_url):
+    on_sqlite = script(Journal(tmp_path / "journal.sqlite3"))
+    on_postgres = script(shared(database_url))
+    assert on_sqlite == on_postgres
+    row = shared(database_url).by_task("101")
+    assert row.machine == "machine-a" and row.video_machine == "machine-a"
+
+
+def test_a_late_note_never_undoes_a_task_s_end(database_url):
+    journal = shared(database_url)
+    journal.adopt("7")
+    journal.update_task("7", state="succeeded")
+    journal.update_task("7", state="processing")  # a note written late, after another machine's
+    assert journal.by_task("7").state == "succeeded"
+
+
+# --- the URL, its password, the driver -------------------------------------------------------------
+
+
+def test_the_url_is_said_without_its_password():
+    url = "postgresql://studio:p%40ss%3Aword@db.example:6543/kling?sslmode=require"
+    assert describe(url) == "postgresql://studio@db.example:6543/kling"
+    assert {"p%40ss%3Aword", "p@ss:word"} <= set(secrets_of(url))
+    assert describe("postgresql://u:pw@h:notaport/db") == "the database of COMETAPI_OMNI_DATABASE_URL (not a valid URL)"
+
+
+def test_an_unreachable_database_is_named_without_its_password(postgres, caplog):
+    url = f"postgresql://kling:{postgres.password}@127.0.0.1:1/nothing_here"
+    journal = PgJournal(url, machine="m")
+    with caplog.at_level(logging.INFO):
+        with pytest.raises(DatabaseUnavailable) as refused:
+            journal.latest("x")
+        with pytest.raises(JournalError) as decision:
+            with journal.decide():
+                pass
+    for text in (str(refused.value), str(decision.value), caplog.text):
+        assert postgres.password not in text
+    assert "postgresql://kling@127.0.0.1:1/nothing_here" in str(refused.value)
+    assert "Nothing was sent to CometAPI" in str(decision.value)
+
+
+def test_a_wrong_password_is_refused_without_being_shown(postgres, database_url):
+    wrong = database_url.replace(postgres.password, "Wr0ng-" + postgres.password[::-1])
+    with pytest.raises(DatabaseUnavailable) as refused:
+        PgJournal(wrong, machine="m").latest("x")
+    assert "password authentication failed" in str(refused.value)
+    assert postgres.password not in str(refused.value) and postgres.password[::-1] not in str(refused.value)
+
+
+def test_without_the_driver_the_error_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if not installed
+    journal = PgJournal("postgresql://u:secret-pw@db/kling", machine="m")
+    with pytest.raises(DatabaseUnavailable) as missing:
+        journal.latest("x")
+    assert 'pip install "psycopg[binary]"' in str(missing.value) and "secret-pw" not in str(missing.value)
+
+
+def test_a_url_that_is_not_one_is_refused_not_ignored(monkeypatch, tmp_path):
+    monkeypatch.setenv("COMETAPI_OMNI_DATABASE_URL", "mysql://u:secret-pw@db/kling")
+    journal = store.open_journal(tmp_path)
+    with pytest.raises(DatabaseUnavailable) as refused:
+        journal.latest("x")
+    assert "postgresql://" in str(refused.value) and "secret-pw" not in str(refused.value)
+    assert not (tmp_path / "journal.sqlite3").exists()  # never a journal of its own instead: the limit is shared
+
+
+# --- the schema --------------------------------------------------------------------------------
+
+
+def test_a_newer_schema_is_refused_and_never_written(postgres, database_url):
+    shared(database_url).latest("x")  # made at version 1
+    postgres.sql(f"UPDATE {SCHEMA}.schema_version SET version = 99", database=database_url.rsplit("/", 1)[1])
+    newer = PgJournal(database_url, machine="m2")
+    for step in (lambda: newer.latest("x"), lambda: newer.begin("f", 1, "e", prompt="p", base_url="h")):
+        with pytest.raises(JournalError) as refused:
+            step()
+        assert "schema version 99" in str(refused.value) and "Update the pack" in str(refused.value)
+    newer.adopt("5")  # a note: not kept for later either
+    assert newer._pending == collections_empty()
+    count = postgres.sql(f"SELECT COUNT(*) FROM {SCHEMA}.jobs", database=database_url.rsplit("/", 1)[1])
+    assert count == [(0,)]
+
+
+def collections_empty():
+    import collections
+    return collections.deque()
+
+
+def test_machines_that_start_together_make_the_schema_once(database_url):
+    import threading
+    errors = []
+
+    def first_use(n):
+        try:
+            PgJournal(database_url, machine=f"m{n}").count()
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_use, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+
+
+# --- settings that guard money ------------------------------------------------------------------
+
+
+def test_money_settings_are_the_account_s_and_the_rest_stays_on_each_machine(tmp_path, database_url):
+    here, there = tmp_path / "a", tmp_path / "b"
+    saved = store.save_settings(here, {"daily_limit_usd": 2.5, "max_in_flight": 3, "rates": {"pro": 0.2},
+                                       "background_collect": False})
+    assert (saved.daily_limit_usd, saved.max_in_flight, saved.rates.pro, saved.background_collect) == (2.5, 3, 0.2, False)
+    other = store.load_settings(there)
+    assert (other.daily_limit_usd, other.max_in_flight, other.rates.pro, other.background_collect) == (2.5, 3, 0.2, True)
+    assert json.loads((here / "settings.json").read_text()) == {"background_collect": False, "format": 2}
+    store.save_settings(there, {"rates": {"std": 0.1}})  # one rate: the other stays
+    assert (store.load_settings(here).rates.pro, store.load_settings(here).rates.std) == (0.2, 0.1)
+
+
+def test_a_bad_limit_in_the_database_fails_closed(database_url, postgres):
+    shared(database_url).latest("x")
+    postgres.sql(f"INSERT INTO {SCHEMA}.settings VALUES ('daily_limit_usd', '\"lots\"', 0, 'hand')",
+                 database=database_url.rsplit("/", 1)[1])
+    settings = store.load_settings(None)
+    assert settings.daily_limit_usd == DEFAULTS.daily_limit_usd and "lots" in settings.limit_unknown
+    with pytest.raises(SettingsUnreadable):
+        settings.require_daily_limit("CometOmniSubmit")
+
+
+def test_an_unreachable_database_leaves_the_limit_unknown(postgres, monkeypatch, tmp_path):
+    monkeypatch.setenv("COMETAPI_OMNI_DATABASE_URL", f"postgresql://kling:{postgres.password}@127.0.0.1:1/x")
+    settings = store.load_settings(tmp_path)
+    with pytest.raises(SettingsUnreadable) as refused:
+        settings.require_daily_limit("CometOmniSubmit #4")
+    text = str(refused.value)
+    assert "nothing was sent" in text and "postgresql://kling@127.0.0.1:1/x" in text
+    assert "make sure the database is running" in text and postgres.password not in text
+    store.forget_journals()
+
+
+# --- locks and liveness across machines ------------------------------------------------------------
+
+
+def test_a_collection_on_one_machine_is_seen_and_excluded_on_another(database_url):
+    a, b = shared(database_url, "machine-a"), PgJournal(database_url, machine="machine-b")
+    held = a.task_lock("55")
+    assert held.try_acquire()
+    assert b.is_collecting("55") and b.collecting(["55", "56"]) == {"55"}
+    assert not b.task_lock("55").try_acquire()
+    held.release()
+    assert not b.is_collecting("55")
+    b.close()
+
+
+def test_tasks_of_a_machine_whose_collector_runs_are_left_to_it(database_url):
+    a, b = shared(database_url, "machine-a"), PgJournal(database_url, machine="machine-b")
+    rows = [J.Job(**{**J._BLANK, "state": "queued", "unit_deduction": "", "task_id": str(n), "machine": m})
+            for n, m in enumerate(["machine-a", "machine-b", "", "machine-c"])]
+    assert [j.machine for j in b.collectable_here(rows)] == ["machine-a", "machine-b", "", "machine-c"]
+    a.announce_collector(True)
+    assert [j.machine for j in b.collectable_here(rows)] == ["machine-b", "", "machine-c"]
+    a.announce_collector(False)
+    assert len(b.collectable_here(rows)) == 4
+    b.close()
+
+
+def test_a_change_on_one_machine_is_heard_on_another_within_a_second(database_url):
+    a, b = shared(database_url, "machine-a"), PgJournal(database_url, machine="machine-b")
+    heard, own = [], []
+    b.subscribe(heard.append)
+    a.subscribe(own.append)
+    time.sleep(0.3)  # the listeners are up
+    a.adopt("88")
+    started = time.monotonic()
+    while "88" not in heard and time.monotonic() - started < 3:
+        time.sleep(0.02)
+    assert "88" in heard and time.monotonic() - started < 1.0
+    assert own.count("88") == 1  # a machine is not told its own change twice
+    b.close()
+
+
+# --- the database goes away -------------------------------------------------------------------------
+
+
+def test_notes_made_while_the_database_is_away_are_written_when_it_returns(postgres, database_url):
+    journal = shared(database_url)
+    journal.adopt("31")
+    postgres.stop()
+    try:
+        journal.update_task("31", state="succeeded", video_url="https://x/v.mp4")
+        journal.update_task("31", video_path="/out/kling_31.mp4")
+        assert len(journal._pending) == 2
+    finally:
+        postgres.start()
+    time.sleep(2.1)  # past DOWN_SECONDS: notes try again
+    row = journal.by_task("31")
+    assert (row.state, row.video_path, row.video_machine) == ("succeeded", "/out/kling_31.mp4", "machine-a")
+    assert not journal._pending
+
+
+# --- the migration ---------------------------------------------------------------------------------
+
+
+def test_db_copy_keeps_every_task_and_its_cost_and_is_idempotent(tmp_path, database_url):
+    from kling_omni.migrate import copy_journal
+    home = tmp_path / "home"
+    source = Journal(home / "journal.sqlite3")
+    with FakeCometAPI(key="test-key-123") as fake:
+        make = lambda: OmniClient(fake.key, fake.base_url)  # noqa: E731
+        tasks = submit_all([Intent(REQUEST, seed) for seed in range(3)], source, make,
+                           settings=PackSettings(daily_limit_usd=0))
+    source.update_task(tasks[0].task_id, state="succeeded", video_path=str(tmp_path / "v.mp4"), unit_deduction="0.8")
+    source.adopt("999")
+    (home / "settings.json").write_text(json.dumps({"format": 2, "daily_limit_usd": 7, "rates": {"pro": 0.3}}))
+    journal = shared(database_url)
+    first = copy_journal(home / "journal.sqlite3", journal, machine="old-box")
+    assert (first.added, first.updated, first.unchanged) == (4, 0, 0)
+    assert set(first.settings) == {"daily_limit_usd", "rates.pro"}
+    again = copy_journal(home / "journal.sqlite3", journal, machine="old-box")
+    assert (again.added, again.updated, again.unchanged, again.settings) == (0, 0, 4, ())
+    rates = store.load_settings(home).rates
+    assert recent_totals(journal, rates).today == recent_totals(source, rates).today
+    assert {j.task_id for j in journal.jobs()} == {j.task_id for j in source.jobs()}
+    saved = journal.by_task(tasks[0].task_id)
+    assert (saved.machine, saved.video_machine, saved.unit_deduction, saved.owner) == ("old-box", "old-box", "0.8", "")
+    # Used on after the copy: a second copy brings what changed, and the shared settings stay as they are.
+    source.update_task(tasks[1].task_id, state="failed", message="moderation")
+    store.save_settings(home, {"daily_limit_usd": 9})
+    third = copy_journal(home / "journal.sqlite3", journal, machine="old-box")
+    assert (third.added, third.updated, third.settings) == (0, 1, ())
+    assert journal.by_task(tasks[1].task_id).state == "failed" and store.load_settings(home).daily_limit_usd == 9
+
+
+def test_db_copy_from_the_command_line(tmp_path, database_url, postgres):
+    import os
+    import subprocess
+    Journal(tmp_path / "old" / "journal.sqlite3").adopt("4242")
+    env = {**os.environ, "COMETAPI_OMNI_HOME": str(tmp_path / "home")}
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-m", "kling_omni", "db", "copy", "--from",
+                           str(tmp_path / "old" / "journal.sqlite3")], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "1 added" in done.stdout and postgres.password not in done.stdout + done.stderr
+    listing = subprocess.run([sys.executable, "-m", "kling_omni", "tasks"], cwd=root, env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert "4242" in listing.stdout and "MACHINE" in listing.stdout
+    env["COMETAPI_OMNI_DATABASE_URL"] = f"postgresql://kling:{postgres.password}@127.0.0.1:1/x"
+    down = subprocess.run([sys.executable, "-m", "kling_omni", "tasks"], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert down.returncode == 1 and postgres.password not in down.stderr and "cannot be" in down.stderr
+    del env["COMETAPI_OMNI_DATABASE_URL"]
+    plain = subprocess.run([sys.executable, "-m", "kling_omni", "db", "copy", "--from", "x"], cwd=root, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 1 and "COMETAPI_OMNI_DATABASE_URL" in plain.stderr
+
+
+# --- the routes, with the database there and away ----------------------------------------------------
+
+
+def test_routes_list_every_machine_s_tasks_and_say_a_database_away_without_its_password(tmp_path, database_url,
+                                                                                            postgres):
+    from tests.test_task_routes import Pack
+    a = PgJournal(database_url, machine="render-01")
+    a.adopt("77")
+    a.update_task("77", state="succeeded", video_path="/render-01/output/kling_77.mp4")
+    a.close()
+    pack = Pack(tmp_path)
+    pack.journal = shared(database_url)
+    status, page = pack.call("GET", "/tasks")
+    assert status == 200 and [(r["task_id"], r["machine"], r["saved_on"]) for r in page["tasks"]] == \
+        [("77", "render-01", "render-01")]
+    postgres.stop()
+    try:
+        answers = [pack.call("GET", "/tasks"), pack.call("GET", "/tasks/77"), pack.call("GET", "/settings"),
+                   pack.call("POST", "/settings", json={"daily_limit_usd": 3}), pack.call("POST", "/tasks/77/collect", json={})]
+    finally:
+        postgres.start()
+    for status, body in answers:
+        assert status == 503, body
+        assert "postgresql://kling@127.0.0.1" in body["error"] and postgres.password not in json.dumps(body)
+
+
+def test_submit_with_the_database_away_sends_nothing_and_says_which_database(env, fake_server, database_url,
+                                                                             postgres, caplog):
+    from cometapi_kling_omni.nodes import NODE_CLASS_MAPPINGS as nodes
+    from tests.comfy_exec import run
+
+    request = run(nodes["CometOmniPrompt"], prompt=["a fox"], mode=["pro"], aspect_ratio=["16:9"], duration=[5],
+                  model=["kling-video-o1"])[0]
+    postgres.stop()
+    try:
+        with pytest.raises(Exception) as refused:
+            run(nodes["CometOmniSubmit"], request=request, seed=[1], variations=[2], unique_id=["4"])
+    finally:
+        postgres.start()
+    text = str(refused.value)
+    assert "nothing was sent" in text.lower() and "postgresql://kling@127.0.0.1" in text
+    assert postgres.password not in text + caplog.text
+    assert fake_server.requests == []
+    (tasks, ids) = run(nodes["CometOmniSubmit"], request=request, seed=[1], variations=[2], unique_id=["4"])
+    assert len(set(ids)) == 2 and fake_server.created_count == 2  # back: queued again, made once
