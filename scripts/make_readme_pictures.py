@@ -7,8 +7,8 @@ check's own modules (scripts/comfy_e2e).
         --front-end-root /path/fe/comfyui_frontend_package/static
 
 - docs/images/readme-graph.png: the template "Kling 3.0 text to video with sound" opened from
-  Browse Templates and run (Run button): Prompt, Submit with its price lines, Poll with its
-  status, task id and video preview, cropped to those three nodes;
+  Browse Templates and run (the Run button): Prompt, Submit with its price lines, Poll with the
+  task id and the video's preview, cropped to those three nodes;
 - docs/images/readme-strip.png: three frames of the video the template "Kling 3.0 storyboard in
   three shots" saved, one from the middle of each shot.
 
@@ -18,10 +18,11 @@ per shot with the shot's prompt and a timeline of the shots (`stand_in_clip`), w
 gets Kling's video. The pictures say so.
 
 The pictures were made with ComfyUI 0.3.64 and frontend 1.58.1 (`pip install --no-deps --target
-/path/fe comfyui-frontend-package==1.58.1`), Nodes 2.0 off, at 1600x900: the frontend's own
-default renderer, the one most users see, and the canvas draws its widgets crisply at any size.
-Other frontends work (--nodes2 on, or the bundled one without --front-end-root); the picture
-changes with them. Both files are palette PNGs of a few hundred KB at most.
+/path/fe comfyui-frontend-package==1.58.1`), Nodes 2.0 off, at 1600x900. Off is the frontend's
+default (Comfy.VueNodes.Enabled is an experimental setting, false unless turned on), so the
+pictures show the nodes as most users see them. Other frontends work (--nodes2 on, or the bundled
+one without --front-end-root); the pictures change with them. Both files are palette PNGs of a few
+tens of KB.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ OUT = ROOT / "docs" / "images"
 GRAPH_PICTURE = "readme-graph.png"
 STRIP_PICTURE = "readme-strip.png"
 VIEWPORT = (1600, 900)
+FRONTEND = "1.58.1"  # the frontend the README's pictures are made with
 MARGIN = 16  # px of canvas around the nodes in the graph picture
 RUN_TIMEOUT = 120.0
 STRIP_FRAME = (480, 270)  # each frame of the strip
@@ -308,6 +310,9 @@ async def set_up_page(page, args, url: str) -> None:
         return 1; }})()""")
     print(f"ComfyUI at {url}, frontend {version}, Nodes 2.0 {'on' if nodes2 else 'off'}, "
           f"{VIEWPORT[0]}x{VIEWPORT[1]}", flush=True)
+    if (version, nodes2) != (FRONTEND, False):
+        print(f"(the README's pictures are made with frontend {FRONTEND}, Nodes 2.0 off: these will look different)",
+              flush=True)
     await asyncio.sleep(2)  # first-run dialogs settle
     await close_dialogs(page)
 
