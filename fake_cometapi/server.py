@@ -23,7 +23,9 @@ Result videos (media.py: each frame shows its index and its shot number): by def
 fixed clip (`video_seconds`, `video_fps`, `video_size`, `video_audio`) for every task; with
 `follow_request` the clip is what the task asked for (length, 24 fps, 720p/1080p in its
 aspect ratio, audio only with sound on or a kept original sound; see `result_clip`). A task
-with `sound: "on"` always gets an AAC track.
+with `sound: "on"` always gets an AAC track. `clip_writer` replaces the test pattern: a function
+(request, clip, path) that writes a task's MP4 of that clip itself, once per task (e.g. a title
+card per shot for the README's pictures, scripts/make_readme_pictures.py).
 
 Time: a task's state follows from its age on the server's clock (`time.monotonic()`
 plus an offset that `advance()` moves), so tests never need to sleep; `finish()` ends
@@ -186,7 +188,8 @@ class FakeCometAPI:
                  strict_durations: bool = True, refuse_v3: str = "",
                  check_image_pixels: bool = True,
                  video_seconds: float = 1.0, video_fps: int = 12, video_size: tuple = (160, 120),
-                 video_audio: bool = True, follow_request: bool = False, query_by_external_id: bool = True,
+                 video_audio: bool = True, follow_request: bool = False,
+                 clip_writer: Optional[Callable[[dict, Clip, Path], None]] = None, query_by_external_id: bool = True,
                  drops_external_id: bool = False,
                  create_status: int = 200, max_in_flight: Optional[int] = None, retry_after: Optional[float] = None,
                  host: str = "127.0.0.1", port: int = 0, files_port: int = 0):
@@ -210,6 +213,10 @@ class FakeCometAPI:
         self.video_size = tuple(video_size)
         self.video_audio = video_audio
         self.follow_request = follow_request
+        self.clip_writer = clip_writer  # (request, clip, path): writes a task's MP4 instead of media.make_mp4
+        self._written: dict[str, Path] = {}  # task id -> the MP4 clip_writer wrote
+        self._writing: dict[str, threading.Lock] = {}
+        self._written_dir: Optional[Path] = None
         self.query_by_external_id = query_by_external_id
         self.drops_external_id = drops_external_id
         # account behaviours of the API (see the module docstring)
@@ -649,7 +656,24 @@ class FakeCometAPI:
             broken = self._broken.pop(0) if self._broken else ""
             cut = self._cuts.pop(0) if self._cuts and not broken else 0.0
             clip = self.result_clip(self._tasks[task_id])
+        if self.clip_writer is not None:
+            return "ok", self._written_clip(task_id, clip), cut, broken
         return "ok", _clip_path(clip), cut, broken
+
+    def _written_clip(self, task_id: str, clip: Clip) -> Path:
+        """The MP4 `clip_writer` wrote of this task's clip: written on the first request for it."""
+        with self._lock:
+            request = json.loads(json.dumps(self._tasks[task_id].request))  # a copy the writer may keep
+            lock = self._writing.setdefault(task_id, threading.Lock())
+            if self._written_dir is None:
+                self._written_dir = Path(tempfile.mkdtemp(prefix="fake_cometapi_written_"))
+                atexit.register(shutil.rmtree, self._written_dir, True)
+        with lock:  # one task's clip at a time; other tasks and every other request go on
+            if task_id not in self._written:
+                path = self._written_dir / f"kling_{task_id}.mp4"
+                self.clip_writer(request, clip, path)
+                self._written[task_id] = path
+            return self._written[task_id]
 
     def result_clip(self, task: FakeTask) -> Clip:
         """The result video of a task: the fixed video_* clip, or (follow_request) the one its request asks for.

@@ -577,8 +577,8 @@ class Journal(BaseJournal):
                     f"The job journal {self.path} is damaged ({_why(exc)}) and could not be moved aside "
                     f"({_why(move_failed)}): move or delete it yourself, then run again.", path=self.path) from exc
             log.warning("The job journal %s was damaged (%s). It was moved to %s (kept, not deleted) and a new "
-                        "journal was started: intents recorded only in the old one are forgotten (see the "
-                        "README, Billing safety).", self.path, _why(exc), aside)
+                        "journal was started: intents recorded only in the old one are forgotten (see "
+                        "docs/billing-safety.md of the pack).", self.path, _why(exc), aside)
 
 
 class Tx:

@@ -361,6 +361,23 @@ def test_without_following_every_clip_is_the_fixed_one_and_sound_on_adds_the_ton
         assert fps == 12 and len(frames) == 12 and frames[0].shape == (120, 160, 3)
 
 
+def test_a_clip_writer_makes_each_tasks_file_once_from_its_request_and_clip(tmp_path):
+    written = []
+
+    def writer(request, clip, path):  # a clip of its own, 1 s whatever was asked: the writer decides
+        written.append((request["prompt"], clip))
+        make_mp4(path, seconds=1.0, fps=12, width=160, height=96, audio=False)
+
+    with FakeCometAPI(follow_request=True, clip_writer=writer) as server:
+        task_id = created(server, v3(mode="std", duration="4", sound="on"))
+        video, path = fetch(server, task_id, tmp_path)
+        assert video["duration"] == "4.0"  # the answer still reports the clip the request asks for
+        frames, fps = pictures(path)
+        assert fps == 12 and len(frames) == 12 and frames[0].shape == (96, 160, 3)
+        assert requests.get(video["url"], timeout=30).content == path.read_bytes()  # written once, served again
+        assert written == [("A lighthouse at dusk", Clip(4.0, 24, 1280, 720, audio=True))]
+
+
 def test_the_control_turns_following_on(fake_server):
     assert control(fake_server, {"set": {"follow_request": True}}).status_code == 200
     task_id = created(fake_server, v3(duration="13", mode="std"))

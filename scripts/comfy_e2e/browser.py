@@ -108,9 +108,11 @@ class Page:
         for kind in ("keyDown", "keyUp"):
             await self.send("Input.dispatchKeyEvent", type=kind, key=key, code=key, windowsVirtualKeyCode=code)
 
-    async def shot(self, path: Path) -> None:
+    async def shot(self, path: Path, clip: tuple | None = None) -> None:
+        """The page as it is now, as a PNG; `clip` (x, y, width, height in CSS px): that part only."""
         import base64
-        data = await self.send("Page.captureScreenshot", format="png")
+        area = {"clip": dict(zip(("x", "y", "width", "height"), clip), scale=1)} if clip else {}
+        data = await self.send("Page.captureScreenshot", format="png", **area)
         path.write_bytes(base64.b64decode(data["data"]))
 
     async def close(self) -> None:
@@ -149,14 +151,18 @@ window.__check = {
 """
 
 
-async def open_page(http: aiohttp.ClientSession, devtools: str, url: str) -> Page:
+VIEWPORT = (1400, 900)  # CSS px of the page, unless a run asks for another
+
+
+async def open_page(http: aiohttp.ClientSession, devtools: str, url: str, size: tuple = VIEWPORT) -> Page:
     async with http.put(f"{devtools}/json/new?about:blank") as r:
         target = await r.json()
     page = Page(await http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0))
     await page.send("Runtime.enable")
     await page.send("Page.enable")
     await page.send("Page.addScriptToEvaluateOnNewDocument", source=PAGE_HELPERS)
-    await page.send("Emulation.setDeviceMetricsOverride", width=1400, height=900, deviceScaleFactor=1, mobile=False)
+    await page.send("Emulation.setDeviceMetricsOverride", width=size[0], height=size[1], deviceScaleFactor=1,
+                    mobile=False)
     origin = re.match(r"https?://[^/]+", url).group(0)
     await page.send("Browser.grantPermissions", origin=origin,
                     permissions=["clipboardReadWrite", "clipboardSanitizedWrite"])
@@ -165,13 +171,13 @@ async def open_page(http: aiohttp.ClientSession, devtools: str, url: str) -> Pag
     return page
 
 
-async def start_chromium(args, http: aiohttp.ClientSession, work: Path) -> str:
+async def start_chromium(args, http: aiohttp.ClientSession, work: Path, size: tuple = VIEWPORT) -> str:
     port = free_port()
     # No call home: without these, Chromium keeps trying Google's services (updates, sync, QUIC).
     argv = [args.chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--no-default-browser-check", "--disable-extensions", f"--remote-debugging-port={port}",
-            f"--user-data-dir={work / 'chromium-profile'}", "--window-size=1400,900", "about:blank"]
+            f"--user-data-dir={work / 'chromium-profile'}", f"--window-size={size[0]},{size[1]}", "about:blank"]
     chromium = Service("Chromium", argv, work / "chromium.log")
     devtools = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
