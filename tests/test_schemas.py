@@ -10,7 +10,7 @@ SHARED_ONLY = {"machine", "video_machine"}  # a shared journal's alone (Job: '' 
 
 
 def jobs_columns(sql: str) -> list[str]:
-    body = re.search(r"CREATE TABLE IF NOT EXISTS jobs \((.*?)\n\);", sql, re.S).group(1)
+    body = re.search(r"CREATE TABLE IF NOT EXISTS jobs \((.*?)\n\);", sql, re.DOTALL).group(1)
     names = [line.strip().split()[0] for line in body.strip().splitlines()]
     return [n for n in names if n != "PRIMARY"]
 
@@ -29,7 +29,7 @@ def test_postgres_migrations_hold_every_field_of_job():
 
 def test_both_engines_declare_each_common_column_alike_but_for_the_float_type():
     def declarations(sql):
-        body = re.search(r"CREATE TABLE IF NOT EXISTS jobs \((.*?)\n\);", sql, re.S).group(1)
+        body = re.search(r"CREATE TABLE IF NOT EXISTS jobs \((.*?)\n\);", sql, re.DOTALL).group(1)
         return {line.strip().split()[0]: " ".join(line.strip().rstrip(",").split()[1:])
                 for line in body.strip().splitlines() if not line.strip().startswith("PRIMARY")}
     sqlite, postgres = declarations(journal.SCHEMA), declarations(database.MIGRATIONS[1])
