@@ -3,7 +3,7 @@
     .venv/bin/python -m scripts.comfy_e2e --comfyui /path/to/ComfyUI \
         --python /path/to/comfy/venv/bin/python [--browser | --browser-only] [--batch | --batch-only] [--keep] \
         [--front-end-root DIR/comfyui_frontend_package/static] [--nodes2 on|off] [--faults | --faults-only] \
-        [--v3 | --v3-only]
+        [--v3 | --v3-only] [--languages [zh,ja,ko] | --languages-only [zh,ja,ko]]
 
 (`scripts/comfyui_check.py` with the same arguments launches the same.) Prints PASS/FAIL per
 check and a summary; exit status 0 only when everything passed. Every wait is bounded; every
@@ -29,7 +29,12 @@ the ComfyUI log, except the pack's key file):
 - v3_run (--v3, --v3-only): Kling 3.0 against a fake whose clips follow the request: 12 s pro
   with sound (288 frames at 1080p, a 12 s sound), a 3-shot storyboard frame by frame, auto
   shots, every refused combination, a route without v3, workflows and API prompts from before
-  the model choice, and the upgrade from the previous version of the pack with its paid task.
+  the model choice, and the upgrade from the previous version of the pack with its paid task;
+- languages_run (--languages, --languages-only; zh by default, or a list): in the real frontend,
+  a v3 task run in English, then Comfy.Locale switched to each language and back to English:
+  the node library, the Submit's help page with its picture, Settings › CometAPI, the price
+  line, the Prompt's duration input, the Poll's task id line and the Tasks sidebar read in it,
+  with no word of the other languages left (the words come from the pack's own tables).
 
 The --*-only flags combine: each adds its run and leaves out the default ones.
 

@@ -15,6 +15,8 @@ from .batch_run import batch_run
 from .browser_run import browser_run
 from .env_key_run import env_key_run
 from .faults_run import faults_run
+from .languages_run import languages_run
+from .pack import LANGUAGES
 from .processes import Service, start_fake_server
 from .report import CheckFailed, Report
 from .stored_key_run import stored_key_run
@@ -29,7 +31,7 @@ async def main_async(args) -> int:
     try:
         fake, fake_url = start_fake_server(work, key)
         report.note(f"fake CometAPI at {fake_url}")
-        if not (args.browser_only or args.faults_only or args.batch_only or args.v3_only):
+        if not (args.browser_only or args.faults_only or args.batch_only or args.v3_only or args.languages_only):
             await env_key_run(args, report, work, fake_url, key)
             await stored_key_run(args, report, work, fake_url, key)
         if args.browser or args.browser_only:
@@ -40,12 +42,14 @@ async def main_async(args) -> int:
             await batch_run(args, report, work, key)
         if args.v3 or args.v3_only:
             await v3_run(args, report, work, key)
+        if args.languages or args.languages_only:
+            await languages_run(args, report, work, key, (args.languages or args.languages_only).split(","))
     except CheckFailed as exc:
         report.check(False, "the check could go on", str(exc))
     finally:
         Service.stop_all()
     code = report.summary()
-    if args.keep or args.browser or args.browser_only:
+    if args.keep or args.browser or args.browser_only or args.languages or args.languages_only:
         shots = work / "screenshots"
         print(f"kept: {work}" + (f" (screenshots in {shots})" if shots.exists() else ""))
     else:
@@ -81,10 +85,20 @@ def main(argv=None) -> int:
                              "without v3, workflows and API prompts from before, and the upgrade from the previous "
                              "version of the pack (needs this checkout's git)")
     parser.add_argument("--v3-only", action="store_true", help="only the Kling 3.0 checks")
+    parser.add_argument("--languages", nargs="?", const="zh", metavar="LANGS",
+                        help="also run issue 17's language checks in the real frontend (keeps the work directory): "
+                             "switched to each of LANGS (comma-separated, of " + ", ".join(LANGUAGES) + "; default "
+                             "zh) and back to English, the node library, a help page, Settings › CometAPI, the price "
+                             "line, the Poll's task id line and the Tasks sidebar read in each")
+    parser.add_argument("--languages-only", nargs="?", const="zh", metavar="LANGS", help="only the language checks")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, outputs)")
     args = parser.parse_args(argv)
     if not (args.comfyui / "main.py").is_file():
         parser.error(f"{args.comfyui} has no main.py")
+    unknown = [code for code in (args.languages or args.languages_only or "").split(",") if code
+               and code not in LANGUAGES]
+    if unknown:
+        parser.error(f"--languages: {', '.join(unknown)}: the pack speaks {', '.join(LANGUAGES)} besides English")
     if args.front_end_root and not (args.front_end_root / "index.html").is_file():
         parser.error(f"{args.front_end_root} has no index.html (expected .../comfyui_frontend_package/static)")
     try:

@@ -32,7 +32,9 @@ class Page:
         async for msg in self.ws:
             data = json.loads(msg.data)
             if "id" in data and data["id"] in self.pending:
-                self.pending.pop(data["id"]).set_result(data)
+                future = self.pending.pop(data["id"])
+                if not future.done():  # a caller that stopped waiting (a timeout) has cancelled it
+                    future.set_result(data)
             elif data.get("method") == "Runtime.exceptionThrown":
                 details = data["params"]["exceptionDetails"]
                 self.errors.append(f"{details.get('url', '')}: "
@@ -147,6 +149,14 @@ window.__check = {
   nodeElement(node) {  // the DOM element a node is drawn as in Nodes 2.0; null on the canvas renderer
     return node ? document.querySelector(`[data-node-id="${node.id}"]`) : null;
   },
+  labels(scope) {  // the texts a person reads in `scope`: its shown elements without child elements
+    return [...(scope || document).querySelectorAll("*")].filter((e) => !e.children.length && __check.shown(e))
+      .map((e) => e.textContent.trim()).filter(Boolean);
+  },
+  labelled(scope, text) {  // the shown element without child elements whose text is `text`
+    return [...(scope || document).querySelectorAll("*")].find((e) => !e.children.length && __check.shown(e)
+      && e.textContent.trim() === text) || null;
+  },
 };
 """
 
@@ -194,6 +204,51 @@ async def start_chromium(args, http: aiohttp.ClientSession, work: Path, size: tu
     raise CheckFailed(f"Chromium did not start: {chromium.log()[-1500:]}")
 
 
+def stop_chromium() -> None:
+    for service in list(Service.running):
+        if service.name == "Chromium":
+            service.stop()
+
+
+PACK_EXTENSIONS = 4  # web/omni_nodes.js, key_setup.js, spending_settings.js, tasks_sidebar.js
+
+
+async def wait_for_app(page: Page) -> list[str]:
+    """The ComfyUI app up, with the pack's extensions loaded: their names."""
+    await page.wait_for(f"!!({APP}?.graph && {APP}.extensionManager)", 90, "the ComfyUI app")
+    return await page.wait_for(f"""(() => {{ const n = {APP}.extensions.map(e => e.name)
+        .filter(n => n.startsWith('CometAPI')); return n.length === {PACK_EXTENSIONS} && n; }})()""", 30,
+                               "the pack's extensions")
+
+
+async def frontend_version(page: Page) -> str:
+    return await page.js("window.__COMFYUI_FRONTEND_VERSION__ || '?'")
+
+
+async def reload_page(page: Page) -> list[str]:
+    """Reload, as a person presses F5: back when the app and the pack's extensions are (their names)."""
+    await page.js("window.__reloaded = true")
+    await page.send("Page.reload")
+    # A workflow with unsaved changes asks "leave the page?" (beforeunload): a person says yes.
+    # While that question is open the page answers nothing, hence a short wait before each try.
+    for _ in range(20):
+        try:
+            await page.send("Page.handleJavaScriptDialog", accept=True)
+        except CheckFailed:  # no question open
+            pass
+        try:
+            if await asyncio.wait_for(page.js("!window.__reloaded"), 3):
+                break
+        except (asyncio.TimeoutError, CheckFailed):
+            pass
+        await asyncio.sleep(0.5)
+    await page.wait_for("!window.__reloaded", 30, "the page reloading")
+    names = await wait_for_app(page)
+    await asyncio.sleep(2)  # the restored workflow and the first-start dialogs settle
+    await close_dialogs(page)
+    return names
+
+
 
 def command(name: str) -> str:
     """Run a frontend command (its id, as in the keybinding settings)."""
@@ -202,10 +257,17 @@ def command(name: str) -> str:
 
 async def close_dialogs(page: Page) -> None:
     """Close what a first start opens (1.5x shows the template browser to a new user)."""
-    for _ in range(5):
+    for attempt in range(6):
         if not await page.holds("__check.dialog()"):
             return
-        await page.press("Escape", 27)
+        # A focused control (a select just chosen from) keeps Escape to itself: focus leaves it
+        # first, and at last the dialog's own close button is clicked.
+        await page.js("(() => { document.activeElement?.blur?.(); return 1; })()")
+        if attempt < 4:
+            await page.press("Escape", 27)
+        else:
+            await page.js("""(() => { const b = __check.dialog()?.querySelector(
+                '.p-dialog-close-button, .p-dialog-header-close, button[aria-label="Close"]'); b?.click(); return 1; })()""")
         await asyncio.sleep(0.5)
     await page.wait_for("!__check.dialog()", 5, "the dialogs closed")
 

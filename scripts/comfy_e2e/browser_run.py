@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from .browser import APP, open_page, set_nodes2, start_chromium
+from .browser import frontend_version, open_page, set_nodes2, start_chromium, stop_chromium, wait_for_app
 from .browser_steps_first_run import (browser_open_template, browser_prompt_help, browser_remove_key,
                                       browser_run_poll, browser_save, browser_settings_key)
 from .browser_steps_money import (browser_cancel_poll, browser_spend_guard, browser_spending_settings,
@@ -21,7 +21,7 @@ from .browser_steps_v3 import browser_old_workflow, browser_v3_prices, browser_v
 from .comfy import Comfy
 from .common_checks import check_log, check_no_key, pack_key_file
 from .pack import PACK_DIR_NAME
-from .processes import Service, comfyui, in_process_fake_server
+from .processes import comfyui, in_process_fake_server
 from .report import CheckFailed, Report
 
 COLLECT_ENV = "COMETAPI_OMNI_COLLECT_SECONDS"  # kling_omni.collector.INTERVAL_ENV
@@ -44,10 +44,8 @@ async def browser_run(args, report: Report, work: Path, key: str) -> None:
         try:
             devtools = await start_chromium(args, c.http, work)
             page = await open_page(c.http, devtools, c.url + "/")
-            await page.wait_for(f"!!({APP}?.graph && {APP}.extensionManager)", 90, "the ComfyUI app")
-            names = await page.wait_for(f"""(() => {{ const n = {APP}.extensions.map(e => e.name)
-                .filter(n => n.startsWith('CometAPI')); return n.length === 4 && n; }})()""", 30, "the pack's extensions")
-            version = await page.js("window.__COMFYUI_FRONTEND_VERSION__ || '?'")
+            names = await wait_for_app(page)
+            version = await frontend_version(page)
             nodes2 = await set_nodes2(page, args.nodes2)
             report.note(f"browser run: ComfyUI at {c.url}, no COMETAPI_KEY, Chromium {devtools}, "
                         f"frontend {version}, Nodes 2.0 {'on' if nodes2 else 'off'}")
@@ -83,9 +81,7 @@ async def browser_run(args, report: Report, work: Path, key: str) -> None:
                 await page.shot(shots / "99_failure.png")
             raise
         finally:
-            for service in list(Service.running):
-                if service.name == "Chromium":
-                    service.stop()
+            stop_chromium()
             fake.stop()
     log = c.proc.log()
     check_log(report, log, "browser run", expected=("SpendLimitReached",))

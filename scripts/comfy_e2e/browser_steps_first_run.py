@@ -15,8 +15,8 @@ from pathlib import Path
 from .browser import APP, Page, close_dialogs, command, read_clipboard, show_node
 from .comfy import PROMPT_TIMEOUT, Comfy
 from .pack import PACK_DIR_NAME, template_names
-from .pack_ui import (BOX_SLACK, KEY_INPUT, KEY_PANEL, POLL, PROMPT, PROMPT_BOX, PROMPT_HELP, PROMPT_TEXT,
-                      TEMPLATE_CARDS, open_cometapi_settings)
+from .pack_ui import (BOX_SLACK, KEY_INPUT, KEY_PANEL, POLL, POLL_TASK_BOX, PROMPT, PROMPT_BOX, PROMPT_HELP,
+                      PROMPT_TEXT, TEMPLATE_CARDS, open_cometapi_settings)
 from .report import CheckFailed, Report
 
 BROWSER_TEMPLATE = "Kling O1 in a local pipeline, frames in and out"
@@ -120,8 +120,8 @@ async def browser_prompt_help(page: Page, report: Report, shots: Path) -> None:
 async def browser_run_poll(page: Page, report: Report, nodes2: bool, shots: Path) -> None:
     """Run, and watch the Poll node: status text while it waits, then the video and the task id."""
     await show_node(page, POLL)
-    task_box = f"(({POLL}.widgets || []).find(w => w.name === 'cometapi_task_id') || {{}}).element"
-    empty = await page.wait_for(f"__check.onScreen({task_box}) && [{task_box}.innerText, {BOX_SLACK}({task_box})]",
+    empty = await page.wait_for(f"__check.onScreen({POLL_TASK_BOX}) "
+                                f"&& [{POLL_TASK_BOX}.innerText, {BOX_SLACK}({POLL_TASK_BOX})]",
                                 10, "the task id box on the Poll node")
     report.check(0 <= empty[1] <= 24, "browser: before a run the Poll node's task id box fits its one line",
                  f"{empty[0]!r}, {empty[1]} px more than its text")
@@ -181,7 +181,7 @@ async def browser_run_poll(page: Page, report: Report, nodes2: bool, shots: Path
     report.check(preview["idText"] and task_id in preview["idText"] and preview["idHeight"] >= 15
                  and 0 <= preview["idSlack"] <= 24, "browser: the task id stays visible on the Poll node",
                  f"{preview['idText']!r}, {preview['idHeight']} px high, {preview['idSlack']} px more than its text")
-    await page.click(f"__check.named({task_box}, 'Copy')")
+    await page.click(f"__check.named({POLL_TASK_BOX}, 'Copy')")
     copied = await read_clipboard(page)
     report.check(copied == task_id, "browser: Copy on the Poll node puts the task id on the clipboard", repr(copied))
 

@@ -1,5 +1,6 @@
 """The pack under check: its folder (this checkout), its name in custom_nodes, its templates,
-and its own pure library (kling_omni) for what the pack shows (prices, money)."""
+its own pure library (kling_omni) for what the pack shows (prices, money), and its words in each
+language (locales/, web/i18n/, web/docs/)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ V3_STORYBOARD_TEMPLATE = "Kling 3.0 storyboard in three shots"  # 3 Shot nodes, 
 
 if str(REPO) not in sys.path:  # kling_omni and fake_cometapi are imported from this checkout
     sys.path.insert(0, str(REPO))
+
+
+LANGUAGES = ("zh", "ja", "ko")  # besides English (locales/<lang>, web/i18n/<lang>.js, web/docs/<NodeId>/<lang>.md)
 
 
 def template_names() -> list[str]:
@@ -47,3 +51,20 @@ def usd(amount: float) -> str:
     """What the pack shows for an amount (kling_omni.pricing.money)."""
     from kling_omni.pricing import money
     return money(amount)
+
+
+def locale(language: str, name: str) -> dict:
+    """What ComfyUI serves at /i18n for the pack, from locales/<language>/<name>.json."""
+    return json.loads((REPO / "locales" / language / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def page_words(language: str) -> dict:
+    """The pack's own words on the page in `language` (web/i18n/<language>.js), by key."""
+    from scripts.make_locales import read_table
+    return read_table(language)
+
+
+def help_page(node_id: str, language: str) -> str:
+    """The Markdown of a node's help page in `language` (web/docs/<NodeId>.md is English)."""
+    docs = REPO / "web" / "docs"
+    return (docs / (f"{node_id}.md" if language == "en" else f"{node_id}/{language}.md")).read_text(encoding="utf-8")

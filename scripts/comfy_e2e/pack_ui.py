@@ -22,6 +22,7 @@ PROMPT_TEXT = f"(({PROMPT}.widgets || []).find(w => w.name === 'prompt') || {{}}
 PROMPT_BOX = f"[...document.querySelectorAll('textarea')].find(t => __check.shown(t) && t.value === {PROMPT_TEXT})"
 SUBMIT_PRICE = f"(({SUBMIT}.widgets || []).find(w => w.name === 'cometapi_submit_price') || {{}}).element"
 POLL_STATUS = f"String((({POLL}.widgets || []).find(w => w.name === '$$node-text-preview') || {{}}).value || '')"
+POLL_TASK_BOX = f"(({POLL}.widgets || []).find(w => w.name === 'cometapi_task_id') || {{}}).element"
 TEMPLATE_CARDS = ("[...(__check.dialog()?.querySelectorAll('[data-testid^=\"template-workflow-\"]') || [])]"
                   ".map(e => e.dataset.testid.replace('template-workflow-', ''))")
 # How much taller than its lines one of the pack's text boxes is drawn (px): its padding, about
@@ -33,9 +34,22 @@ LIMIT_PANEL = LIMIT_INPUT + "?.closest('label')?.parentElement"
 STD_RATE_INPUT = 'document.querySelector(\'input[aria-label^="Rate for O1 std,"]\')'
 V3_RATE_INPUT = 'document.querySelector(\'input[aria-label^="Rate for v3 pro, with sound,"]\')'
 RATES_PANEL = STD_RATE_INPUT + "?.parentElement?.parentElement"
-TASKS_TAB = "__check.named(document, 'Kling Omni tasks')"
-TASKS_LIST = "document.querySelector('ul[aria-label=\"Kling Omni tasks\"]')"
-TASKS_PANEL = TASKS_LIST + "?.parentElement?.parentElement"
+TASKS_NAME = "Kling Omni tasks"  # the sidebar's button and list, in English (web/i18n: cometapiOmni.tasksTab)
+
+
+def tasks_tab(name: str = TASKS_NAME) -> str:
+    return f"__check.named(document, {json.dumps(name)})"
+
+
+def tasks_list(name: str = TASKS_NAME) -> str:
+    return f"document.querySelector('ul[aria-label=\"{name}\"]')"
+
+
+def tasks_panel(name: str = TASKS_NAME) -> str:
+    return tasks_list(name) + "?.parentElement?.parentElement"
+
+
+TASKS_TAB, TASKS_LIST, TASKS_PANEL = tasks_tab(), tasks_list(), tasks_panel()
 
 
 def task_row(task_id: str) -> str:
@@ -48,8 +62,9 @@ async def open_cometapi_settings(page: Page, shown: str, what: str = "Settings â
     await page.click_until("__check.named(__check.dialog(), 'CometAPI')", f"__check.shown({shown})", 20, what)
 
 
-async def open_tasks_sidebar(page: Page) -> None:
-    await page.click_until(TASKS_TAB, f"__check.shown({TASKS_LIST})", 20, "the Kling Omni tasks sidebar button")
+async def open_tasks_sidebar(page: Page, name: str = TASKS_NAME) -> None:
+    """The Tasks sidebar, by its button's name in the page's language."""
+    await page.click_until(tasks_tab(name), f"__check.shown({tasks_list(name)})", 20, f"the {name} sidebar button")
 
 
 async def open_template(page: Page, name: str) -> None:
