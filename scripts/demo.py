@@ -75,7 +75,8 @@ def main() -> int:
         os.environ.setdefault("COMETAPI_OMNI_HOME", str(OUT / "home-real"))
     else:
         from fake_cometapi.server import FakeCometAPI
-        server = FakeCometAPI(processing_seconds=2.0, video_seconds=3.0, video_fps=24, video_size=(640, 360)).start()
+        # The 5 s clip the request asks for, at a small size.
+        server = FakeCometAPI(processing_seconds=2.0, video_seconds=5.0, video_fps=24, video_size=(640, 360)).start()
         os.environ.update(COMETAPI_KEY=server.key, COMETAPI_BASE_URL=server.base_url,
                           COMETAPI_OMNI_HOME=str(OUT / "home-fake"), COMETAPI_OMNI_POLL_SECONDS="0.5")
         print(f"fake CometAPI on {server.base_url} (set COMETAPI_KEY to use the real one)")
