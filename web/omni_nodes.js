@@ -145,8 +145,10 @@ function setUpPrompt(node) {
 
 function setUpSubmit(node) {
   const view = addTextWidget(node, "cometapi_submit_price");
+  const size = { fitted: null };
   let shown = "";
   node.cometapiRefresh = (snapshot, context) => {
+    fitToContent(node, size); // a template's saved size left empty room under the price lines
     view.box.title = t("price.tooltip");
     const price = submitPrice(snapshot, node.id, context.rates);
     const lines = [
@@ -162,7 +164,7 @@ function setUpSubmit(node) {
 }
 
 /**
- * As tall as its content, no taller: its widgets, the task id box, and the video preview once
+ * As tall as its content, no taller (Submit, Poll): its widgets, the text box, and Poll's video preview once
  * there is one. The frontend's computeSize() is that height (the preview widget's minimum is the
  * video at the node's width); a saved size (the templates', or an older pack's 720 px) or the
  * room a previous preview took would otherwise stay as empty space. Fitted whenever that height

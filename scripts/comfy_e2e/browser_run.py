@@ -55,7 +55,7 @@ async def browser_run(args, report: Report, work: Path, key: str) -> None:
 
             await browser_settings_key(page, report, comfy, key, shots)
             await browser_open_template(page, report, nodes2, shots)
-            await browser_submit_price(page, report, shots)
+            await browser_submit_price(page, report, nodes2, shots)
             await browser_prompt_help(page, report, shots)
             await browser_run_poll(page, report, nodes2, shots)
             await browser_spending_settings(page, report, comfy, shots)

@@ -26,6 +26,7 @@ from .pack import V3_SOUND_TEMPLATE, help_page, locale, page_words
 from .pack_ui import (
     POLL_TASK_BOX,
     PROMPT,
+    ROOM_UNDER,
     SUBMIT,
     SUBMIT_PRICE,
     open_cometapi_settings,
@@ -291,6 +292,10 @@ async def price_step(page: Page, report: Report, lang: InLanguage, nodes2: bool)
     await page.shot(lang.shot("price_line"))
     report.check(own["price"] in text and not lang.leftovers(text, "price"),
                  f"{lang.tag}: the Submit's price line reads in its language", text.replace("\n", " | "))
+    if not nodes2:  # the lines' length changes with the language: the node follows, no empty room left
+        room = await page.js(f"{ROOM_UNDER}({SUBMIT}, {SUBMIT_PRICE})")
+        report.check(0 <= room <= 16, f"{lang.tag}: the Submit node ends under its price lines",
+                     f"{room} px between the price box and the node's bottom")
     if nodes2:  # the label is the node's own text
         ok = own["duration"] in label["node"] and not lang.leftovers(label["node"], "duration")
     else:

@@ -12,20 +12,46 @@ import re
 import time
 from pathlib import Path
 
-from .browser import (APP, Page, close_dialogs, command, read_clipboard, set_widget, settled_text, settled_text_of,
-                      show_node, type_into)
+from .browser import (
+    APP,
+    Page,
+    close_dialogs,
+    command,
+    read_clipboard,
+    set_widget,
+    settled_text,
+    settled_text_of,
+    show_node,
+    type_into,
+)
 from .comfy import Comfy
 from .media import video_info
 from .pack import usd
-from .pack_ui import (LIMIT_INPUT, LIMIT_PANEL, POLL, POLL_STATUS, PROMPT, RATES_PANEL, STD_RATE_INPUT, SUBMIT,
-                      SUBMIT_PRICE, TASKS_LIST, TASKS_PANEL, TASKS_TAB, open_cometapi_settings, open_tasks_sidebar,
-                      settings_json, task_row)
+from .pack_ui import (
+    LIMIT_INPUT,
+    LIMIT_PANEL,
+    POLL,
+    POLL_STATUS,
+    PROMPT,
+    RATES_PANEL,
+    ROOM_UNDER,
+    STD_RATE_INPUT,
+    SUBMIT,
+    SUBMIT_PRICE,
+    TASKS_LIST,
+    TASKS_PANEL,
+    TASKS_TAB,
+    open_cometapi_settings,
+    open_tasks_sidebar,
+    settings_json,
+    task_row,
+)
 from .report import CheckFailed, Report
 
 SPEND_GUARD_WORDS = "this would cross your daily limit"
 
 
-async def browser_submit_price(page: Page, report: Report, shots: Path) -> None:
+async def browser_submit_price(page: Page, report: Report, nodes2: bool, shots: Path) -> None:
     """The Submit node shows what it bills and what the whole graph bills, live as widgets change."""
     await show_node(page, SUBMIT)
     template = "5 s · std ≈ $0.42\nWhole graph ≈ $0.42: 1 Submit, 1 task"  # the template: std, 5 s, 1 variation
@@ -35,6 +61,10 @@ async def browser_submit_price(page: Page, report: Report, shots: Path) -> None:
     await page.shot(shots / "06a_submit_price.png")
     report.check(shown == template, "browser: the Submit node shows what it bills and what the whole graph bills",
                  str(shown).replace("\n", " | "))
+    if not nodes2:  # Nodes 2.0 sizes a node by its content (and shows the pack's badge under it)
+        room = await page.js(f"{ROOM_UNDER}({SUBMIT}, {SUBMIT_PRICE})")
+        report.check(0 <= room <= 16, "browser: the Submit node ends under its price lines (no empty room)",
+                     f"{room} px between the price box and the node's bottom")
     await page.js(set_widget(SUBMIT, "variations", 4))
     await page.js(set_widget(PROMPT, "mode", "pro"))
     live = "4 × 5 s · pro ≈ $2.24\nWhole graph ≈ $2.24: 1 Submit, 4 tasks"

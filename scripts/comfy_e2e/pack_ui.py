@@ -29,6 +29,12 @@ TEMPLATE_CARDS = ("[...(__check.dialog()?.querySelectorAll('[data-testid^=\"temp
 # 6; below 0 its text is cut; a box stretched over the node's free room has 50 and more.
 BOX_SLACK = """((box) => { const lines = [...box.children].reduce((h, c) => h + c.getBoundingClientRect().height, 0);
     return Math.round(box.getBoundingClientRect().height - lines); })"""
+# How far a node's drawn bottom is below its last text box (px): empty room left in the node.
+# Nodes 2.0 draws the node as an element; the canvas renderer draws it at pos + size, scaled.
+ROOM_UNDER = f"""((node, box) => {{ const el = __check.nodeElement(node), c = {APP}.canvas;
+    const bottom = el ? el.getBoundingClientRect().bottom : c.canvas.getBoundingClientRect().top
+        + (node.pos[1] + node.size[1] + c.ds.offset[1]) * c.ds.scale;
+    return Math.round(bottom - box.getBoundingClientRect().bottom); }})"""
 LIMIT_INPUT = 'document.querySelector(\'input[aria-label="Daily limit in USD"]\')'
 LIMIT_PANEL = LIMIT_INPUT + "?.closest('label')?.parentElement"
 STD_RATE_INPUT = 'document.querySelector(\'input[aria-label^="Rate for O1 std,"]\')'
