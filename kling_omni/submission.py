@@ -175,11 +175,14 @@ def submit_all(intents: list, journal: Journal, client_factory: Callable, *, nod
                        if len(distinct) > 1 or elsewhere
                        else stopped)
             except OmniError as failure:
+                made = getattr(failure, "task_id", None)
+                if isinstance(failure, JournalError) and made and made not in created:
+                    created.append(made)  # created, but the journal could not record it: paid all the same
                 if isinstance(failure, JournalError):  # e.g. deleted meanwhile: keep what was paid known
                     for task_id in created:
                         journal.adopt(task_id, base_url=client.base_url)
                 if len(distinct) > 1 and created:  # whatever stopped it, say what the batch did make
-                    failure.args = (f"{failure} Before this, {len(created)} of {len(distinct)} tasks of the "
+                    failure.args = (f"{failure} So far, {len(created)} of {len(distinct)} tasks of the "
                                     f"batch were created ({', '.join(created)}): they run on and are collected "
                                     f"as usual; queue again to make the rest (those are reused).",)
                 raise
@@ -380,10 +383,14 @@ class _Run:
         log.info("CometAPI created Kling task %s (external id %s)", state.task_id, ext)
         try:
             journal.settle(fingerprint, attempt, state.status, task_id=state.task_id)
-        except JournalError:
+        except JournalError as failed:
             journal.adopt(state.task_id, base_url=client.base_url)  # its row went (a deleted journal): a new one
-            if journal.by_task(state.task_id) is None:
-                raise  # the journal takes nothing: the error names the task to collect
+            try:
+                kept = journal.by_task(state.task_id) is not None
+            except JournalError:  # the journal cannot be read either: whether it holds the task is unknown
+                kept = False
+            if not kept:
+                raise _paid_unrecorded(failed, state.task_id, ext, journal) from failed
             log.warning("The job journal lost the row of task %s while it was created; it is journalled again as a "
                         "task to collect.", state.task_id)
         journal.learn_echo(client.base_url, state.external_task_id == ext)
@@ -399,6 +406,18 @@ class _Run:
                                                   f"at once) · waited {time.monotonic() - self.slot.start:.0f} s"))
         if not freed:
             _refresh(self.journal, self.client, running, self.slot, waiting_for)
+
+
+def _paid_unrecorded(failed: JournalError, task_id: str, ext: str, journal: Journal) -> JournalError:
+    """The error of a creation that made a task the journal could not record: it names the task to collect."""
+    why = failed.__cause__ if isinstance(failed.__cause__, JournalError) else failed  # settle's own advice aside
+    error = JournalError(
+        f"CometAPI created Kling task {task_id} (it runs and is billed), but the journal could not record it: "
+        f"{why} Nothing is sent again for it: queue again once the journal is back and the pack finds task "
+        f"{task_id} by its external id ({ext}) and collects it; or collect it now with a CometOmniPoll node, "
+        f"its task_id input set to {task_id}.", path=journal.path)
+    error.task_id = task_id  # a batch lists it among the tasks it created
+    return error
 
 
 def _state_of(job: Optional[J.Job]) -> tuple:

@@ -1,0 +1,75 @@
+"""The shared journal's database goes away at the worst moments of a Submit: a paid task is never made to look
+unpaid, the error names it, and once the database is back the task is one row, paid once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fake_cometapi.server import FakeCometAPI
+from kling_omni import store
+from kling_omni.client import OmniClient
+from kling_omni.errors import JournalError
+from kling_omni.request import OmniRequest
+from kling_omni.settings import PackSettings
+from kling_omni.submission import Intent, submit_all
+
+REQUEST = OmniRequest(prompt="a fox runs through snow", mode="pro", duration=5)
+SETTINGS = PackSettings(daily_limit_usd=0)
+
+
+class StopsDatabaseAtCreation:
+    """A client whose creation answer (the `at`-th of its run) arrives while the shared database is away."""
+
+    def __init__(self, client, postgres, at: int = 1):
+        self._client, self._postgres, self._left = client, postgres, at
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._client.close()
+
+    def create_task(self, payload):
+        state = self._client.create_task(payload)
+        self._left -= 1
+        if self._left == 0:
+            self._postgres.stop()
+        return state
+
+
+def _submit_while_the_database_goes(fake, postgres, journal, intents, at=1):
+    factory = lambda: StopsDatabaseAtCreation(OmniClient(fake.key, fake.base_url), postgres, at)  # noqa: E731
+    try:
+        with pytest.raises(JournalError) as failed:
+            submit_all(intents, journal, factory, settings=SETTINGS, interval=0.05)
+    finally:
+        postgres.start()
+    return str(failed.value)
+
+
+def test_db_away_when_the_creation_answer_arrives_names_the_paid_task(database_url, postgres):
+    journal = store.open_journal(Path("."), url=database_url)
+    with FakeCometAPI(key="k-123456789") as fake:
+        text = _submit_while_the_database_goes(fake, postgres, journal, [Intent(REQUEST, 1)])
+        assert fake.created_count == 1
+        (task_id,) = fake._tasks
+    assert f"created Kling task {task_id}" in text and "billed" in text  # paid, and said so
+    assert "cannot be written" in text  # what happened
+    assert f"task_id input set to {task_id}" in text and "queue again" in text  # and how it is collected
+    assert postgres.password not in text
+
+
+def test_in_a_batch_the_task_made_as_the_db_went_away_is_listed_as_created(database_url, postgres):
+    journal = store.open_journal(Path("."), url=database_url)
+    with FakeCometAPI(key="k-123456789") as fake:
+        text = _submit_while_the_database_goes(fake, postgres, journal, [Intent(REQUEST, seed) for seed in (1, 2, 3)],
+                                               at=2)
+        assert fake.created_count == 2
+        made = list(fake._tasks)
+    assert f"created Kling task {made[1]}" in text
+    assert f"So far, 2 of 3 tasks of the batch were created ({made[0]}, {made[1]})" in text
