@@ -73,3 +73,19 @@ def test_in_a_batch_the_task_made_as_the_db_went_away_is_listed_as_created(datab
         made = list(fake._tasks)
     assert f"created Kling task {made[1]}" in text
     assert f"So far, 2 of 3 tasks of the batch were created ({made[0]}, {made[1]})" in text
+
+
+def test_after_the_db_returns_the_task_is_one_row_not_two(database_url, postgres):
+    """The task's adoption, kept in memory while the database was away, is written when it returns; the intent,
+    queued again, finds the task by its external id: one row holds it, paid once."""
+    journal = store.open_journal(Path("."), url=database_url)
+    with FakeCometAPI(key="k-123456789") as fake:
+        _submit_while_the_database_goes(fake, postgres, journal, [Intent(REQUEST, 1)])
+        assert journal._pending  # the adoption, kept
+        plain = lambda: OmniClient(fake.key, fake.base_url)  # noqa: E731
+        (task,) = submit_all([Intent(REQUEST, 1)], journal, plain, settings=SETTINGS, interval=0.05)
+        assert fake.created_count == 1 and task.task_id == next(iter(fake._tasks))  # paid once
+    assert not journal._pending
+    rows = [j for j in journal.jobs() if j.task_id == task.task_id]
+    assert [(j.fingerprint, j.attempt) for j in rows] == [(Intent(REQUEST, 1).fingerprint, 1)]
+    assert journal.count() == 1
