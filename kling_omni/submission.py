@@ -139,7 +139,10 @@ def submit_all(intents: list, journal: Journal, client_factory: Callable, *, nod
     tasks: dict = {}  # fingerprint -> OmniTask
     pending = []
     for fingerprint, intent in distinct.items():
-        job = journal.latest(fingerprint)
+        try:
+            job = journal.latest(fingerprint)
+        except JournalError as exc:
+            raise _nothing_sent(exc, journal) from exc
         if _has_task(job):
             tasks[fingerprint] = OmniTask(job.task_id, intent.request.prompt, fingerprint)
         else:
@@ -210,6 +213,8 @@ class _Run:
         self.pace = journal.shared_pace or PACE  # a shared journal's machines learn the account's limit together
         try:
             self.owner = owners.start_run()
+        except JournalError as exc:  # a shared journal's database: the run's lock is its own connection
+            raise _nothing_sent(exc, journal) from exc
         except OSError as exc:
             raise JournalError(
                 f"The job journal {journal.path} cannot be written: its folder does not take files "
@@ -406,6 +411,13 @@ class _Run:
                                                   f"at once) · waited {time.monotonic() - self.slot.start:.0f} s"))
         if not freed:
             _refresh(self.journal, self.client, running, self.slot, waiting_for)
+
+
+def _nothing_sent(exc: JournalError, journal: Journal) -> JournalError:
+    """A journal error before any decision, saying that nothing was sent and what to do (said once)."""
+    if "nothing was sent" in str(exc).lower():
+        return exc
+    return type(exc)(f"{exc} Nothing was sent to CometAPI. {journal.REPAIR}, then queue again.", path=exc.path)
 
 
 def _paid_unrecorded(failed: JournalError, task_id: str, ext: str, journal: Journal) -> JournalError:

@@ -150,6 +150,28 @@ def test_a_newer_schema_is_refused_and_never_written(postgres, database_url):
     assert count == [(0,)]
 
 
+def test_a_schema_that_cannot_be_read_is_the_database_unavailable_not_a_driver_error(postgres, database_url):
+    """Reading the schema's version fails (here a user without rights on it; the same path as a server that
+    restarts under a new connection): a run cannot start, told as the pack's DatabaseUnavailable, which
+    Submit reports with 'nothing was sent', never the driver's own error."""
+    name = database_url.rsplit("/", 1)[1]
+    shared(database_url).latest("x")  # the schema made
+    postgres.sql(f"CREATE ROLE reader_{name} LOGIN PASSWORD 'pw-reader-{name}'", database=name)
+    outsider = PgJournal(database_url.replace(f"kling:{postgres.password}", f"reader_{name}:pw-reader-{name}"),
+                         machine="m2")
+    with pytest.raises(DatabaseUnavailable) as refused:
+        outsider.owners().start_run()  # its lock's own connection
+    assert "cannot be read (permission denied for schema cometapi_omni)" in str(refused.value)
+    with FakeCometAPI(key="test-key-123") as fake:
+        with pytest.raises(JournalError) as stopped:
+            submit_all([Intent(REQUEST, 1)], outsider, lambda: OmniClient(fake.key, fake.base_url),
+                       settings=PackSettings(daily_limit_usd=0))
+        assert fake.created_count == 0
+    assert "permission denied" in str(stopped.value) and "Nothing was sent to CometAPI" in str(stopped.value)
+    assert f"pw-reader-{name}" not in str(stopped.value)
+    outsider.close()
+
+
 def collections_empty():
     import collections
     return collections.deque()
