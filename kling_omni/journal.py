@@ -177,6 +177,9 @@ class BaseJournal:
 
     def __init__(self):
         self._listeners: list = []
+        # (fingerprint, attempt) -> the updated_at a mark_sending wrote in a decision whose commit was not
+        # confirmed: this process never sent that creation (kling_omni.submission._Run.claim_slot)
+        self.never_sent: dict = {}
 
     # --- submissions -------------------------------------------------------------------
 
@@ -653,8 +656,15 @@ class Tx:
         return self._set("state=? WHERE fingerprint=? AND attempt=? AND owner=? AND state=? AND task_id IS NULL",
                          (SENDING, fingerprint, attempt, owner, WAITING), None)
 
+    def unsend(self, job: Job, owner: str, stamp: float) -> bool:
+        """sending → waiting, now `owner`'s, for a row this process marked sending (at `stamp`) and never sent,
+        the decision's commit unconfirmed: only if nothing changed it since (every change sets updated_at)."""
+        return self._set("state=?, owner=? WHERE fingerprint=? AND attempt=? AND state=? AND task_id IS NULL AND"
+                         " updated_at=?", (WAITING, owner, job.fingerprint, job.attempt, SENDING, stamp), None)
+
     def _set(self, assignment_and_where: str, params: tuple, task_id) -> bool:
-        changed = self._db.execute(f"UPDATE jobs SET updated_at={time.time()!r}, {assignment_and_where}",
+        self.stamp = time.time()  # the updated_at written: what identifies this change later
+        changed = self._db.execute(f"UPDATE jobs SET updated_at={self.stamp!r}, {assignment_and_where}",
                                    params).rowcount
         if changed:
             self._changed.append(task_id)

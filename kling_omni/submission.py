@@ -255,7 +255,10 @@ class _Run:
                 elif job.owner != self.owner and self.owners.alive(job.owner):
                     claims[intent.fingerprint] = (_THEIRS, job)
                 else:  # left by a run that ended or died: an unsent or unanswered creation, now ours
-                    if job.owner != self.owner:
+                    stamp = self.journal.never_sent.pop((job.fingerprint, job.attempt), None)
+                    if stamp is not None and tx.unsend(job, self.owner, stamp):
+                        pass  # marked sending here, never sent: waiting again, not an unanswered creation
+                    elif job.owner != self.owner:
                         tx.take(job, self.owner)
                         self.owners.forget_gone(job.owner)
                     claims[intent.fingerprint] = (_MINE, tx.latest(intent.fingerprint))
@@ -279,18 +282,25 @@ class _Run:
         both take the last slot."""
         limit, source = self.pace.limit(self.client.key_id, self.settings.max_in_flight)
         self.owners.keep(self.owner)
-        with self.journal.decide() as tx:
-            running = self.running(tx)
-            if limit is not None and len(running) >= limit:
-                return False, running, limit, source
-            if not tx.mark_sending(fingerprint, attempt, self.owner):
-                row = tx.latest(fingerprint)
-                if row is not None and row.attempt == attempt and _has_task(row):
-                    return row, running, limit, source  # another run found its task meanwhile: that is it
-                raise JournalError(
-                    f"The job journal {self.journal.path} no longer holds this intent as waiting for this run (it was "
-                    f"given up, changed or replaced meanwhile), so it was not sent. Queue again: a task made "
-                    f"meanwhile is found and reused.", path=self.journal.path)
+        marked = None
+        try:
+            with self.journal.decide() as tx:
+                running = self.running(tx)
+                if limit is not None and len(running) >= limit:
+                    return False, running, limit, source
+                if not tx.mark_sending(fingerprint, attempt, self.owner):
+                    row = tx.latest(fingerprint)
+                    if row is not None and row.attempt == attempt and _has_task(row):
+                        return row, running, limit, source  # another run found its task meanwhile: that is it
+                    raise JournalError(
+                        f"The job journal {self.journal.path} no longer holds this intent as waiting for this run (it "
+                        f"was given up, changed or replaced meanwhile), so it was not sent. Queue again: a task made "
+                        f"meanwhile is found and reused.", path=self.journal.path)
+                marked = tx.stamp
+        except JournalError:
+            if marked is not None:  # the commit's answer was lost: the row may say sending, yet nothing was sent
+                self.journal.never_sent[(fingerprint, attempt)] = marked
+            raise
         return True, running, limit, source
 
     def running(self, source=None) -> list:

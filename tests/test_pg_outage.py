@@ -89,3 +89,55 @@ def test_after_the_db_returns_the_task_is_one_row_not_two(database_url, postgres
     rows = [j for j in journal.jobs() if j.task_id == task.task_id]
     assert [(j.fingerprint, j.attempt) for j in rows] == [(Intent(REQUEST, 1).fingerprint, 1)]
     assert journal.count() == 1
+
+
+def test_a_lost_commit_answer_after_marking_sending_does_not_leave_the_intent_uncertain(database_url, monkeypatch):
+    """The decision that marks an intent sending commits, but its answer is lost: the run stops, saying nothing was
+    sent, and nothing was. The row says 'sending'; queued again in this process, the intent is sent (once),
+    not reported as an unanswered creation a new seed must replace."""
+    from contextlib import contextmanager
+    from kling_omni import journal as J
+    from kling_omni.errors import DatabaseUnavailable
+    journal = store.open_journal(Path("."), url=database_url)
+    real = journal.decide
+
+    intent = Intent(REQUEST, 1)
+
+    @contextmanager
+    def answer_lost():
+        with real() as tx:
+            yield tx
+        if journal.latest(intent.fingerprint).state == J.SENDING:  # committed; its answer is lost
+            raise journal._decision_error(DatabaseUnavailable("The shared journal's database cannot be written "
+                                                              "(server closed the connection).", path=journal.path))
+
+    with FakeCometAPI(key="k-123456789") as fake:
+        make = lambda: OmniClient(fake.key, fake.base_url)  # noqa: E731
+        monkeypatch.setattr(journal, "decide", answer_lost)
+        with pytest.raises(JournalError, match="Nothing was sent"):
+            submit_all([intent], journal, make, settings=SETTINGS, interval=0.05)
+        monkeypatch.undo()
+        assert fake.created_count == 0 and journal.latest(intent.fingerprint).state == J.SENDING
+        (task,) = submit_all([intent], journal, make, settings=SETTINGS, interval=0.05)
+        assert fake.created_count == 1
+    row = journal.latest(intent.fingerprint)
+    assert (row.attempt, row.task_id, row.state) == (1, task.task_id, "queued")
+
+
+def test_a_sending_row_changed_since_this_process_marked_it_stays_uncertain(database_url, monkeypatch):
+    """What this process knows of a row it marked sending holds only while nobody changed the row: a run that took
+    it over meanwhile may have sent it, so it is resolved as an unanswered creation, never resent blindly."""
+    from kling_omni.errors import CreationUncertain
+    journal = store.open_journal(Path("."), url=database_url)
+    intent = Intent(REQUEST, 1)
+    run = journal.owners().start_run()
+    with journal.decide() as tx:
+        tx.add_waiting(intent.fingerprint, 1, "comfy-x-1", owner=run, prompt="p", base_url="h", key_id="k",
+                       mode="pro", seconds=5)
+        assert tx.mark_sending(intent.fingerprint, 1, run)
+        journal.never_sent[(intent.fingerprint, 1)] = tx.stamp - 1  # marked by this process, then changed by another
+    journal.owners().end_run(run)
+    with FakeCometAPI(key="k-123456789") as fake:
+        with pytest.raises(CreationUncertain):
+            submit_all([intent], journal, lambda: OmniClient(fake.key, fake.base_url), settings=SETTINGS, interval=0.05)
+        assert fake.created_count == 0
