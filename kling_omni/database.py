@@ -285,12 +285,15 @@ class Database:
 
     def _check_schema(self, conn) -> None:
         """Refuse a newer schema without writing; create or upgrade an older one (once, under a lock)."""
-        found = self._version(conn)
+        psycopg = self.driver()
+        try:
+            found = self._version(conn)
+        except psycopg.Error as exc:  # the server restarting under a new connection, a user who may not read it
+            raise self.unavailable(exc, "read") from None
         if found == SCHEMA_VERSION:
             return
         if found is not None and found > SCHEMA_VERSION:
             raise self._too_new(found)
-        psycopg = self.driver()
         try:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_KEY,))

@@ -42,6 +42,7 @@ from typing import Callable, Optional
 
 from .errors import JournalError
 from .locks import TaskLock, is_held
+from .task import TERMINAL
 
 log = logging.getLogger("cometapi_omni")
 
@@ -176,6 +177,9 @@ class BaseJournal:
 
     def __init__(self):
         self._listeners: list = []
+        # (fingerprint, attempt) -> the updated_at a mark_sending wrote in a decision whose commit was not
+        # confirmed: this process never sent that creation (kling_omni.submission._Run.claim_slot)
+        self.never_sent: dict = {}
 
     # --- submissions -------------------------------------------------------------------
 
@@ -212,9 +216,16 @@ class BaseJournal:
         task: a row that holds one keeps it, so a paid task is never made to look unpaid. False then."""
         try:
             no_task = "" if task_id else " AND task_id IS NULL"
-            changed = self._write("UPDATE jobs SET state=?, task_id=COALESCE(?, task_id), message=?, updated_at=?"
-                                  f" WHERE fingerprint=? AND attempt=?{no_task}",
-                                  (state, task_id, message, time.time(), fingerprint, attempt))
+
+            def record(db) -> int:
+                changed = db.execute("UPDATE jobs SET state=?, task_id=COALESCE(?, task_id), message=?, updated_at=?"
+                                     f" WHERE fingerprint=? AND attempt=?{no_task}",
+                                     (state, task_id, message, time.time(), fingerprint, attempt)).rowcount
+                if changed and task_id:  # in the same transaction: no moment shows the task on two rows
+                    fold_adopted(db, fingerprint, attempt, task_id)
+                return changed
+
+            changed = self._transaction(record)
             if not changed:
                 if not task_id and self._read("SELECT 1 FROM jobs WHERE fingerprint=? AND attempt=?",
                                               (fingerprint, attempt)):
@@ -357,6 +368,11 @@ class BaseJournal:
         """Columns an engine adds to every row it inserts (the machine, in a shared journal)."""
         return {}
 
+    def _transaction(self, work: Callable):
+        """work(db) in one transaction (db.execute(sql, params) -> a cursor); what it returns. JournalError
+        when the journal cannot take it, as `_write`."""
+        raise NotImplementedError
+
     def _saved_here(self) -> list:
         """(assignment, value) pairs update_task adds when it records a video's path."""
         return []
@@ -473,6 +489,13 @@ class Journal(BaseJournal):
         """Run one write; return how many rows it changed."""
         try:
             return self._use(lambda db: db.execute(sql, params).rowcount, create=True)
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalError(f"The job journal {self.path} cannot be written ({_why(exc)}).",
+                               path=self.path) from exc
+
+    def _transaction(self, work: Callable):
+        try:
+            return self._use(work, create=True)
         except (sqlite3.Error, OSError) as exc:
             raise JournalError(f"The job journal {self.path} cannot be written ({_why(exc)}).",
                                path=self.path) from exc
@@ -633,12 +656,56 @@ class Tx:
         return self._set("state=? WHERE fingerprint=? AND attempt=? AND owner=? AND state=? AND task_id IS NULL",
                          (SENDING, fingerprint, attempt, owner, WAITING), None)
 
+    def unsend(self, job: Job, owner: str, stamp: float) -> bool:
+        """sending → waiting, now `owner`'s, for a row this process marked sending (at `stamp`) and never sent,
+        the decision's commit unconfirmed: only if nothing changed it since (every change sets updated_at)."""
+        return self._set("state=?, owner=? WHERE fingerprint=? AND attempt=? AND state=? AND task_id IS NULL AND"
+                         " updated_at=?", (WAITING, owner, job.fingerprint, job.attempt, SENDING, stamp), None)
+
     def _set(self, assignment_and_where: str, params: tuple, task_id) -> bool:
-        changed = self._db.execute(f"UPDATE jobs SET updated_at={time.time()!r}, {assignment_and_where}",
+        self.stamp = time.time()  # the updated_at written: what identifies this change later
+        changed = self._db.execute(f"UPDATE jobs SET updated_at={self.stamp!r}, {assignment_and_where}",
                                    params).rowcount
         if changed:
             self._changed.append(task_id)
         return changed == 1
+
+
+def fold_adopted(db, fingerprint: str, attempt: int, task_id: str) -> None:
+    """One task is one row. A task collected by id (adopt(): a 'collected:' row) before its intent's row
+    learned it (a note kept while the database was away, a Poll given the id from an error) is folded into
+    that row: what its collection learned (a video, a charge, the task's end) is kept, the row goes.
+    `db` is a transaction's (db.execute(sql, params) -> a cursor); the intent's row holds `task_id`."""
+    if fingerprint.startswith("collected:"):
+        return
+    adopted = db.execute("SELECT * FROM jobs WHERE fingerprint=? AND attempt=0 AND task_id=?",
+                         (f"collected:{task_id}", task_id)).fetchone()
+    if adopted is None:
+        return
+    row = db.execute("SELECT * FROM jobs WHERE fingerprint=? AND attempt=?", (fingerprint, attempt)).fetchone()
+    kept = learned_by_collection(row, adopted)
+    if kept:
+        db.execute(f"UPDATE jobs SET {', '.join(f'{name}=?' for name in kept)} WHERE fingerprint=? AND attempt=?",
+                   (*kept.values(), fingerprint, attempt))
+    db.execute("DELETE FROM jobs WHERE fingerprint=? AND attempt=0", (f"collected:{task_id}",))
+
+
+def learned_by_collection(row, adopted) -> dict:
+    """column -> value: what a collection of the task by id (`adopted`, a row or a dict) learned that `row`,
+    the intent's row of the same task, lacks."""
+    kept = {}
+    if not row["video_path"] and adopted["video_path"]:
+        kept["video_path"] = adopted["video_path"]
+        if "video_machine" in adopted.keys():  # a shared journal: the disk that holds it goes with it
+            kept["video_machine"] = adopted["video_machine"]
+    for name in ("video_url", "unit_deduction"):
+        if not row[name] and adopted[name]:
+            kept[name] = adopted[name]
+    if row["seconds"] is None and adopted["seconds"] is not None:
+        kept["seconds"] = adopted["seconds"]
+    if adopted["state"] in TERMINAL and row["state"] not in TERMINAL:  # a task's end is never undone
+        kept.update(state=adopted["state"], message=adopted["message"])
+    return kept
 
 
 def _with_extra(columns: tuple, values: tuple, extra: dict) -> tuple:

@@ -8,7 +8,12 @@ is kept:
   to date only when the copy was updated later, and never loses a task id, a video or a reported
   charge the database already holds.
 - A task collected by id (no intent of ours) is added only when no row holds that task yet: another
-  machine's copy may have it as the intent that made it.
+  machine's copy may have it as the intent that made it, and that row learns what the collection did
+  (its video, on this machine's disk). Copied the other way round, the intent's row takes the
+  collected one in (kling_omni.journal.fold_adopted): one task is one row.
+- Two machines that ran the same intent on a host that does not refuse a repeated external id made
+  two paid tasks under one (fingerprint, attempt). Both are kept: the one copied second as a task
+  collected by id (a 'collected:' row, with what it bills and its video), and the copy says so.
 - Rows are nobody's in the database (owner ''): the runs that owned them were this machine's alone.
   They record the machine whose disk holds their videos (`--machine`, this machine by default).
 - What the hosts are known to do is merged; and the settings that guard money (rates, daily limit,
@@ -20,12 +25,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import shared_settings
 from .errors import JournalError, OmniError
-from .journal import JOB_FIELDS, Job
+from .journal import JOB_FIELDS, Job, fold_adopted, learned_by_collection
 from .settings import SETTINGS_FILE
 
 BATCH = 500
@@ -38,14 +43,19 @@ class Copied:
     unchanged: int = 0
     hosts: int = 0
     settings: tuple = ()
+    twice: list = field(default_factory=list)  # (task the database held, task added beside it) of one intent
 
     def text(self, source: Path, target: str) -> str:
         rows = self.added + self.updated + self.unchanged
         settings = (f" Settings copied where the database had none: {', '.join(self.settings)}." if self.settings
                     else " No settings copied (the database has its own, or the journal's folder has none).")
+        twice = (f" {len(self.twice)} intent{' was' if len(self.twice) == 1 else 's were'} made twice, once on "
+                 f"another machine (the host did not refuse the repeated external id), so both tasks were paid: "
+                 f"{'; '.join(f'task {added} beside task {held}' for held, added in self.twice)}. Both are kept, "
+                 f"the one from this journal listed as collected by id." if self.twice else "")
         return (f"Copied {source} into {target}: {rows} row{'' if rows == 1 else 's'} ({self.added} added, "
                 f"{self.updated} brought up to date, {self.unchanged} already there), {self.hosts} host"
-                f"{'' if self.hosts == 1 else 's'}.{settings}")
+                f"{'' if self.hosts == 1 else 's'}.{settings}{twice}")
 
 
 def copy_journal(source: Path, journal, *, machine: str) -> Copied:
@@ -56,7 +66,7 @@ def copy_journal(source: Path, journal, *, machine: str) -> Copied:
     for start in range(0, len(jobs), BATCH):
         with journal.decide() as tx:  # one transaction per batch, serialized with every machine's decisions
             for job in jobs[start:start + BATCH]:
-                copied_as = _copy_row(tx, job, columns, machine)
+                copied_as = _copy_row(tx, job, columns, machine, copied)
                 setattr(copied, copied_as, getattr(copied, copied_as) + 1)
     with journal.decide() as tx:
         for base_url, echoes in hosts:
@@ -68,21 +78,37 @@ def copy_journal(source: Path, journal, *, machine: str) -> Copied:
     return copied
 
 
-def _copy_row(tx, job: dict, columns: list, machine: str) -> str:
+def _copy_row(tx, job: dict, columns: list, machine: str, copied: Copied) -> str:
     """'added', 'updated' or 'unchanged'."""
     found = tx._db.execute("SELECT * FROM jobs WHERE fingerprint=? AND attempt=?",
                            (job["fingerprint"], job["attempt"])).fetchone()
+    if found is not None and found["task_id"] and job["task_id"] and found["task_id"] != job["task_id"]:
+        # The same intent made on two machines: two paid tasks. The one here is kept beside the other, as
+        # a task collected by id (its external id is the other's: one row may hold it).
+        twin = {**job, "fingerprint": f"collected:{job['task_id']}", "attempt": 0, "external_task_id": None}
+        copied_as = _copy_row(tx, twin, columns, machine, copied)
+        if copied_as == "added":
+            copied.twice.append((found["task_id"], job["task_id"]))
+        return copied_as
     if found is None:
-        if job["fingerprint"].startswith("collected:") and job["task_id"] and tx._db.execute(
-                "SELECT 1 FROM jobs WHERE task_id=?", (job["task_id"],)).fetchone():
-            return "unchanged"  # another row holds this task already (the intent that made it)
         values = {**job, "owner": "", "machine": machine, "video_machine": machine if job["video_path"] else ""}
+        holder = job["fingerprint"].startswith("collected:") and job["task_id"] and tx._db.execute(
+            "SELECT * FROM jobs WHERE task_id=?", (job["task_id"],)).fetchone()
+        if holder:  # another row holds this task already (the intent that made it): it learns what was collected
+            learned = learned_by_collection(holder, values)
+            if not learned:
+                return "unchanged"
+            tx._db.execute(f"UPDATE jobs SET {', '.join(f'{name}=?' for name in learned)} WHERE fingerprint=? AND"
+                           f" attempt=?", (*learned.values(), holder["fingerprint"], holder["attempt"]))
+            return "updated"
         if values["external_task_id"] and tx._db.execute("SELECT 1 FROM jobs WHERE external_task_id=?",
                                                          (values["external_task_id"],)).fetchone():
             return "unchanged"  # the same attempt under another key (cannot happen: ids are per intent)
         names = list(values)
         tx._db.execute(f"INSERT INTO jobs ({', '.join(names)}) VALUES ({','.join('?' * len(names))})",
                        tuple(values[n] for n in names))
+        if values["task_id"]:  # collected by id on another machine before this intent's copy came
+            fold_adopted(tx._db, values["fingerprint"], values["attempt"], values["task_id"])
         return "added"
     if job["updated_at"] <= found["updated_at"]:
         return "unchanged"
@@ -99,6 +125,8 @@ def _copy_row(tx, job: dict, columns: list, machine: str) -> str:
     assignments = ", ".join(f"{name}=?" for name in merged)
     tx._db.execute(f"UPDATE jobs SET {assignments} WHERE fingerprint=? AND attempt=?",
                    (*merged.values(), job["fingerprint"], job["attempt"]))
+    if merged["task_id"]:
+        fold_adopted(tx._db, job["fingerprint"], job["attempt"], merged["task_id"])
     return "updated"
 
 

@@ -76,6 +76,16 @@ class PgJournal(BaseJournal):
         self._flush_pending()
         return self._run(sql, params, "written", lambda cursor: cursor.rowcount)
 
+    def _transaction(self, work):
+        self._flush_pending()  # a note kept meanwhile (an adoption) goes first, as before any write
+        psycopg = self.db.driver()
+        try:
+            with self.db.connection() as conn:
+                with conn.transaction():
+                    return work(_Sql(conn))
+        except psycopg.Error as exc:
+            raise self.db.unavailable(exc, "written") from None
+
     def _run(self, sql: str, params: tuple, doing: str, result):
         psycopg = self.db.driver()
         try:

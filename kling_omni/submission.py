@@ -139,7 +139,10 @@ def submit_all(intents: list, journal: Journal, client_factory: Callable, *, nod
     tasks: dict = {}  # fingerprint -> OmniTask
     pending = []
     for fingerprint, intent in distinct.items():
-        job = journal.latest(fingerprint)
+        try:
+            job = journal.latest(fingerprint)
+        except JournalError as exc:
+            raise _nothing_sent(exc, journal) from exc
         if _has_task(job):
             tasks[fingerprint] = OmniTask(job.task_id, intent.request.prompt, fingerprint)
         else:
@@ -175,11 +178,14 @@ def submit_all(intents: list, journal: Journal, client_factory: Callable, *, nod
                        if len(distinct) > 1 or elsewhere
                        else stopped)
             except OmniError as failure:
+                made = getattr(failure, "task_id", None)
+                if isinstance(failure, JournalError) and made and made not in created:
+                    created.append(made)  # created, but the journal could not record it: paid all the same
                 if isinstance(failure, JournalError):  # e.g. deleted meanwhile: keep what was paid known
                     for task_id in created:
                         journal.adopt(task_id, base_url=client.base_url)
                 if len(distinct) > 1 and created:  # whatever stopped it, say what the batch did make
-                    failure.args = (f"{failure} Before this, {len(created)} of {len(distinct)} tasks of the "
+                    failure.args = (f"{failure} So far, {len(created)} of {len(distinct)} tasks of the "
                                     f"batch were created ({', '.join(created)}): they run on and are collected "
                                     f"as usual; queue again to make the rest (those are reused).",)
                 raise
@@ -207,6 +213,8 @@ class _Run:
         self.pace = journal.shared_pace or PACE  # a shared journal's machines learn the account's limit together
         try:
             self.owner = owners.start_run()
+        except JournalError as exc:  # a shared journal's database: the run's lock is its own connection
+            raise _nothing_sent(exc, journal) from exc
         except OSError as exc:
             raise JournalError(
                 f"The job journal {journal.path} cannot be written: its folder does not take files "
@@ -247,7 +255,10 @@ class _Run:
                 elif job.owner != self.owner and self.owners.alive(job.owner):
                     claims[intent.fingerprint] = (_THEIRS, job)
                 else:  # left by a run that ended or died: an unsent or unanswered creation, now ours
-                    if job.owner != self.owner:
+                    stamp = self.journal.never_sent.pop((job.fingerprint, job.attempt), None)
+                    if stamp is not None and tx.unsend(job, self.owner, stamp):
+                        pass  # marked sending here, never sent: waiting again, not an unanswered creation
+                    elif job.owner != self.owner:
                         tx.take(job, self.owner)
                         self.owners.forget_gone(job.owner)
                     claims[intent.fingerprint] = (_MINE, tx.latest(intent.fingerprint))
@@ -271,18 +282,25 @@ class _Run:
         both take the last slot."""
         limit, source = self.pace.limit(self.client.key_id, self.settings.max_in_flight)
         self.owners.keep(self.owner)
-        with self.journal.decide() as tx:
-            running = self.running(tx)
-            if limit is not None and len(running) >= limit:
-                return False, running, limit, source
-            if not tx.mark_sending(fingerprint, attempt, self.owner):
-                row = tx.latest(fingerprint)
-                if row is not None and row.attempt == attempt and _has_task(row):
-                    return row, running, limit, source  # another run found its task meanwhile: that is it
-                raise JournalError(
-                    f"The job journal {self.journal.path} no longer holds this intent as waiting for this run (it was "
-                    f"given up, changed or replaced meanwhile), so it was not sent. Queue again: a task made "
-                    f"meanwhile is found and reused.", path=self.journal.path)
+        marked = None
+        try:
+            with self.journal.decide() as tx:
+                running = self.running(tx)
+                if limit is not None and len(running) >= limit:
+                    return False, running, limit, source
+                if not tx.mark_sending(fingerprint, attempt, self.owner):
+                    row = tx.latest(fingerprint)
+                    if row is not None and row.attempt == attempt and _has_task(row):
+                        return row, running, limit, source  # another run found its task meanwhile: that is it
+                    raise JournalError(
+                        f"The job journal {self.journal.path} no longer holds this intent as waiting for this run (it "
+                        f"was given up, changed or replaced meanwhile), so it was not sent. Queue again: a task made "
+                        f"meanwhile is found and reused.", path=self.journal.path)
+                marked = tx.stamp
+        except JournalError:
+            if marked is not None:  # the commit's answer was lost: the row may say sending, yet nothing was sent
+                self.journal.never_sent[(fingerprint, attempt)] = marked
+            raise
         return True, running, limit, source
 
     def running(self, source=None) -> list:
@@ -380,10 +398,14 @@ class _Run:
         log.info("CometAPI created Kling task %s (external id %s)", state.task_id, ext)
         try:
             journal.settle(fingerprint, attempt, state.status, task_id=state.task_id)
-        except JournalError:
+        except JournalError as failed:
             journal.adopt(state.task_id, base_url=client.base_url)  # its row went (a deleted journal): a new one
-            if journal.by_task(state.task_id) is None:
-                raise  # the journal takes nothing: the error names the task to collect
+            try:
+                kept = journal.by_task(state.task_id) is not None
+            except JournalError:  # the journal cannot be read either: whether it holds the task is unknown
+                kept = False
+            if not kept:
+                raise _paid_unrecorded(failed, state.task_id, ext, journal) from failed
             log.warning("The job journal lost the row of task %s while it was created; it is journalled again as a "
                         "task to collect.", state.task_id)
         journal.learn_echo(client.base_url, state.external_task_id == ext)
@@ -399,6 +421,25 @@ class _Run:
                                                   f"at once) · waited {time.monotonic() - self.slot.start:.0f} s"))
         if not freed:
             _refresh(self.journal, self.client, running, self.slot, waiting_for)
+
+
+def _nothing_sent(exc: JournalError, journal: Journal) -> JournalError:
+    """A journal error before any decision, saying that nothing was sent and what to do (said once)."""
+    if "nothing was sent" in str(exc).lower():
+        return exc
+    return type(exc)(f"{exc} Nothing was sent to CometAPI. {journal.REPAIR}, then queue again.", path=exc.path)
+
+
+def _paid_unrecorded(failed: JournalError, task_id: str, ext: str, journal: Journal) -> JournalError:
+    """The error of a creation that made a task the journal could not record: it names the task to collect."""
+    why = failed.__cause__ if isinstance(failed.__cause__, JournalError) else failed  # settle's own advice aside
+    error = JournalError(
+        f"CometAPI created Kling task {task_id} (it runs and is billed), but the journal could not record it: "
+        f"{why} Nothing is sent again for it: queue again once the journal is back and the pack finds task "
+        f"{task_id} by its external id ({ext}) and collects it; or collect it now with a CometOmniPoll node, "
+        f"its task_id input set to {task_id}.", path=journal.path)
+    error.task_id = task_id  # a batch lists it among the tasks it created
+    return error
 
 
 def _state_of(job: Optional[J.Job]) -> tuple:

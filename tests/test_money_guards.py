@@ -341,3 +341,26 @@ def test_following_a_row_that_vanished_reserves_again_instead_of_crashing(tmp_pa
         run.follow([Intent(REQUEST, 3)])  # its row is gone (the journal deleted after reserve said "theirs")
     finally:
         run.end([])
+
+
+def test_an_uncertain_creation_collected_by_id_then_queued_again_is_one_row(tmp_path):
+    """The creation's answer was lost; the user collects the task by id from the CometAPI log (a Poll: a
+    'collected:' row with its video), then queues the intent again, which finds the task by its external id.
+    One task is one row: the intent's, billed once, with the video the Poll saved."""
+    import asyncio
+    from kling_omni.collect import collect_video
+    from kling_omni.errors import CreationUncertain
+    with FakeCometAPI(key="test-key-123") as fake:
+        journal = Journal(tmp_path / "journal.sqlite3")
+        make = lambda: OmniClient(fake.key, fake.base_url)  # noqa: E731
+        fake.fail_next_create_after_commit(502)
+        with pytest.raises(CreationUncertain):
+            submit_all([Intent(REQUEST, 1)], journal, make, settings=PackSettings(daily_limit_usd=0))
+        (task_id,) = fake._tasks
+        saved = asyncio.run(collect_video(task_id, journal, make, tmp_path / "out", interval=0.02))
+        assert journal.count() == 2  # the intent, uncertain, and the task collected by id
+        (task,) = submit_all([Intent(REQUEST, 1)], journal, make, settings=PackSettings(daily_limit_usd=0))
+        assert fake.created_count == 1 and task.task_id == task_id
+    (row,) = journal.jobs()
+    assert (row.fingerprint, row.task_id, row.mode) == (task.fingerprint, task_id, "pro")
+    assert (row.state, row.video_path) == ("succeeded", str(saved.path))

@@ -150,6 +150,28 @@ def test_a_newer_schema_is_refused_and_never_written(postgres, database_url):
     assert count == [(0,)]
 
 
+def test_a_schema_that_cannot_be_read_is_the_database_unavailable_not_a_driver_error(postgres, database_url):
+    """Reading the schema's version fails (here a user without rights on it; the same path as a server that
+    restarts under a new connection): a run cannot start, told as the pack's DatabaseUnavailable, which
+    Submit reports with 'nothing was sent', never the driver's own error."""
+    name = database_url.rsplit("/", 1)[1]
+    shared(database_url).latest("x")  # the schema made
+    postgres.sql(f"CREATE ROLE reader_{name} LOGIN PASSWORD 'pw-reader-{name}'", database=name)
+    outsider = PgJournal(database_url.replace(f"kling:{postgres.password}", f"reader_{name}:pw-reader-{name}"),
+                         machine="m2")
+    with pytest.raises(DatabaseUnavailable) as refused:
+        outsider.owners().start_run()  # its lock's own connection
+    assert "cannot be read (permission denied for schema cometapi_omni)" in str(refused.value)
+    with FakeCometAPI(key="test-key-123") as fake:
+        with pytest.raises(JournalError) as stopped:
+            submit_all([Intent(REQUEST, 1)], outsider, lambda: OmniClient(fake.key, fake.base_url),
+                       settings=PackSettings(daily_limit_usd=0))
+        assert fake.created_count == 0
+    assert "permission denied" in str(stopped.value) and "Nothing was sent to CometAPI" in str(stopped.value)
+    assert f"pw-reader-{name}" not in str(stopped.value)
+    outsider.close()
+
+
 def collections_empty():
     import collections
     return collections.deque()
@@ -300,6 +322,65 @@ def test_db_copy_keeps_every_task_and_its_cost_and_is_idempotent(tmp_path, datab
     third = copy_journal(home / "journal.sqlite3", journal, machine="old-box")
     assert (third.added, third.updated, third.settings) == (0, 1, ())
     assert journal.by_task(tasks[1].task_id).state == "failed" and store.load_settings(home).daily_limit_usd == 9
+
+
+def test_db_copy_of_two_machines_keeps_both_paid_tasks_of_one_intent(tmp_path, database_url):
+    """Two machines on their own journals ran one intent on a host that does not refuse a repeated external id:
+    two paid tasks under one (fingerprint, attempt). Both stay in the shared ledger, the copy says so, and
+    copying again adds nothing."""
+    from kling_omni.migrate import copy_journal
+    made = []
+    with FakeCometAPI(key="test-key-123", drops_external_id=True) as fake:
+        make = lambda: OmniClient(fake.key, fake.base_url)  # noqa: E731
+        for name in ("a", "b"):
+            source = Journal(tmp_path / name / "journal.sqlite3")
+            made.append(submit_all([Intent(REQUEST, 1)], source, make, settings=PackSettings(daily_limit_usd=0))[0])
+        assert fake.created_count == 2 and made[0].task_id != made[1].task_id
+    Journal(tmp_path / "b" / "journal.sqlite3").update_task(made[1].task_id, state="succeeded",
+                                                            video_path=str(tmp_path / "b.mp4"), unit_deduction="0.6")
+    journal = shared(database_url)
+    first = copy_journal(tmp_path / "a" / "journal.sqlite3", journal, machine="a")
+    second = copy_journal(tmp_path / "b" / "journal.sqlite3", journal, machine="b")
+    assert (first.twice, second.twice) == ([], [(made[0].task_id, made[1].task_id)])
+    text = second.text(tmp_path / "b" / "journal.sqlite3", journal.path)
+    assert f"task {made[1].task_id} beside task {made[0].task_id}" in text and "both tasks were paid" in text
+    rows = {j.task_id: j for j in journal.jobs()}
+    assert set(rows) == {made[0].task_id, made[1].task_id}
+    intent, twin = rows[made[0].task_id], rows[made[1].task_id]
+    assert (intent.fingerprint, intent.machine) == (made[0].fingerprint, "a")
+    assert (twin.fingerprint, twin.external_task_id) == (f"collected:{made[1].task_id}", None)
+    assert (twin.state, twin.mode, twin.seconds, twin.unit_deduction, twin.video_machine) == (
+        "succeeded", "pro", 5.0, "0.6", "b")  # what it bills and where its video is
+    assert recent_totals(journal, DEFAULTS.rates).today.tasks == 2
+    for name in ("a", "b"):
+        again = copy_journal(tmp_path / name / "journal.sqlite3", journal, machine=name)
+        assert (again.added, again.updated, again.twice) == (0, 0, [])
+    assert journal.count() == 2
+
+
+@pytest.mark.parametrize("order", ["collected first", "intent first"])
+def test_db_copy_of_a_task_collected_on_one_machine_and_made_on_another_is_one_row(tmp_path, database_url, order):
+    """Machine b made the task; machine a collected it by id (a Poll given its id). In either order of the copies,
+    the task is one row: the intent's, with the video a's disk holds."""
+    import asyncio
+    from kling_omni.collect import collect_video
+    from kling_omni.migrate import copy_journal
+    with FakeCometAPI(key="test-key-123") as fake:
+        make = lambda: OmniClient(fake.key, fake.base_url)  # noqa: E731
+        maker, collector = Journal(tmp_path / "b" / "journal.sqlite3"), Journal(tmp_path / "a" / "journal.sqlite3")
+        (task,) = submit_all([Intent(REQUEST, 1)], maker, make, settings=PackSettings(daily_limit_usd=0))
+        saved = asyncio.run(collect_video(task.task_id, collector, make, tmp_path / "a" / "out", interval=0.02))
+    assert collector.by_task(task.task_id).fingerprint == f"collected:{task.task_id}"
+    journal = shared(database_url)
+    copies = [("a", collector), ("b", maker)] if order == "collected first" else [("b", maker), ("a", collector)]
+    for name, source in copies:
+        copy_journal(source.path, journal, machine=name)
+    (row,) = journal.jobs()
+    assert (row.fingerprint, row.task_id, row.mode, row.machine) == (task.fingerprint, task.task_id, "pro", "b")
+    assert (row.state, row.video_path, row.video_machine) == ("succeeded", str(saved.path), "a")
+    for name, source in copies:  # and again: nothing more
+        assert copy_journal(source.path, journal, machine=name).added == 0
+    assert journal.count() == 1
 
 
 def test_db_copy_from_the_command_line(tmp_path, database_url, postgres):
