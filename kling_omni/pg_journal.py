@@ -33,7 +33,7 @@ from typing import Optional
 from .database import DECISION_LOCK_SECONDS, LEDGER_KEY, Database, key
 from .errors import DatabaseUnavailable, JournalError, SchemaTooNew
 from .journal import BaseJournal, Tx
-from .pg_locks import PgOwners, PgTaskLock, Presence, machines_present
+from .pg_locks import PgOwners, PgTaskLock, Presence, collected_there
 
 log = logging.getLogger("cometapi_omni")
 CHANNEL = "cometapi_omni_tasks"  # NOTIFY payload: "<sender process>|<task id or nothing>"
@@ -206,13 +206,13 @@ class PgJournal(BaseJournal):
             return set()  # said by the rows' own read; no collection is shown meanwhile
 
     def collectable_here(self, jobs: list) -> list:
-        """A task made on a machine whose collector is there is left to it; one whose machine is gone, or that
-        this machine made, is collected here."""
-        present = machines_present(self.db, {j.machine for j in jobs if j.machine and j.machine != self.machine})
-        return [j for j in jobs if not j.machine or j.machine == self.machine or j.machine not in present]
+        """A task made on a machine whose collector is there and would collect it (it has the task's key) is left
+        to it; one whose machine is gone or cannot collect it, or that this machine made, is collected here."""
+        there = collected_there(self.db, [j for j in jobs if j.machine and j.machine != self.machine])
+        return [j for j in jobs if j.task_id not in there]
 
-    def announce_collector(self, active: bool) -> None:
-        self._presence.hold(active)
+    def announce_collector(self, key_id: str, base_url: str = "") -> None:
+        self._presence.hold(key_id, base_url)
 
     # --- who wants to know ----------------------------------------------------------------
 
@@ -247,7 +247,7 @@ class PgJournal(BaseJournal):
     def close(self) -> None:
         """Stop listening and close every connection this journal keeps (tests, the command line)."""
         self._stop.set()
-        self._presence.hold(False)
+        self._presence.hold("", "")
         for token in list(self._owners._locks):
             self._owners.end_run(token)
         if self._listening is not None:

@@ -223,15 +223,37 @@ def test_a_collection_on_one_machine_is_seen_and_excluded_on_another(database_ur
     b.close()
 
 
+def unsaved(task_id, machine, key_id="kid-1", base_url="https://api.example"):
+    return J.Job(**{**J._BLANK, "state": "succeeded", "unit_deduction": "", "task_id": task_id, "machine": machine,
+                    "key_id": key_id, "base_url": base_url})
+
+
 def test_tasks_of_a_machine_whose_collector_runs_are_left_to_it(database_url):
     a, b = shared(database_url, "machine-a"), PgJournal(database_url, machine="machine-b")
-    rows = [J.Job(**{**J._BLANK, "state": "queued", "unit_deduction": "", "task_id": str(n), "machine": m})
-            for n, m in enumerate(["machine-a", "machine-b", "", "machine-c"])]
+    rows = [unsaved(str(n), m) for n, m in enumerate(["machine-a", "machine-b", "", "machine-c"])]
     assert [j.machine for j in b.collectable_here(rows)] == ["machine-a", "machine-b", "", "machine-c"]
-    a.announce_collector(True)
+    a.announce_collector("kid-1", "https://api.example")
     assert [j.machine for j in b.collectable_here(rows)] == ["machine-b", "", "machine-c"]
-    a.announce_collector(False)
+    a.announce_collector("")
     assert len(b.collectable_here(rows)) == 4
+    b.close()
+
+
+def test_a_machine_s_tasks_of_another_key_than_its_collector_s_are_collected_elsewhere(database_url):
+    """Machine A's key changed: its collector skips the tasks made with the old one, so B, which has that key,
+    collects them (and still leaves A the tasks of A's current key)."""
+    a, b = shared(database_url, "machine-a"), PgJournal(database_url, machine="machine-b")
+    old, new = unsaved("1", "machine-a", key_id="kid-old"), unsaved("2", "machine-a", key_id="kid-new")
+    a.announce_collector("kid-new", "https://api.example")
+    assert [j.task_id for j in b.collectable_here([old, new])] == ["1"]
+    b.close()
+
+
+def test_a_row_without_a_key_id_is_left_to_a_collector_of_its_host(database_url):
+    a, b = shared(database_url, "machine-a"), PgJournal(database_url, machine="machine-b")
+    here, elsewhere = unsaved("1", "machine-a", key_id=""), unsaved("2", "machine-a", key_id="", base_url="https://b")
+    a.announce_collector("kid-1", "https://api.example/")  # a trailing slash is the same host
+    assert [j.task_id for j in b.collectable_here([here, elsewhere])] == ["2"]
     b.close()
 
 
