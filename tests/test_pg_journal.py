@@ -7,11 +7,14 @@ kept while the database is away) is tested here; several processes in tests/test
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -22,7 +25,7 @@ from kling_omni.client import OmniClient
 from kling_omni.database import SCHEMA, describe, secrets_of
 from kling_omni.errors import DatabaseUnavailable, JournalError, SettingsUnreadable
 from kling_omni.journal import Journal
-from kling_omni.ledger import recent_totals
+from kling_omni.ledger import recent_totals, spent_today
 from kling_omni.pg_journal import PgJournal
 from kling_omni.request import OmniRequest
 from kling_omni.settings import DEFAULTS, PackSettings
@@ -207,6 +210,90 @@ def test_an_unreachable_database_leaves_the_limit_unknown(postgres, monkeypatch,
     assert "nothing was sent" in text and "postgresql://kling@127.0.0.1:1/x" in text
     assert "make sure the database is running" in text and postgres.password not in text
     store.forget_journals()
+
+
+# --- the daily limit's day ---------------------------------------------------------------------------
+
+SPENT_AT = 1767227400.0  # 2026-01-01 00:30 UTC = 2025-12-31 16:30 in Los Angeles
+LA_AFTERNOON = SPENT_AT - 2 * 3600  # 14:30 in Los Angeles, 22:30 UTC: the day before, in UTC
+
+
+@contextlib.contextmanager
+def machine_clock(zone):
+    """This process's local time zone, as a machine set to `zone` has it."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = zone
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TZ")
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+def database_zone(postgres, url, zone):
+    """The studio sets the database's time zone; sessions opened from then on use it."""
+    postgres.sql(f"ALTER DATABASE {urlsplit(url).path.lstrip('/')} SET timezone TO '{zone}'")
+
+
+def spent_in_la_afternoon(journal, monkeypatch):
+    monkeypatch.setattr(time, "time", lambda: LA_AFTERNOON)  # the row's created_at
+    with journal.decide() as tx:
+        tx.add_waiting("f", 1, "x", owner="run", prompt="p", base_url="h", key_id="k", mode="pro", seconds=5)
+    monkeypatch.undo()
+
+
+def test_the_shared_daily_limit_is_one_day_for_every_machine(postgres, database_url, monkeypatch):
+    """A machine in a UTC container and a workstation in Los Angeles on one database count the same 'today':
+    the database's day (here Los Angeles'), in the limit's decision, the sidebar's totals and Settings' spend."""
+    database_zone(postgres, database_url, "America/Los_Angeles")
+    journal = PgJournal(database_url, machine="machine-b")
+    spent_in_la_afternoon(journal, monkeypatch)
+    seen = {}
+    for zone in ("America/Los_Angeles", "UTC", "Asia/Tokyo"):
+        with machine_clock(zone):
+            with journal.decide() as tx:
+                decided = spent_today(tx, DEFAULTS.rates, now=SPENT_AT)
+            seen[zone] = (decided, spent_today(journal, DEFAULTS.rates, now=SPENT_AT),
+                          recent_totals(journal, DEFAULTS.rates, SPENT_AT).today.usd)
+    assert seen["America/Los_Angeles"][0] > 0
+    assert len(set(seen.values())) == 1 and len(set(seen["UTC"])) == 1, seen
+    journal.close()
+
+
+def test_the_database_s_time_zone_decides_when_the_day_begins(postgres, database_url, monkeypatch):
+    database_zone(postgres, database_url, "UTC")
+    utc = PgJournal(database_url, machine="machine-b")
+    spent_in_la_afternoon(utc, monkeypatch)
+    with machine_clock("America/Los_Angeles"):
+        assert spent_today(utc, DEFAULTS.rates, now=SPENT_AT) == 0  # 22:30 UTC was yesterday in UTC
+        database_zone(postgres, database_url, "America/Los_Angeles")
+        la = PgJournal(database_url, machine="machine-c")  # new sessions: the new setting
+        assert spent_today(la, DEFAULTS.rates, now=SPENT_AT) > 0
+    utc.close()
+    la.close()
+
+
+def test_a_machine_whose_clock_is_in_another_zone_is_told_once_which_day_the_limit_follows(
+        postgres, database_url, caplog):
+    database_zone(postgres, database_url, "UTC")
+    journal = PgJournal(database_url, machine="machine-b")
+    with machine_clock("America/Los_Angeles"):
+        for _ in range(3):
+            spent_today(journal, DEFAULTS.rates, now=SPENT_AT)
+    told = [r.getMessage() for r in caplog.records if "time zone" in r.getMessage()]
+    assert len(told) == 1, told
+    for part in ("UTC-08:00", "UTC (UTC+00:00)", "today began at 16:00 here", "Tasks sidebar",
+                 f"ALTER DATABASE {urlsplit(database_url).path.lstrip('/')} SET timezone TO"):
+        assert part in told[0], told[0]
+    caplog.clear()
+    with machine_clock("Europe/London"):  # UTC+00:00 in January: the same day, nothing to say
+        spent_today(journal, DEFAULTS.rates, now=SPENT_AT)
+    assert not [r for r in caplog.records if "time zone" in r.getMessage()]
+    journal.close()
 
 
 # --- locks and liveness across machines ------------------------------------------------------------
