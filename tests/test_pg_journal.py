@@ -7,11 +7,13 @@ kept while the database is away) is tested here; several processes in tests/test
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,7 +22,8 @@ import pytest
 
 from fake_cometapi.server import FakeCometAPI
 from kling_omni import journal as J
-from kling_omni import store
+from kling_omni import settings as local_settings
+from kling_omni import shared_settings, store
 from kling_omni.client import OmniClient
 from kling_omni.database import SCHEMA, describe, secrets_of
 from kling_omni.errors import DatabaseUnavailable, JournalError, SettingsUnreadable
@@ -189,6 +192,95 @@ def test_money_settings_are_the_account_s_and_the_rest_stays_on_each_machine(tmp
     assert json.loads((here / "settings.json").read_text()) == {"background_collect": False, "format": 2}
     store.save_settings(there, {"rates": {"std": 0.1}})  # one rate: the other stays
     assert (store.load_settings(here).rates.pro, store.load_settings(here).rates.std) == (0.2, 0.1)
+
+
+def home_with(tmp_path, name, **values):
+    """A machine's own settings.json, as the pack writes it."""
+    home = tmp_path / name
+    home.mkdir()
+    local_settings.save_settings(home, values)
+    return home
+
+
+def shared_rows(url):
+    return {row["name"]: (json.loads(row["value"]), row["machine"])
+            for row in PgJournal(url, machine="reader")._read("SELECT name, value, machine FROM settings", ())}
+
+
+def test_switching_to_the_database_never_raises_a_machine_s_own_limit_silently(tmp_path, database_url):
+    """A machine capped at $2 is pointed at a fresh database: the account starts from its settings, the limit and
+    what its file sets (a rate, the tasks in flight); a rate it never set is not pinned at today's default."""
+    home = home_with(tmp_path, "home", daily_limit_usd=2, max_in_flight=3, rates={"pro": 0.3})
+    in_force = store.load_settings(home)
+    assert (in_force.daily_limit_usd, in_force.max_in_flight, in_force.rates.pro) == (2, 3, 0.3)
+    assert shared_rows(database_url) == {"daily_limit_usd": (2.0, "machine-a"), "max_in_flight": (3, "machine-a"),
+                                         "rates.pro": (0.3, "machine-a")}
+    assert store.load_settings(tmp_path / "another machine").daily_limit_usd == 2  # the account's now
+
+
+def test_a_machine_without_a_limit_does_not_seed_an_unlimited_studio(tmp_path, database_url, caplog):
+    home = home_with(tmp_path, "home", daily_limit_usd=0)  # "no limit", chosen on this machine
+    assert store.load_settings(home).daily_limit_usd == DEFAULTS.daily_limit_usd
+    told = [r.getMessage() for r in caplog.records if "is not used for money" in r.getMessage()]
+    assert len(told) == 1 and "none (0)" in told[0] and "$10.00 a day for every machine" in told[0], told
+
+
+def test_a_machine_whose_own_limit_is_not_the_shared_one_is_told_once(tmp_path, database_url, caplog):
+    store.save_settings(tmp_path / "admin", {"daily_limit_usd": 5})
+    home = home_with(tmp_path, "home", daily_limit_usd=2)
+    for _ in range(3):
+        assert store.load_settings(home).daily_limit_usd == 5
+    told = [r.getMessage() for r in caplog.records if "is not used for money" in r.getMessage()]
+    assert len(told) == 1, told
+    for part in ("$2.00 for this machine", "$5.00 a day for every machine", str(home / "settings.json"),
+                 "Settings › CometAPI › Spending: it applies to every machine"):
+        assert part in told[0], told[0]
+    caplog.clear()
+    store.load_settings(tmp_path / "no settings of its own")  # nothing of its own to be surprised about
+    assert not [r for r in caplog.records if "is not used for money" in r.getMessage()]
+
+
+def test_two_machines_that_find_no_limit_at_once_seed_it_once(tmp_path, database_url):
+    a, b = PgJournal(database_url, machine="machine-a"), PgJournal(database_url, machine="machine-b")
+    homes = {a: home_with(tmp_path, "a", daily_limit_usd=2), b: home_with(tmp_path, "b", daily_limit_usd=5,
+                                                                             rates={"std": 0.1})}
+    # Both read the settings and found no limit; then each seeds: the second finds the first's and writes nothing.
+    assert shared_settings.seed(a, homes[a], local_settings.load_settings(homes[a])) == ["daily_limit_usd"]
+    assert shared_settings.seed(b, homes[b], local_settings.load_settings(homes[b])) == []
+    assert shared_rows(database_url) == {"daily_limit_usd": (2.0, "machine-a")}
+    for journal in (a, b):
+        assert shared_settings.load(journal, local_settings.load_settings(homes[journal]), homes[journal]).\
+            daily_limit_usd == 2
+        journal.close()
+
+
+def test_two_machines_connecting_at_once_to_a_fresh_database_agree_on_one_limit(tmp_path, database_url):
+    journals = [PgJournal(database_url, machine=f"machine-{n}") for n in range(4)]
+    homes = [home_with(tmp_path, str(n), daily_limit_usd=n + 1) for n in range(4)]
+    start = threading.Barrier(len(journals))
+
+    def connect(n):
+        start.wait()
+        return shared_settings.load(journals[n], local_settings.load_settings(homes[n]), homes[n]).daily_limit_usd
+
+    with concurrent.futures.ThreadPoolExecutor(len(journals)) as pool:
+        limits = list(pool.map(connect, range(len(journals))))
+    (limit, seeder), = shared_rows(database_url).values()
+    assert limits == [limit] * len(journals) and seeder == f"machine-{int(limit) - 1}"
+    for journal in journals:
+        journal.close()
+
+
+def test_a_limit_known_neither_in_the_database_nor_here_leaves_submit_refusing(tmp_path, database_url):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "settings.json").write_text('{"daily_limit_usd": 2')  # cut short
+    settings = store.load_settings(home)
+    with pytest.raises(SettingsUnreadable) as refused:
+        settings.require_daily_limit("CometOmniSubmit")
+    assert str(home / "settings.json") in str(refused.value) and "Settings › CometAPI › Spending" in str(refused.value)
+    assert shared_rows(database_url) == {}  # nothing seeded from a guess
+    assert store.save_settings(home, {"daily_limit_usd": 2}).limit_unknown == ""  # set in Settings: known again
 
 
 def test_a_bad_limit_in_the_database_fails_closed(database_url, postgres):
