@@ -326,7 +326,7 @@ class _PgTx(Tx):
     """A money decision on the shared journal: its reads and writes, and when the daily limit's day began, read
     in the same transaction."""
 
-    def __init__(self, journal: PgJournal, sql: "_Sql", changed: list):
+    def __init__(self, journal: PgJournal, sql: _Sql, changed: list):
         super().__init__(sql, changed, journal._insert_extra())
         self._journal = journal
 

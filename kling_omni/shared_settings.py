@@ -97,9 +97,9 @@ def seed(journal, store_dir: Path, on_this_machine: PackSettings) -> list:
         if tx._db.execute("SELECT 1 FROM settings WHERE name='daily_limit_usd'", ()).fetchone():
             return []
         for name, value in values.items():
-            tx._db.execute("INSERT INTO settings (name, value, updated_at, machine) VALUES (?,?,?,?) ON CONFLICT"
-                           " (name) DO NOTHING", (name, json.dumps(value), now, journal.machine))
-            written.append(name)
+            if tx._db.execute("INSERT INTO settings (name, value, updated_at, machine) VALUES (?,?,?,?) ON CONFLICT"
+                              " (name) DO NOTHING", (name, json.dumps(value), now, journal.machine)).rowcount:
+                written.append(name)
     log.info("CometAPI Omni: the shared settings of %s had no daily limit yet: they start from this machine's (%s),"
              " for every machine on that database: a daily limit of %s%s. Change them in %s.", journal.path,
              journal.machine, _limit(limit), "" if on_this_machine.daily_limit_usd else
