@@ -8,8 +8,8 @@ at such tasks every `interval` seconds and fetches each finished video once, thr
 - It looks at the tasks of the current key (or, for a row that does not say which key made it,
   of the current base URL) made within the last 30 days: those unfinished, and those that
   succeeded but were never saved. On a shared journal (several machines on one database), a
-  task made on another machine whose collector runs is left to that one; once that machine is
-  gone, its tasks are collected here.
+  task made on another machine whose collector runs with the task's key is left to that one;
+  once that machine is gone, or its collector has no key or another one, it is collected here.
 - An unfinished task costs one free status query per round and no lock, so a Poll that starts
   waiting for it is never held up; a finished one is collected under the task's lock, which it
   only tries: a task another collection holds (a Poll, the CLI) is skipped.
@@ -180,15 +180,15 @@ class Collector:
             pinned = list(self._pinned)
         skip = set(self._running) | self._done | {t for t, at in self._not_before.items() if at > now}
         chosen = [t for t in pinned if t not in skip]
-        active = self._settings().background_collect
-        journal.announce_collector(active)  # on a shared journal: the other machines leave this one's tasks to it
-        if not active:
-            return chosen
-        key = self._key()
+        key = self._key() if self._settings().background_collect else None
         if not key:
+            journal.announce_collector("")  # it collects nothing: the other machines must not leave tasks to it
             return chosen
+        current, base_url = key_id(key), self._base_url()
+        # On a shared journal: the other machines leave to this one the tasks it collects, those of its key.
+        journal.announce_collector(current, base_url)
         jobs = journal.collectable_here(journal.uncollected(days_ago(RETENTION_DAYS)))
-        return chosen + choose(jobs, current_key_id=key_id(key), base_url=self._base_url(), skip=skip | set(chosen))
+        return chosen + choose(jobs, current_key_id=current, base_url=base_url, skip=skip | set(chosen))
 
     def _finished(self, task_id: str) -> None:
         self._running.pop(task_id, None)

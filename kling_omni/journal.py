@@ -398,8 +398,9 @@ class BaseJournal:
         when the journal is this machine's alone."""
         return jobs
 
-    def announce_collector(self, active: bool) -> None:
-        """This machine's background collector runs (or stopped): nothing to tell when nobody else looks."""
+    def announce_collector(self, key_id: str, base_url: str = "") -> None:
+        """This machine's background collector collects the tasks of this key id (and those without one sent to
+        base_url); '' when it collects none: nothing to tell when nobody else looks."""
 
 
 class Journal(BaseJournal):

@@ -68,8 +68,8 @@ def counted_totals(groups: Iterable[tuple], rates: Rates) -> Totals:
 
 
 def spent_today(journal, rates: Rates, now: Optional[float] = None) -> float:
-    """What today's tasks count for against the daily limit (the user's local day)."""
-    return counted_totals(journal.billing(start_of_day(now)), rates).usd
+    """What today's tasks count for against the daily limit (`day_start`'s day)."""
+    return counted_totals(journal.billing(day_start(journal, now)), rates).usd
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,17 @@ class RecentTotals:
 def recent_totals(journal, rates: Rates, now: Optional[float] = None) -> RecentTotals:
     """Today's and the last RETENTION_DAYS days' totals; quick over many thousand rows (SQL groups them)."""
     now = time.time() if now is None else now
-    return RecentTotals(counted_totals(journal.billing(start_of_day(now)), rates),
+    return RecentTotals(counted_totals(journal.billing(day_start(journal, now)), rates),
                         counted_totals(journal.billing(days_ago(RETENTION_DAYS, now)), rates))
+
+
+def day_start(journal, now: Optional[float] = None) -> float:
+    """When the daily limit's 'today' began, as Unix seconds, for `journal` (or one of its decisions). A shared
+    journal says it (kling_omni.pg_journal: midnight in its database's time zone, one day for every machine);
+    on this machine's own journal it is local midnight."""
+    now = time.time() if now is None else now
+    shared = getattr(journal, "start_of_day", None)  # only the shared journal and its decisions have it
+    return shared(now) if shared is not None else start_of_day(now)
 
 
 def start_of_day(now: Optional[float] = None) -> float:

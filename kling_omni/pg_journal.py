@@ -11,6 +11,9 @@ what differs is how each is kept across machines:
   machine dies.
 - The limit learned from the account's 429 answers is kept in the database (`SharedPace`), so one
   machine's refusal spares the others theirs.
+- "Today", for the daily limit and the totals, is one day for every machine: it begins at midnight
+  in the database's time zone (its TimeZone setting; `ALTER DATABASE … SET timezone TO …` sets it),
+  whatever each machine's own clock says. A machine whose UTC offset differs says so once in its log.
 - Each row records the machine that journalled it, and the machine whose disk holds its video.
 - Every change is announced with NOTIFY, carrying the task id only; each process LISTENs and tells
   its own listeners (the Tasks sidebar's events), so a change on one machine shows on every one.
@@ -25,20 +28,25 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
 import threading
 import time
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Optional
 
 from .database import DECISION_LOCK_SECONDS, LEDGER_KEY, Database, key
 from .errors import DatabaseUnavailable, JournalError, SchemaTooNew
 from .journal import BaseJournal, Tx
-from .pg_locks import PgOwners, PgTaskLock, Presence, machines_present
+from .pg_locks import PgOwners, PgTaskLock, Presence, collected_there
 
 log = logging.getLogger("cometapi_omni")
 CHANNEL = "cometapi_omni_tasks"  # NOTIFY payload: "<sender process>|<task id or nothing>"
 MAX_PENDING_NOTES = 10_000  # kept while the database is away; beyond that the oldest go
 TERMINAL_STATES = "('succeeded', 'failed', 'ended')"  # a task's own end is never undone by a late note
+# When today began in the session's time zone (the database's), its UTC offset then, the zone and the database.
+DAY_SQL = ("SELECT EXTRACT(EPOCH FROM date_trunc('day', to_timestamp(?)))::float8 AS start, EXTRACT(TIMEZONE FROM"
+           " to_timestamp(?))::float8 AS utc_offset, current_setting('TimeZone') AS zone, current_database() AS name")
 
 
 class PgJournal(BaseJournal):
@@ -63,6 +71,7 @@ class PgJournal(BaseJournal):
         self._pending: collections.deque = collections.deque()  # (sql, params, task_id) of notes not written yet
         self._flushing = threading.Lock()
         self._warned = False
+        self._days_told: set = set()  # (database zone, local offset) pairs already said in the log
         self._listening: Optional[threading.Thread] = None
         self._stop = threading.Event()
 
@@ -177,7 +186,7 @@ class PgJournal(BaseJournal):
                 with conn.transaction():
                     conn.execute(f"SET LOCAL lock_timeout = '{DECISION_LOCK_SECONDS}s'")
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (LEDGER_KEY,))
-                    yield Tx(_Sql(conn), changed, self._insert_extra())
+                    yield _PgTx(self, _Sql(conn), changed)
         except psycopg.errors.LockNotAvailable:
             raise JournalError(f"The shared journal {self.path} is busy: another machine's decision held it for "
                                f"{DECISION_LOCK_SECONDS} s. Nothing was sent to CometAPI. Queue again.",
@@ -196,6 +205,25 @@ class PgJournal(BaseJournal):
             return exc
         return DatabaseUnavailable(f"{exc} Nothing was sent to CometAPI. {self.REPAIR}, then queue again.",
                                    path=self.path)
+
+    def start_of_day(self, now: float) -> float:
+        """When the daily limit's 'today' began: midnight in the database's time zone (kling_omni.ledger.day_start)."""
+        return self._day(self._read(DAY_SQL, (now, now))[0], now)
+
+    def _day(self, row, now: float) -> float:
+        start, there, zone = float(row["start"]), float(row["utc_offset"]), row["zone"]
+        here = datetime.fromtimestamp(now).astimezone().utcoffset().total_seconds()
+        if here != there and (zone, here) not in self._days_told:  # once: it is read on every Submit and refresh
+            self._days_told.add((zone, here))
+            name = row["name"] if re.fullmatch(r"[a-z_][a-z0-9_]*", row["name"]) else '"{}"'.format(
+                row["name"].replace('"', '""'))
+            log.warning("CometAPI Omni: this machine's clock is at %s, but the daily limit's day on the shared journal"
+                        " %s follows the database's time zone, %s (%s), the same for every machine: today began at %s"
+                        " here. The spend of today in the Tasks sidebar and in Settings counts that day too. To count"
+                        " the days of another zone, set it on the database (ALTER DATABASE %s SET timezone TO"
+                        " 'America/Los_Angeles', say) and restart ComfyUI on every machine.", _utc(here), self.path,
+                        zone, _utc(there), datetime.fromtimestamp(start).strftime("%H:%M"), name)
+        return start
 
     # --- who works on it and who collects ---------------------------------------------------
 
@@ -216,13 +244,13 @@ class PgJournal(BaseJournal):
             return set()  # said by the rows' own read; no collection is shown meanwhile
 
     def collectable_here(self, jobs: list) -> list:
-        """A task made on a machine whose collector is there is left to it; one whose machine is gone, or that
-        this machine made, is collected here."""
-        present = machines_present(self.db, {j.machine for j in jobs if j.machine and j.machine != self.machine})
-        return [j for j in jobs if not j.machine or j.machine == self.machine or j.machine not in present]
+        """A task made on a machine whose collector is there and would collect it (it has the task's key) is left
+        to it; one whose machine is gone or cannot collect it, or that this machine made, is collected here."""
+        there = collected_there(self.db, [j for j in jobs if j.machine and j.machine != self.machine])
+        return [j for j in jobs if j.task_id not in there]
 
-    def announce_collector(self, active: bool) -> None:
-        self._presence.hold(active)
+    def announce_collector(self, key_id: str, base_url: str = "") -> None:
+        self._presence.hold(key_id, base_url)
 
     # --- who wants to know ----------------------------------------------------------------
 
@@ -257,7 +285,7 @@ class PgJournal(BaseJournal):
     def close(self) -> None:
         """Stop listening and close every connection this journal keeps (tests, the command line)."""
         self._stop.set()
-        self._presence.hold(False)
+        self._presence.hold("", "")
         for token in list(self._owners._locks):
             self._owners.end_run(token)
         if self._listening is not None:
@@ -302,6 +330,24 @@ class SharedPace:
 
     def forget(self) -> None:
         self._journal._note("DELETE FROM pace", ())
+
+
+class _PgTx(Tx):
+    """A money decision on the shared journal: its reads and writes, and when the daily limit's day began, read
+    in the same transaction."""
+
+    def __init__(self, journal: PgJournal, sql: _Sql, changed: list):
+        super().__init__(sql, changed, journal._insert_extra())
+        self._journal = journal
+
+    def start_of_day(self, now: float) -> float:
+        return self._journal._day(self._db.execute(DAY_SQL, (now, now)).fetchone(), now)
+
+
+def _utc(seconds: float) -> str:
+    """'UTC-08:00'."""
+    minutes = round(seconds / 60)
+    return f"UTC{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 class _Sql:

@@ -9,9 +9,10 @@ asked of the database so that every machine gets the same answer:
   process, within about 25 s for a machine that vanished: the session's TCP keepalives).
 - A collection holds `pg_try_advisory_lock(key("task", task_id))` on a connection of its own for as
   long as it waits and downloads (`PgTaskLock`); a second one, on any machine, waits or skips.
-- A machine whose background collector runs holds a shared lock on its name (`Presence`): another
-  machine's collector leaves that machine's tasks to it while it is there, and collects them once
-  it is gone.
+- A machine whose background collector runs with a key holds shared locks on its name with that key's
+  id, and with its base URL (`Presence`): another machine's collector leaves to it the tasks it made
+  with that key while it is there, and collects them once it is gone, or once it has no key or another
+  one (it would not collect them).
 
 A connection that breaks under a lock (the database restarted) loses the lock. A run's is taken
 again before its next decision (`keep`); a collection goes on without it (two machines may then
@@ -157,47 +158,64 @@ class PgTaskLock:
 
 
 class Presence:
-    """This machine's background collector is there: a shared lock on the machine's name, held while it runs
-    (shared: two ComfyUIs of one machine may both hold it)."""
+    """This machine's background collector is there for the tasks it would collect: shared locks, held while it
+    runs with a key, on (machine, the key's id) and (machine, the base URL: for rows that do not say which key
+    made them). Another machine leaves a task to this one only while this one would collect it: a collector with
+    no key, or with another key than the task's, claims nothing. (Shared: two ComfyUIs of one machine may both
+    hold them.)"""
 
     def __init__(self, db: Database, machine: str):
         self.db = db
-        self._key = key("machine", machine)
+        self.machine = machine
         self._conn = None
+        self._for: Optional[tuple] = None  # (key id, base URL) the locks held are for
         self._guard = threading.Lock()
 
-    def hold(self, active: bool) -> None:
-        """Hold the lock while `active` (taken again if its connection broke), let it go otherwise."""
+    def hold(self, key_id: str, base_url: str) -> None:
+        """Hold the locks for this key id and base URL (taken again if their connection broke, or for a new key);
+        let them go when `key_id` is ''."""
+        wanted = (key_id, base_url.rstrip("/")) if key_id else None
         with self._guard:
-            if not active:
+            if wanted is None:
                 self._drop()
                 return
-            if self._conn is not None and _alive(self._conn):
+            if self._for == wanted and self._conn is not None and _alive(self._conn):
                 return
             self._drop()
             with contextlib.suppress(JournalError):  # the collector's own reads report the database
                 conn = self.db.connect()
                 try:
-                    conn.execute("SELECT pg_advisory_lock_shared(%s)", (self._key,))
+                    for lock in presence_keys(self.machine, *wanted):
+                        conn.execute("SELECT pg_advisory_lock_shared(%s)", (lock,))
                 except Exception:
-                    conn.close()
+                    _let_go(conn)
                     return
-                self._conn = conn
+                self._conn, self._for = conn, wanted
 
     def _drop(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._for = self._conn, None, None
         _let_go(conn)
 
 
-def machines_present(db: Database, names) -> set:
-    """Which of these machines have a background collector running (a database that cannot say: all of them,
-    so that nobody collects a task its own machine may be collecting)."""
-    names = {name for name in names if name}
-    keys = {key("machine", name): name for name in names}
+def presence_keys(machine: str, key_id: str, base_url: str) -> tuple:
+    """The locks a machine's collector holds: one for the tasks of its key, one for keyless rows sent to its host."""
+    return key("collector-key", f"{machine}\n{key_id}"), key("collector-host", f"{machine}\n{base_url.rstrip('/')}")
+
+
+def collected_there(db: Database, jobs) -> set:
+    """The task ids of `jobs` whose own machine has a collector running that collects them: made with the key it
+    holds (or, for a row without a key id, sent to its base URL). A database that cannot say: all of them, so that
+    nobody collects a task its own machine may be collecting."""
+    wanted = {}
+    for job in jobs:
+        if job.machine and job.task_id:
+            key_id_lock, host_lock = presence_keys(job.machine, job.key_id, job.base_url)
+            wanted.setdefault(key_id_lock if job.key_id else host_lock, []).append(job.task_id)
     try:
-        return {keys[k] for k in db.held(keys)}
+        held = db.held(wanted)
     except JournalError:
-        return names
+        held = set(wanted)
+    return {task_id for lock in held for task_id in wanted[lock]}
 
 
 def _let_go(conn) -> None:

@@ -6,6 +6,12 @@ one transaction (a row per value, each rate its own: two machines saving differe
 both keep theirs). Whether a machine collects in the background stays in its own settings.json: it
 is that machine's choice, like its output folder.
 
+Switching a machine to the database never lifts its own limit without a word. The first machine to
+find no daily limit there seeds the account's money settings from its settings.json (its limit, and
+the rates and tasks-in-flight limit the file sets), once, whichever machine comes first; its 0 (no
+limit) seeds the default limit, never an unlimited studio. A machine whose settings.json sets
+another limit than the shared one in force says so once in its log.
+
 They fail closed as the file does (kling_omni.settings): each value is read and checked on its own,
 a bad one costs only itself; a daily limit that cannot be read (a database that does not answer, a
 value that is not one) leaves the limit unknown, and Submit refuses, naming the database and why,
@@ -15,22 +21,31 @@ without its password. The key is never here: it stays on each machine.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Optional
 
 from . import settings as local
+from .database import DATABASE_ENV
 from .errors import JournalError
+from .pricing import money
 from .settings import SETTINGS_FORMAT, PackSettings
 
 SHARED = ("daily_limit_usd", "max_in_flight", "rates")  # what the database holds; the rest stays on each machine
 RATE_PREFIX = "rates."
+log = logging.getLogger("cometapi_omni")
 
 
-def load(journal, on_this_machine: PackSettings) -> PackSettings:
-    """`on_this_machine` (its settings.json) with the shared values of `journal`'s database in place of its own."""
+def load(journal, on_this_machine: PackSettings, store_dir: Optional[Path] = None) -> PackSettings:
+    """`on_this_machine` (its settings.json, in `store_dir`) with the shared values of `journal`'s database in
+    place of its own; a database without a daily limit yet is seeded from them first (`seed`)."""
     try:
         rows = journal._read("SELECT name, value FROM settings", ())
+        if store_dir is not None and not _has_limit(rows) and not on_this_machine.limit_unknown:
+            seed(journal, store_dir, on_this_machine)
+            rows = journal._read("SELECT name, value FROM settings", ())  # ours, or another machine's seeded first
     except JournalError as exc:
         return replace(on_this_machine, limit_unknown=f"{exc} The daily limit is kept there.",
                        limit_fix=journal.REPAIR[0].lower() + journal.REPAIR[1:])
@@ -54,9 +69,63 @@ def load(journal, on_this_machine: PackSettings) -> PackSettings:
                         f"{local.SPENDING}.")
     unknown = (f"The daily limit in the shared settings of {journal.path} cannot be read: {shared.limit_unknown}."
                if shared.limit_unknown else "")
+    if not _has_limit(rows) and on_this_machine.limit_unknown:
+        unknown = on_this_machine.limit_unknown  # known neither there nor here: the account's is not started from a guess
+    if not unknown and store_dir is not None and shared.daily_limit_usd != on_this_machine.daily_limit_usd:
+        _tell_limit_differs(journal, Path(store_dir) / local.SETTINGS_FILE, on_this_machine, shared.daily_limit_usd)
     return replace(on_this_machine, daily_limit_usd=shared.daily_limit_usd, rates=shared.rates,
                    max_in_flight=shared.max_in_flight, limit_unknown=unknown,
                    limit_fix=f"set the daily limit in {local.SPENDING}" if unknown else "")
+
+
+def seed(journal, store_dir: Path, on_this_machine: PackSettings) -> list:
+    """The database has no daily limit yet: this machine's money settings become the account's (its daily limit,
+    the default one for its 0; the rates and the tasks-in-flight limit its settings.json sets). Once: the check
+    and the writes are one decision, so of two machines seeding at once the second finds the first's and writes
+    nothing. Returns the names written."""
+    raw, _ = local._read(Path(store_dir) / local.SETTINGS_FILE)
+    limit = on_this_machine.daily_limit_usd or local.DEFAULT_DAILY_LIMIT_USD  # never an unlimited studio
+    values = {"daily_limit_usd": limit}
+    if "max_in_flight" in raw:
+        values["max_in_flight"] = on_this_machine.max_in_flight
+    rates = raw.get("rates") if isinstance(raw.get("rates"), dict) else {}
+    for name in local.RATE_NAMES:
+        if name in rates:
+            values[f"{RATE_PREFIX}{name}"] = getattr(on_this_machine.rates, name)
+    now, written = time.time(), []
+    with journal.decide() as tx:  # the ledger's lock: one machine at a time
+        if tx._db.execute("SELECT 1 FROM settings WHERE name='daily_limit_usd'", ()).fetchone():
+            return []
+        for name, value in values.items():
+            if tx._db.execute("INSERT INTO settings (name, value, updated_at, machine) VALUES (?,?,?,?) ON CONFLICT"
+                              " (name) DO NOTHING", (name, json.dumps(value), now, journal.machine)).rowcount:
+                written.append(name)
+    log.info("CometAPI Omni: the shared settings of %s had no daily limit yet: they start from this machine's (%s),"
+             " for every machine on that database: a daily limit of %s%s. Change them in %s.", journal.path,
+             journal.machine, _limit(limit), "" if on_this_machine.daily_limit_usd else
+             " (this machine had no limit: the account starts with the default one; set 0 there for none)",
+             local.SPENDING)
+    return written
+
+
+def _has_limit(rows) -> bool:
+    return any(row["name"] == "daily_limit_usd" for row in rows)
+
+
+def _tell_limit_differs(journal, path: Path, on_this_machine: PackSettings, shared_limit: float) -> None:
+    """Once: this machine's settings.json sets a limit of its own, and it is not the one in force."""
+    raw, _ = local._read(path)
+    if "daily_limit_usd" not in raw or on_this_machine.limit_unknown:
+        return  # no limit of its own to be surprised about (a bad one is said by the file's own warning)
+    local._log_once(
+        f"CometAPI Omni: {path} sets a daily limit of {_limit(on_this_machine.daily_limit_usd)} for this machine, but "
+        f"the shared settings of {journal.path} are in force: {_limit(shared_limit)} a day for every machine on that "
+        f"database ({path} is not used for money while {DATABASE_ENV} is set). Change it in {local.SPENDING}: "
+        f"it applies to every machine.")
+
+
+def _limit(usd: float) -> str:
+    return money(usd) if usd > 0 else "none (0)"
 
 
 def save(journal, store_dir: Path, changes: dict) -> PackSettings:
@@ -72,7 +141,7 @@ def save(journal, store_dir: Path, changes: dict) -> PackSettings:
         write(journal, rows)
     if mine:
         local.save_settings(store_dir, mine)
-    return load(journal, local.load_settings(store_dir))
+    return load(journal, local.load_settings(store_dir), store_dir)
 
 
 def write(journal, rows: list, *, overwrite: bool = True) -> list:

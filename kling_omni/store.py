@@ -73,7 +73,7 @@ def load_settings(store_dir: Optional[Path]) -> PackSettings:
     if not database_url():
         return mine
     from . import shared_settings
-    return shared_settings.load(open_journal(store_dir or Path(".")), mine)
+    return shared_settings.load(open_journal(store_dir or Path(".")), mine, store_dir)
 
 
 def save_settings(store_dir: Path, changes: dict) -> PackSettings:

@@ -173,6 +173,35 @@ def test_tasks_of_another_key_or_host_are_skipped(env, fake_server, omni_client)
     assert runtime.journal().by_task(other_key).video_path == ""
 
 
+def test_a_machine_that_cannot_collect_does_not_keep_others_from_its_paid_tasks(database_url):
+    """Machine A's collector is on but has no key, or only another key than the task's: it collects nothing of
+    A's finished task, so it must not claim it; machine B, with the task's key, collects it. With the task's key,
+    A's collector claims it and B leaves it alone."""
+    from kling_omni import store
+    from kling_omni.pg_journal import PgJournal
+    from kling_omni.settings import PackSettings
+    a, b = store.open_journal(Path("."), url=database_url), PgJournal(database_url, machine="machine-b")
+    paid = replace(job("42", state="succeeded", key_id=C.key_id("sk-the-task-s-key-0000")), machine="machine-a")
+    key = [None]
+    collector = C.Collector(journal=lambda: a, client_factory=None, out_dir=lambda: Path("."),
+                            settings=lambda: PackSettings(), key=lambda: key[0], base_url=lambda: "http://api.example")
+
+    def left_to_a(with_key):
+        key[0] = with_key
+        collector._candidates(a)  # a round of A's collector: it says which tasks it collects
+        return b.collectable_here([paid]) == []
+
+    try:
+        assert not left_to_a(None)
+        assert left_to_a("sk-the-task-s-key-0000")
+        assert not left_to_a("sk-a-new-key-000000000")  # A's key changed: the task's old key is B's to use
+        assert left_to_a("sk-the-task-s-key-0000")
+        collector._settings = lambda: PackSettings(background_collect=False)
+        assert not left_to_a("sk-the-task-s-key-0000")
+    finally:
+        b.close()
+
+
 def test_a_failing_task_is_tried_less_and_less_often_with_one_warning(env, fake_server, caplog):
     caplog.set_level(logging.INFO, logger="cometapi_omni")
     journal = runtime.journal()

@@ -7,22 +7,28 @@ kept while the database is away) is tested here; several processes in tests/test
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import json
 import logging
+import os
 import sys
+import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from fake_cometapi.server import FakeCometAPI
 from kling_omni import journal as J
-from kling_omni import store
+from kling_omni import settings as local_settings
+from kling_omni import shared_settings, store
 from kling_omni.client import OmniClient
 from kling_omni.database import SCHEMA, describe, secrets_of
 from kling_omni.errors import DatabaseUnavailable, JournalError, SettingsUnreadable
 from kling_omni.journal import Journal
-from kling_omni.ledger import recent_totals
+from kling_omni.ledger import recent_totals, spent_today
 from kling_omni.pg_journal import PgJournal
 from kling_omni.request import OmniRequest
 from kling_omni.settings import DEFAULTS, PackSettings
@@ -210,6 +216,95 @@ def test_money_settings_are_the_account_s_and_the_rest_stays_on_each_machine(tmp
     assert (store.load_settings(here).rates.pro, store.load_settings(here).rates.std) == (0.2, 0.1)
 
 
+def home_with(tmp_path, name, **values):
+    """A machine's own settings.json, as the pack writes it."""
+    home = tmp_path / name
+    home.mkdir()
+    local_settings.save_settings(home, values)
+    return home
+
+
+def shared_rows(url):
+    return {row["name"]: (json.loads(row["value"]), row["machine"])
+            for row in PgJournal(url, machine="reader")._read("SELECT name, value, machine FROM settings", ())}
+
+
+def test_switching_to_the_database_never_raises_a_machine_s_own_limit_silently(tmp_path, database_url):
+    """A machine capped at $2 is pointed at a fresh database: the account starts from its settings, the limit and
+    what its file sets (a rate, the tasks in flight); a rate it never set is not pinned at today's default."""
+    home = home_with(tmp_path, "home", daily_limit_usd=2, max_in_flight=3, rates={"pro": 0.3})
+    in_force = store.load_settings(home)
+    assert (in_force.daily_limit_usd, in_force.max_in_flight, in_force.rates.pro) == (2, 3, 0.3)
+    assert shared_rows(database_url) == {"daily_limit_usd": (2.0, "machine-a"), "max_in_flight": (3, "machine-a"),
+                                         "rates.pro": (0.3, "machine-a")}
+    assert store.load_settings(tmp_path / "another machine").daily_limit_usd == 2  # the account's now
+
+
+def test_a_machine_without_a_limit_does_not_seed_an_unlimited_studio(tmp_path, database_url, caplog):
+    home = home_with(tmp_path, "home", daily_limit_usd=0)  # "no limit", chosen on this machine
+    assert store.load_settings(home).daily_limit_usd == DEFAULTS.daily_limit_usd
+    told = [r.getMessage() for r in caplog.records if "is not used for money" in r.getMessage()]
+    assert len(told) == 1 and "none (0)" in told[0] and "$10.00 a day for every machine" in told[0], told
+
+
+def test_a_machine_whose_own_limit_is_not_the_shared_one_is_told_once(tmp_path, database_url, caplog):
+    store.save_settings(tmp_path / "admin", {"daily_limit_usd": 5})
+    home = home_with(tmp_path, "home", daily_limit_usd=2)
+    for _ in range(3):
+        assert store.load_settings(home).daily_limit_usd == 5
+    told = [r.getMessage() for r in caplog.records if "is not used for money" in r.getMessage()]
+    assert len(told) == 1, told
+    for part in ("$2.00 for this machine", "$5.00 a day for every machine", str(home / "settings.json"),
+                 "Settings › CometAPI › Spending: it applies to every machine"):
+        assert part in told[0], told[0]
+    caplog.clear()
+    store.load_settings(tmp_path / "no settings of its own")  # nothing of its own to be surprised about
+    assert not [r for r in caplog.records if "is not used for money" in r.getMessage()]
+
+
+def test_two_machines_that_find_no_limit_at_once_seed_it_once(tmp_path, database_url):
+    a, b = PgJournal(database_url, machine="machine-a"), PgJournal(database_url, machine="machine-b")
+    homes = {a: home_with(tmp_path, "a", daily_limit_usd=2), b: home_with(tmp_path, "b", daily_limit_usd=5,
+                                                                             rates={"std": 0.1})}
+    # Both read the settings and found no limit; then each seeds: the second finds the first's and writes nothing.
+    assert shared_settings.seed(a, homes[a], local_settings.load_settings(homes[a])) == ["daily_limit_usd"]
+    assert shared_settings.seed(b, homes[b], local_settings.load_settings(homes[b])) == []
+    assert shared_rows(database_url) == {"daily_limit_usd": (2.0, "machine-a")}
+    for journal in (a, b):
+        assert shared_settings.load(journal, local_settings.load_settings(homes[journal]), homes[journal]).\
+            daily_limit_usd == 2
+        journal.close()
+
+
+def test_two_machines_connecting_at_once_to_a_fresh_database_agree_on_one_limit(tmp_path, database_url):
+    journals = [PgJournal(database_url, machine=f"machine-{n}") for n in range(4)]
+    homes = [home_with(tmp_path, str(n), daily_limit_usd=n + 1) for n in range(4)]
+    start = threading.Barrier(len(journals))
+
+    def connect(n):
+        start.wait()
+        return shared_settings.load(journals[n], local_settings.load_settings(homes[n]), homes[n]).daily_limit_usd
+
+    with concurrent.futures.ThreadPoolExecutor(len(journals)) as pool:
+        limits = list(pool.map(connect, range(len(journals))))
+    (limit, seeder), = shared_rows(database_url).values()
+    assert limits == [limit] * len(journals) and seeder == f"machine-{int(limit) - 1}"
+    for journal in journals:
+        journal.close()
+
+
+def test_a_limit_known_neither_in_the_database_nor_here_leaves_submit_refusing(tmp_path, database_url):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "settings.json").write_text('{"daily_limit_usd": 2')  # cut short
+    settings = store.load_settings(home)
+    with pytest.raises(SettingsUnreadable) as refused:
+        settings.require_daily_limit("CometOmniSubmit")
+    assert str(home / "settings.json") in str(refused.value) and "Settings › CometAPI › Spending" in str(refused.value)
+    assert shared_rows(database_url) == {}  # nothing seeded from a guess
+    assert store.save_settings(home, {"daily_limit_usd": 2}).limit_unknown == ""  # set in Settings: known again
+
+
 def test_a_bad_limit_in_the_database_fails_closed(database_url, postgres):
     shared(database_url).latest("x")
     postgres.sql(f"INSERT INTO {SCHEMA}.settings VALUES ('daily_limit_usd', '\"lots\"', 0, 'hand')",
@@ -231,6 +326,90 @@ def test_an_unreachable_database_leaves_the_limit_unknown(postgres, monkeypatch,
     store.forget_journals()
 
 
+# --- the daily limit's day ---------------------------------------------------------------------------
+
+SPENT_AT = 1767227400.0  # 2026-01-01 00:30 UTC = 2025-12-31 16:30 in Los Angeles
+LA_AFTERNOON = SPENT_AT - 2 * 3600  # 14:30 in Los Angeles, 22:30 UTC: the day before, in UTC
+
+
+@contextlib.contextmanager
+def machine_clock(zone):
+    """This process's local time zone, as a machine set to `zone` has it."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = zone
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TZ")
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+def database_zone(postgres, url, zone):
+    """The studio sets the database's time zone; sessions opened from then on use it."""
+    postgres.sql(f"ALTER DATABASE {urlsplit(url).path.lstrip('/')} SET timezone TO '{zone}'")
+
+
+def spent_in_la_afternoon(journal, monkeypatch):
+    monkeypatch.setattr(time, "time", lambda: LA_AFTERNOON)  # the row's created_at
+    with journal.decide() as tx:
+        tx.add_waiting("f", 1, "x", owner="run", prompt="p", base_url="h", key_id="k", mode="pro", seconds=5)
+    monkeypatch.undo()
+
+
+def test_the_shared_daily_limit_is_one_day_for_every_machine(postgres, database_url, monkeypatch):
+    """A machine in a UTC container and a workstation in Los Angeles on one database count the same 'today':
+    the database's day (here Los Angeles'), in the limit's decision, the sidebar's totals and Settings' spend."""
+    database_zone(postgres, database_url, "America/Los_Angeles")
+    journal = PgJournal(database_url, machine="machine-b")
+    spent_in_la_afternoon(journal, monkeypatch)
+    seen = {}
+    for zone in ("America/Los_Angeles", "UTC", "Asia/Tokyo"):
+        with machine_clock(zone):
+            with journal.decide() as tx:
+                decided = spent_today(tx, DEFAULTS.rates, now=SPENT_AT)
+            seen[zone] = (decided, spent_today(journal, DEFAULTS.rates, now=SPENT_AT),
+                          recent_totals(journal, DEFAULTS.rates, SPENT_AT).today.usd)
+    assert seen["America/Los_Angeles"][0] > 0
+    assert len(set(seen.values())) == 1 and len(set(seen["UTC"])) == 1, seen
+    journal.close()
+
+
+def test_the_database_s_time_zone_decides_when_the_day_begins(postgres, database_url, monkeypatch):
+    database_zone(postgres, database_url, "UTC")
+    utc = PgJournal(database_url, machine="machine-b")
+    spent_in_la_afternoon(utc, monkeypatch)
+    with machine_clock("America/Los_Angeles"):
+        assert spent_today(utc, DEFAULTS.rates, now=SPENT_AT) == 0  # 22:30 UTC was yesterday in UTC
+        database_zone(postgres, database_url, "America/Los_Angeles")
+        la = PgJournal(database_url, machine="machine-c")  # new sessions: the new setting
+        assert spent_today(la, DEFAULTS.rates, now=SPENT_AT) > 0
+    utc.close()
+    la.close()
+
+
+def test_a_machine_whose_clock_is_in_another_zone_is_told_once_which_day_the_limit_follows(
+        postgres, database_url, caplog):
+    database_zone(postgres, database_url, "UTC")
+    journal = PgJournal(database_url, machine="machine-b")
+    with machine_clock("America/Los_Angeles"):
+        for _ in range(3):
+            spent_today(journal, DEFAULTS.rates, now=SPENT_AT)
+    told = [r.getMessage() for r in caplog.records if "time zone" in r.getMessage()]
+    assert len(told) == 1, told
+    for part in ("UTC-08:00", "UTC (UTC+00:00)", "today began at 16:00 here", "Tasks sidebar",
+                 f"ALTER DATABASE {urlsplit(database_url).path.lstrip('/')} SET timezone TO"):
+        assert part in told[0], told[0]
+    caplog.clear()
+    with machine_clock("Europe/London"):  # UTC+00:00 in January: the same day, nothing to say
+        spent_today(journal, DEFAULTS.rates, now=SPENT_AT)
+    assert not [r for r in caplog.records if "time zone" in r.getMessage()]
+    journal.close()
+
+
 # --- locks and liveness across machines ------------------------------------------------------------
 
 
@@ -245,15 +424,37 @@ def test_a_collection_on_one_machine_is_seen_and_excluded_on_another(database_ur
     b.close()
 
 
+def unsaved(task_id, machine, key_id="kid-1", base_url="https://api.example"):
+    return J.Job(**{**J._BLANK, "state": "succeeded", "unit_deduction": "", "task_id": task_id, "machine": machine,
+                    "key_id": key_id, "base_url": base_url})
+
+
 def test_tasks_of_a_machine_whose_collector_runs_are_left_to_it(database_url):
     a, b = shared(database_url, "machine-a"), PgJournal(database_url, machine="machine-b")
-    rows = [J.Job(**{**J._BLANK, "state": "queued", "unit_deduction": "", "task_id": str(n), "machine": m})
-            for n, m in enumerate(["machine-a", "machine-b", "", "machine-c"])]
+    rows = [unsaved(str(n), m) for n, m in enumerate(["machine-a", "machine-b", "", "machine-c"])]
     assert [j.machine for j in b.collectable_here(rows)] == ["machine-a", "machine-b", "", "machine-c"]
-    a.announce_collector(True)
+    a.announce_collector("kid-1", "https://api.example")
     assert [j.machine for j in b.collectable_here(rows)] == ["machine-b", "", "machine-c"]
-    a.announce_collector(False)
+    a.announce_collector("")
     assert len(b.collectable_here(rows)) == 4
+    b.close()
+
+
+def test_a_machine_s_tasks_of_another_key_than_its_collector_s_are_collected_elsewhere(database_url):
+    """Machine A's key changed: its collector skips the tasks made with the old one, so B, which has that key,
+    collects them (and still leaves A the tasks of A's current key)."""
+    a, b = shared(database_url, "machine-a"), PgJournal(database_url, machine="machine-b")
+    old, new = unsaved("1", "machine-a", key_id="kid-old"), unsaved("2", "machine-a", key_id="kid-new")
+    a.announce_collector("kid-new", "https://api.example")
+    assert [j.task_id for j in b.collectable_here([old, new])] == ["1"]
+    b.close()
+
+
+def test_a_row_without_a_key_id_is_left_to_a_collector_of_its_host(database_url):
+    a, b = shared(database_url, "machine-a"), PgJournal(database_url, machine="machine-b")
+    here, elsewhere = unsaved("1", "machine-a", key_id=""), unsaved("2", "machine-a", key_id="", base_url="https://b")
+    a.announce_collector("kid-1", "https://api.example/")  # a trailing slash is the same host
+    assert [j.task_id for j in b.collectable_here([here, elsewhere])] == ["2"]
     b.close()
 
 

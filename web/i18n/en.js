@@ -20,7 +20,7 @@ export default {
   "settings.CometAPI_Omni_Spending_Rates.name": "Rates (USD estimates)",
   "settings.CometAPI_Omni_Spending_Rates.tooltip": "What the prices on Submit nodes, the Tasks sidebar and the daily limit count with, per model.",
   "settings.CometAPI_Omni_Spending_DailyLimit.name": "Daily limit",
-  "settings.CometAPI_Omni_Spending_DailyLimit.tooltip": "A Submit that would take today's spend past it stops before anything is sent. Counted at your rates (the actual charge where CometAPI reported one); today is your local day.",
+  "settings.CometAPI_Omni_Spending_DailyLimit.tooltip": "A Submit that would take today's spend past it stops before anything is sent. Counted at your rates (the actual charge where CometAPI reported one); today is your local day, or with a shared database the database's day, the same for every machine.",
   "cometapiOmni.tasksTab": "Kling Omni tasks",
   "cometapiOmni.tasksLabel": "Kling tasks",
   "key.status.unknown": "Key status unknown (is the pack loaded on this server?).",

@@ -18,7 +18,7 @@ export default {
   "settings.CometAPI_Omni_Spending_Rates.name": "料金（USD の見積もり）",
   "settings.CometAPI_Omni_Spending_Rates.tooltip": "Submit ノードの価格、タスクサイドバー、1日の上限はこの料金で計算されます（モデルごと）。",
   "settings.CometAPI_Omni_Spending_DailyLimit.name": "1日の上限",
-  "settings.CometAPI_Omni_Spending_DailyLimit.tooltip": "今日の支出がこれを超える Submit は、何も送信する前に停止します。あなたの料金で計算します（CometAPI が実際の請求を報告した場合はそれを使用）。「今日」はローカル時間の1日です。",
+  "settings.CometAPI_Omni_Spending_DailyLimit.tooltip": "今日の支出がこれを超える Submit は、何も送信する前に停止します。あなたの料金で計算します（CometAPI が実際の請求を報告した場合はそれを使用）。「今日」はローカル時間の1日です（共有データベースでは、すべてのマシンで同じ、データベースのタイムゾーンの1日）。",
   "cometapiOmni.tasksTab": "Kling Omni タスク",
   "cometapiOmni.tasksLabel": "Kling タスク",
   "key.status.unknown": "キーの状態が不明です（このサーバーにパックは読み込まれていますか？）。",

@@ -18,7 +18,7 @@ export default {
   "settings.CometAPI_Omni_Spending_Rates.name": "요금(USD 추정)",
   "settings.CometAPI_Omni_Spending_Rates.tooltip": "Submit 노드의 가격, 작업 사이드바, 일일 한도가 모델별로 이 요금으로 계산됩니다.",
   "settings.CometAPI_Omni_Spending_DailyLimit.name": "일일 한도",
-  "settings.CometAPI_Omni_Spending_DailyLimit.tooltip": "오늘의 지출이 이 한도를 넘게 만드는 Submit은 아무것도 보내기 전에 멈춥니다. 사용자의 요금으로 계산하며(CometAPI가 실제 청구액을 보고한 경우 그 금액), '오늘'은 현지 시간 기준입니다.",
+  "settings.CometAPI_Omni_Spending_DailyLimit.tooltip": "오늘의 지출이 이 한도를 넘게 만드는 Submit은 아무것도 보내기 전에 멈춥니다. 사용자의 요금으로 계산하며(CometAPI가 실제 청구액을 보고한 경우 그 금액), '오늘'은 현지 시간 기준입니다(공유 데이터베이스에서는 모든 컴퓨터에 같은, 데이터베이스 시간대 기준).",
   "cometapiOmni.tasksTab": "Kling Omni 작업",
   "cometapiOmni.tasksLabel": "Kling 작업",
   "key.status.unknown": "키 상태를 알 수 없습니다(이 서버에 팩이 로드되어 있나요?).",

@@ -18,7 +18,7 @@ export default {
   "settings.CometAPI_Omni_Spending_Rates.name": "费率（美元估算）",
   "settings.CometAPI_Omni_Spending_Rates.tooltip": "提交节点上的价格、任务侧边栏和每日限额都按这些费率计算，每个模型各有一组。",
   "settings.CometAPI_Omni_Spending_DailyLimit.name": "每日限额",
-  "settings.CometAPI_Omni_Spending_DailyLimit.tooltip": "若某次提交会让今天的花费超过此限额，则在发送任何内容之前停止。按你的费率计算（CometAPI 报告了实际扣费时以实际扣费为准）；“今天”按你的本地时间计。",
+  "settings.CometAPI_Omni_Spending_DailyLimit.tooltip": "若某次提交会让今天的花费超过此限额，则在发送任何内容之前停止。按你的费率计算（CometAPI 报告了实际扣费时以实际扣费为准）；“今天”按你的本地时间计（使用共享数据库时按数据库的时区计，所有机器相同）。",
   "cometapiOmni.tasksTab": "Kling Omni 任务",
   "cometapiOmni.tasksLabel": "Kling 任务",
   "key.status.unknown": "密钥状态未知（此服务器是否加载了本插件？）。",
