@@ -665,8 +665,10 @@ class Tx:
 
     def _set(self, assignment_and_where: str, params: tuple, task_id) -> bool:
         self.stamp = time.time()  # the updated_at written: what identifies this change later
-        changed = self._db.execute(f"UPDATE jobs SET updated_at={self.stamp!r}, {assignment_and_where}",
-                                   params).rowcount
+        # Bound, not written into the SQL: SQLite reads a few float literals a bit off, and unsend()
+        # compares the bound value.
+        changed = self._db.execute(f"UPDATE jobs SET updated_at=?, {assignment_and_where}",
+                                   (self.stamp, *params)).rowcount
         if changed:
             self._changed.append(task_id)
         return changed == 1
@@ -679,8 +681,10 @@ def fold_adopted(db, fingerprint: str, attempt: int, task_id: str) -> None:
     `db` is a transaction's (db.execute(sql, params) -> a cursor); the intent's row holds `task_id`."""
     if fingerprint.startswith("collected:"):
         return
-    adopted = db.execute("SELECT * FROM jobs WHERE fingerprint=? AND attempt=0 AND task_id=?",
-                         (f"collected:{task_id}", task_id)).fetchone()
+    # Locked until the fold commits (PostgreSQL: FOR UPDATE), so a collection of it on another machine
+    # lands before the read or waits; SQLite has one writer at a time and no such clause.
+    adopted = db.execute("SELECT * FROM jobs WHERE fingerprint=? AND attempt=0 AND task_id=?"
+                         + getattr(db, "ROW_LOCK", ""), (f"collected:{task_id}", task_id)).fetchone()
     if adopted is None:
         return
     row = db.execute("SELECT * FROM jobs WHERE fingerprint=? AND attempt=?", (fingerprint, attempt)).fetchone()

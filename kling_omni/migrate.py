@@ -111,7 +111,16 @@ def _copy_row(tx, job: dict, columns: list, machine: str, copied: Copied) -> str
             fold_adopted(tx._db, values["fingerprint"], values["attempt"], values["task_id"])
         return "added"
     if job["updated_at"] <= found["updated_at"]:
-        return "unchanged"
+        if job["task_id"] and job["task_id"] == found["task_id"]:  # older, yet it may know more of the task
+            learned = learned_by_collection(found, {**job, "video_machine": machine if job["video_path"] else ""})
+            if not learned:
+                return "unchanged"
+            tx._db.execute(f"UPDATE jobs SET {', '.join(f'{name}=?' for name in learned)} WHERE fingerprint=? AND"
+                           f" attempt=?", (*learned.values(), job["fingerprint"], job["attempt"]))
+            return "updated"
+        if not (job["task_id"] and not found["task_id"]):
+            return "unchanged"
+        # Older, but it holds the task the newer row never got (refused, uncertain): the task is kept, as below.
     # Newer here: its fields, except that nothing the database knows of a task is lost.
     merged = {name: job[name] for name in columns if name not in ("fingerprint", "attempt", "owner", "created_at")}
     for kept in ("task_id", "unit_deduction", "video_url"):

@@ -109,7 +109,11 @@ class PgJournal(BaseJournal):
             self._keep(sql, params, task_id, None)
             return
         try:
-            self._run(sql, params, "written", lambda cursor: cursor.rowcount)
+            changed = self._run(sql, params, "written", lambda cursor: cursor.rowcount)
+            if not changed and task_id is not None:
+                # Its row may have been folded into its intent's row by a decision this write waited for
+                # (journal.fold_adopted locks it): the write found it gone; a fresh one finds the intent's.
+                self._run(sql, params, "written", lambda cursor: cursor.rowcount)
         except JournalError as exc:
             self._keep(sql, params, task_id, exc)
             return
@@ -352,6 +356,8 @@ def _utc(seconds: float) -> str:
 
 class _Sql:
     """A decision's connection as Tx reads and writes through it: SQLite's `?` parameters."""
+
+    ROW_LOCK = " FOR UPDATE"  # what a read adds to hold its rows until the decision commits
 
     def __init__(self, conn):
         self._conn = conn

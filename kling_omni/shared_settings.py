@@ -71,8 +71,8 @@ def load(journal, on_this_machine: PackSettings, store_dir: Optional[Path] = Non
                if shared.limit_unknown else "")
     if not _has_limit(rows) and on_this_machine.limit_unknown:
         unknown = on_this_machine.limit_unknown  # known neither there nor here: the account's is not started from a guess
-    if not unknown and store_dir is not None and shared.daily_limit_usd != on_this_machine.daily_limit_usd:
-        _tell_limit_differs(journal, Path(store_dir) / local.SETTINGS_FILE, on_this_machine, shared.daily_limit_usd)
+    if not unknown and store_dir is not None:
+        _tell_money_differs(journal, Path(store_dir) / local.SETTINGS_FILE, on_this_machine, shared)
     return replace(on_this_machine, daily_limit_usd=shared.daily_limit_usd, rates=shared.rates,
                    max_in_flight=shared.max_in_flight, limit_unknown=unknown,
                    limit_fix=f"set the daily limit in {local.SPENDING}" if unknown else "")
@@ -112,16 +112,28 @@ def _has_limit(rows) -> bool:
     return any(row["name"] == "daily_limit_usd" for row in rows)
 
 
-def _tell_limit_differs(journal, path: Path, on_this_machine: PackSettings, shared_limit: float) -> None:
-    """Once: this machine's settings.json sets a limit of its own, and it is not the one in force."""
+def _tell_money_differs(journal, path: Path, on_this_machine: PackSettings, shared: PackSettings) -> None:
+    """Once: this machine's settings.json sets money values of its own (a limit, a rate, the tasks in flight)
+    that are not the ones in force. A rate matters as much as the limit: the limit counts spend by the rates."""
     raw, _ = local._read(path)
-    if "daily_limit_usd" not in raw or on_this_machine.limit_unknown:
-        return  # no limit of its own to be surprised about (a bad one is said by the file's own warning)
-    local._log_once(
-        f"CometAPI Omni: {path} sets a daily limit of {_limit(on_this_machine.daily_limit_usd)} for this machine, but "
-        f"the shared settings of {journal.path} are in force: {_limit(shared_limit)} a day for every machine on that "
-        f"database ({path} is not used for money while {DATABASE_ENV} is set). Change it in {local.SPENDING}: "
-        f"it applies to every machine.")
+    if on_this_machine.limit_unknown:
+        return  # a bad file is said by its own warning
+    differ = []
+    if "daily_limit_usd" in raw and on_this_machine.daily_limit_usd != shared.daily_limit_usd:
+        differ.append(f"a daily limit of {_limit(on_this_machine.daily_limit_usd)} for this machine, but the shared "
+                      f"one is {_limit(shared.daily_limit_usd)} a day for every machine")
+    if "max_in_flight" in raw and on_this_machine.max_in_flight != shared.max_in_flight:
+        differ.append(f"{on_this_machine.max_in_flight} tasks in flight, shared: {shared.max_in_flight}")
+    own_rates = raw.get("rates") if isinstance(raw.get("rates"), dict) else {}
+    for name in local.RATE_NAMES:
+        mine, theirs = getattr(on_this_machine.rates, name), getattr(shared.rates, name)
+        if name in own_rates and mine != theirs:
+            differ.append(f"the {name} rate {mine} USD/s, shared: {theirs}")
+    if differ:
+        local._log_once(
+            f"CometAPI Omni: {path} sets {'; '.join(differ)}. The shared settings of {journal.path} are in force on "
+            f"every machine on that database ({path} is not used for money while {DATABASE_ENV} is set). Change them "
+            f"in {local.SPENDING}: it applies to every machine.")
 
 
 def _limit(usd: float) -> str:

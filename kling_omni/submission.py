@@ -243,7 +243,7 @@ class _Run:
         a row left by a run that is gone, now this run's; or a new attempt, journalled as waiting with
         its cost reserved, once the whole batch of them fits today's limit (else nothing is journalled)."""
         rates = self.settings.rates
-        claims, fresh = {}, []
+        claims, fresh, unsent = {}, [], []
         self.owners.keep(self.owner)
         with self.journal.decide() as tx:
             for intent in intents:
@@ -255,9 +255,10 @@ class _Run:
                 elif job.owner != self.owner and self.owners.alive(job.owner):
                     claims[intent.fingerprint] = (_THEIRS, job)
                 else:  # left by a run that ended or died: an unsent or unanswered creation, now ours
-                    stamp = self.journal.never_sent.pop((job.fingerprint, job.attempt), None)
+                    stamp = self.journal.never_sent.get((job.fingerprint, job.attempt))
                     if stamp is not None and tx.unsend(job, self.owner, stamp):
-                        pass  # marked sending here, never sent: waiting again, not an unanswered creation
+                        unsent.append((job.fingerprint, job.attempt))  # forgotten once this decision holds
+                        # marked sending here, never sent: waiting again, not an unanswered creation
                     elif job.owner != self.owner:
                         tx.take(job, self.owner)
                         self.owners.forget_gone(job.owner)
@@ -274,6 +275,8 @@ class _Run:
                                key_id=self.client.key_id, model=request.model, sound=request.sound,
                                shots=len(request.shots), auto_shots=request.auto_shots)
                 claims[intent.fingerprint] = (_NEW, tx.latest(intent.fingerprint))
+        for unsent_key in unsent:
+            self.journal.never_sent.pop(unsent_key, None)
         return claims
 
     def claim_slot(self, fingerprint: str, attempt: int) -> tuple:

@@ -653,3 +653,56 @@ def test_submit_with_the_database_away_sends_nothing_and_says_which_database(env
     assert fake_server.requests == []
     (tasks, ids) = run(nodes["CometOmniSubmit"], request=request, seed=[1], variations=[2], unique_id=["4"])
     assert len(set(ids)) == 2 and fake_server.created_count == 2  # back: queued again, made once
+
+
+def _intent_of(journal, state, task_id=None, message=""):
+    journal.begin("fp1", 1, "comfy-fp1-1", prompt="p", base_url="h", key_id="k", mode="pro", seconds=5)
+    journal.settle("fp1", 1, state, task_id=task_id, message=message)
+
+
+def test_db_copy_never_drops_a_paid_task_behind_a_newer_row_without_one(tmp_path, database_url):
+    """Machine a made task T1 for an intent; later machine b's attempt of it was refused (no task). Copied b
+    first, then a: the older row still brings its task, and the ledger counts it."""
+    from kling_omni.ledger import recent_totals
+    from kling_omni.migrate import copy_journal
+    a, b = Journal(tmp_path / "a" / "journal.sqlite3"), Journal(tmp_path / "b" / "journal.sqlite3")
+    _intent_of(a, "queued", task_id="T1")
+    time.sleep(0.01)  # b's row is the newer one, by its clock
+    _intent_of(b, "rejected", message="insufficient balance")
+    journal = shared(database_url)
+    copy_journal(b.path, journal, machine="b")
+    copied = copy_journal(a.path, journal, machine="a")
+    assert copied.updated == 1
+    row = journal.by_task("T1")
+    assert row is not None and row.state == "queued" and row.fingerprint == "fp1"
+    assert recent_totals(journal, local_settings.DEFAULTS.rates).today.tasks == 1
+
+
+def test_db_copy_of_an_older_row_of_the_same_task_brings_the_video_it_saved(tmp_path, database_url):
+    """Both machines know task T1; a saved its video, b's row is newer but has none: a's video and charge come along."""
+    from kling_omni.migrate import copy_journal
+    a, b = Journal(tmp_path / "a" / "journal.sqlite3"), Journal(tmp_path / "b" / "journal.sqlite3")
+    _intent_of(a, "queued", task_id="T1")
+    a.update_task("T1", state="succeeded", video_url="https://x/v.mp4", video_path="/a/out/kling_T1.mp4",
+                  unit_deduction="0.8")
+    time.sleep(0.01)
+    _intent_of(b, "processing", task_id="T1")
+    journal = shared(database_url)
+    copy_journal(b.path, journal, machine="b")
+    copy_journal(a.path, journal, machine="a")
+    row = journal.by_task("T1")
+    assert (row.state, row.video_path, row.video_machine, row.unit_deduction) == (
+        "succeeded", "/a/out/kling_T1.mp4", "a", "0.8")
+    assert copy_journal(a.path, journal, machine="a").updated == 0  # again: nothing more to learn
+
+
+def test_a_machine_whose_own_rate_is_not_the_shared_one_is_told_once(tmp_path, database_url, caplog):
+    """The limit counts spend by the rates: a machine whose settings.json sets a higher rate than the shared
+    one in force is told, as for the limit."""
+    store.save_settings(tmp_path / "admin", {"daily_limit_usd": 5})  # the account seeded with the default rates
+    home = home_with(tmp_path, "home", daily_limit_usd=5, rates={"pro": 0.3})
+    for _ in range(2):
+        assert store.load_settings(home).rates.pro == local_settings.DEFAULTS.rates.pro
+    told = [r.getMessage() for r in caplog.records if "is not used for money" in r.getMessage()]
+    assert len(told) == 1 and f"the pro rate 0.3 USD/s, shared: {local_settings.DEFAULTS.rates.pro}" in told[0], told
+    assert "daily limit" not in told[0]  # the same limit: not said
