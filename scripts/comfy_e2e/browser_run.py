@@ -19,8 +19,7 @@ from .browser_steps_money import (browser_cancel_poll, browser_spend_guard, brow
                                   browser_subgraph_price, browser_submit_price, browser_tasks_sidebar)
 from .browser_steps_v3 import browser_old_workflow, browser_v3_prices, browser_v3_storyboard
 from .comfy import Comfy
-from .common_checks import check_log, check_no_key, pack_key_file
-from .pack import PACK_DIR_NAME
+from .common_checks import check_log, check_no_key, close_page_checked, pack_key_file
 from .processes import comfyui, in_process_fake_server
 from .report import CheckFailed, Report
 
@@ -69,13 +68,7 @@ async def browser_run(args, report: Report, work: Path, key: str) -> None:
             await browser_old_workflow(page, report, comfy, nodes2, shots)
             await browser_remove_key(page, report, comfy)
 
-            storage = await page.js("JSON.stringify({local: {...localStorage}, session: {...sessionStorage}})")
-            history = await comfy.history_text(100)
-            ours = [e for e in page.errors if f"/extensions/{PACK_DIR_NAME}/" in e]
-            report.check(not ours, "browser: no uncaught error from the pack's scripts", "; ".join(ours)[:800])
-            if page.errors and not ours:
-                report.note(f"(uncaught errors from the frontend itself: {'; '.join(page.errors)[:400]})")
-            await page.close()
+            storage, history = await close_page_checked(page, report, comfy, "browser")
         except CheckFailed:
             if page is not None:
                 await page.shot(shots / "99_failure.png")

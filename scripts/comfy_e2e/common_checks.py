@@ -14,6 +14,19 @@ from .pack import PACK_DIR_NAME
 from .report import Report
 
 
+async def close_page_checked(page, report: Report, comfy: Comfy, label: str) -> tuple:
+    """The end of a browser run: no uncaught error from the pack's scripts, the page closed. Returns what
+    check_no_key then searches: (the page's localStorage and sessionStorage, the history)."""
+    storage = await page.js("JSON.stringify({local: {...localStorage}, session: {...sessionStorage}})")
+    history = await comfy.history_text(100)
+    ours = [e for e in page.errors if f"/extensions/{PACK_DIR_NAME}/" in e]
+    report.check(not ours, f"{label}: no uncaught error from the pack's scripts", "; ".join(ours)[:800])
+    if page.errors and not ours:
+        report.note(f"(uncaught errors from the frontend itself: {'; '.join(page.errors)[:400]})")
+    await page.close()
+    return storage, history
+
+
 def check_log(report: Report, log: str, label: str, expected: tuple = ()) -> None:
     """The pack imported, and no traceback in the log runs through the pack's files.
 

@@ -40,8 +40,7 @@ from .browser_steps_languages import (
     words,
 )
 from .comfy import Comfy
-from .common_checks import check_log, check_no_key
-from .pack import PACK_DIR_NAME
+from .common_checks import check_log, check_no_key, close_page_checked
 from .processes import comfyui, in_process_fake_server
 from .report import CheckFailed, Report
 
@@ -84,13 +83,7 @@ async def languages_run(args, report: Report, work: Path, key: str, languages: l
                 except CheckFailed as exc:  # the next language (at last English) starts over from the page
                     await page.shot(lang.shot("failure"))
                     report.check(False, f"{lang.tag}: the steps could go on", str(exc))
-            storage = await page.js("JSON.stringify({local: {...localStorage}, session: {...sessionStorage}})")
-            history = await comfy.history_text(100)
-            ours = [e for e in page.errors if f"/extensions/{PACK_DIR_NAME}/" in e]
-            report.check(not ours, "languages: no uncaught error from the pack's scripts", "; ".join(ours)[:800])
-            if page.errors and not ours:
-                report.note(f"(uncaught errors from the frontend itself: {'; '.join(page.errors)[:400]})")
-            await page.close()
+            storage, history = await close_page_checked(page, report, comfy, "languages")
         except CheckFailed:
             if page is not None:
                 await page.shot(shots / "languages_99_failure.png")
