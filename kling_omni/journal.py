@@ -652,6 +652,12 @@ class Tx:
         return self._set(f"owner=? WHERE fingerprint=? AND attempt=? AND owner=? AND state IN ({marks})",
                          (owner, job.fingerprint, job.attempt, job.owner, *IN_PROGRESS), None)
 
+    def redate(self, job: Job) -> bool:
+        """A waiting row reserved on an earlier day, taken over today: its cost is reserved today, when it will
+        be sent and billed (the daily limit's check comes first)."""
+        return self._set("created_at=? WHERE fingerprint=? AND attempt=? AND state=? AND task_id IS NULL",
+                         (time.time(), job.fingerprint, job.attempt, WAITING), None)
+
     def mark_sending(self, fingerprint: str, attempt: int, owner: str) -> bool:
         """waiting → sending, only for a row of `owner` that has no task: the one step before a creation leaves."""
         return self._set("state=? WHERE fingerprint=? AND attempt=? AND owner=? AND state=? AND task_id IS NULL",

@@ -32,7 +32,7 @@ from . import journal as J
 from .errors import (BadRequest, CreationUncertain, JournalError, ModelRefused, NotFound, OmniError, RateLimited,
                      SlotWaitCancelled, SlotWaitStopped, SlotWaitTimeout)
 from .journal import BaseJournal as Journal
-from .ledger import check_daily_limit, spent_today
+from .ledger import check_daily_limit, day_start, spent_today
 from .pricing import estimate
 from .request import OmniRequest
 from .settings import DEFAULTS, PackSettings
@@ -243,9 +243,10 @@ class _Run:
         a row left by a run that is gone, now this run's; or a new attempt, journalled as waiting with
         its cost reserved, once the whole batch of them fits today's limit (else nothing is journalled)."""
         rates = self.settings.rates
-        claims, fresh, unsent = {}, [], []
+        claims, fresh, unsent, carried = {}, [], [], []
         self.owners.keep(self.owner)
         with self.journal.decide() as tx:
+            today = day_start(tx)
             for intent in intents:
                 job = tx.latest(intent.fingerprint)
                 if _has_task(job):
@@ -262,10 +263,18 @@ class _Run:
                     elif job.owner != self.owner:
                         tx.take(job, self.owner)
                         self.owners.forget_gone(job.owner)
-                    claims[intent.fingerprint] = (_MINE, tx.latest(intent.fingerprint))
+                    mine = tx.latest(intent.fingerprint)
+                    claims[intent.fingerprint] = (_MINE, mine)
+                    if mine.state == J.WAITING and mine.created_at < today:
+                        carried.append((intent, mine))  # reserved on an earlier day, never sent: billed today
             costs = [estimate(intent.request, rates) for intent, _ in fresh]
-            if fresh and self.settings.daily_limit_usd > 0:
-                check_daily_limit(spent_today(tx, rates), costs, self.settings.daily_limit_usd, node=self.node)
+            carried_costs = [estimate(intent.request, rates) for intent, _ in carried]
+            if (fresh or carried) and self.settings.daily_limit_usd > 0:
+                check_daily_limit(spent_today(tx, rates), costs + carried_costs, self.settings.daily_limit_usd,
+                                  node=self.node)
+            for intent, job in carried:  # its reservation moves to today, where it will be billed
+                tx.redate(job)
+                claims[intent.fingerprint] = (_MINE, tx.latest(intent.fingerprint))
             for (intent, job), cost in zip(fresh, costs):
                 attempt = job.attempt + 1 if job is not None else 1
                 request = intent.request

@@ -24,7 +24,7 @@ from kling_omni.journal import Journal
 from kling_omni.owners import Owners
 from kling_omni.request import OmniRequest
 from kling_omni.settings import PackSettings
-from kling_omni.submission import Intent, submit_all
+from kling_omni.submission import Intent, external_id, submit_all
 from tests import money_processes
 from tests.fakeserver_fixtures import point_pack_at
 
@@ -364,3 +364,36 @@ def test_an_uncertain_creation_collected_by_id_then_queued_again_is_one_row(tmp_
     (row,) = journal.jobs()
     assert (row.fingerprint, row.task_id, row.mode) == (task.fingerprint, task_id, "pro")
     assert (row.state, row.video_path) == ("succeeded", str(saved.path))
+
+
+def _waiting_row_left_yesterday(journal, intent, monkeypatch):
+    """An intent journalled as waiting (its cost reserved) yesterday by a run that then died: never sent."""
+    owners = journal.owners()
+    run = owners.start_run()
+    yesterday = time.time() - 86400
+    with monkeypatch.context() as patched:
+        patched.setattr(J.time, "time", lambda: yesterday)
+        with journal.decide() as tx:
+            tx.add_waiting(intent.fingerprint, 1, external_id(intent.fingerprint, 1), owner=run, prompt="p",
+                           base_url="h", key_id="k", mode="pro", seconds=5)
+    owners.end_run(run)
+
+
+def test_an_intent_left_waiting_yesterday_counts_against_today_s_limit_when_it_is_sent_today(tmp_path, monkeypatch):
+    """Its cost was reserved in yesterday's spend; sent today, it is billed today: it must fit today's limit
+    (else nothing is sent), and once sent it counts in today's spend."""
+    from kling_omni.errors import SpendLimitReached
+    from kling_omni.ledger import spent_today
+    from kling_omni.settings import DEFAULTS
+    journal = Journal(tmp_path / "journal.sqlite3")
+    intent = Intent(REQUEST, 1)  # pro 5 s ≈ $0.56
+    _waiting_row_left_yesterday(journal, intent, monkeypatch)
+    assert spent_today(journal, DEFAULTS.rates) == 0
+    with FakeCometAPI(key="test-key-123") as fake:
+        make = lambda: OmniClient(fake.key, fake.base_url)  # noqa: E731
+        with pytest.raises(SpendLimitReached):
+            submit_all([intent], journal, make, settings=PackSettings(daily_limit_usd=0.5), interval=0.05)
+        assert fake.created_count == 0
+        (task,) = submit_all([intent], journal, make, settings=PackSettings(daily_limit_usd=1), interval=0.05)
+        assert task.task_id and fake.created_count == 1
+    assert spent_today(journal, DEFAULTS.rates) > 0.5  # billed today, counted today

@@ -706,3 +706,25 @@ def test_a_machine_whose_own_rate_is_not_the_shared_one_is_told_once(tmp_path, d
     told = [r.getMessage() for r in caplog.records if "is not used for money" in r.getMessage()]
     assert len(told) == 1 and f"the pro rate 0.3 USD/s, shared: {local_settings.DEFAULTS.rates.pro}" in told[0], told
     assert "daily limit" not in told[0]  # the same limit: not said
+
+
+def test_an_intent_left_waiting_yesterday_counts_against_today_s_limit_on_the_shared_journal(database_url,
+                                                                                               monkeypatch):
+    """As on SQLite (tests/test_money_guards.py): today is the database's day."""
+    from kling_omni.errors import SpendLimitReached
+    from kling_omni.ledger import spent_today
+    from kling_omni.request import OmniRequest
+    from kling_omni.submission import Intent, submit_all
+    from tests.test_money_guards import _waiting_row_left_yesterday
+    journal = shared(database_url)
+    intent = Intent(OmniRequest(prompt="a fox runs through snow", mode="pro", duration=5), 1)
+    _waiting_row_left_yesterday(journal, intent, monkeypatch)
+    with FakeCometAPI(key="test-key-123") as fake:
+        make = lambda: OmniClient(fake.key, fake.base_url)  # noqa: E731
+        with pytest.raises(SpendLimitReached):
+            submit_all([intent], journal, make, settings=local_settings.PackSettings(daily_limit_usd=0.5),
+                       interval=0.05)
+        (task,) = submit_all([intent], journal, make, settings=local_settings.PackSettings(daily_limit_usd=1),
+                             interval=0.05)
+        assert task.task_id and fake.created_count == 1
+    assert spent_today(journal, local_settings.DEFAULTS.rates) > 0.5
