@@ -62,9 +62,9 @@ def download_file(url: str, dest, *, on_progress: Optional[Callable[[int, Option
     own_session = session is None
     session = session or requests.Session()
     try:
-        problem = ""
+        problem, before = "", None
         for attempt in range(max(1, attempts)):
-            if attempt and transfer.received == before:  # nothing arrived last time: give the host a moment
+            if transfer.received == before:  # nothing arrived last time: give the host a moment
                 time.sleep(retry_delay)
             before = transfer.received
             try:

@@ -80,13 +80,20 @@ class TaskLock:
     async def acquire(self, should_stop: Optional[Callable[[], bool]] = None,
                       on_wait: Optional[Callable[[], None]] = None) -> bool:
         """Wait until the lock is ours; False if should_stop() turned true first."""
-        while not self.try_acquire():
-            if should_stop is not None and should_stop():
-                return False
-            if on_wait is not None:
-                on_wait()
-            await asyncio.sleep(POLL_SECONDS)
-        return True
+        return await wait_until_taken(self.try_acquire, should_stop, on_wait)
+
+
+async def wait_until_taken(try_acquire: Callable[[], bool], should_stop: Optional[Callable[[], bool]] = None,
+                           on_wait: Optional[Callable[[], None]] = None) -> bool:
+    """Try a lock every POLL_SECONDS until it is taken (True) or should_stop() turns true (False): every
+    kind of task lock waits so (this file's, kling_omni.pg_locks')."""
+    while not try_acquire():
+        if should_stop is not None and should_stop():
+            return False
+        if on_wait is not None:
+            on_wait()
+        await asyncio.sleep(POLL_SECONDS)
+    return True
 
 
 @contextlib.contextmanager

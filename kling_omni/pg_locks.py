@@ -21,7 +21,6 @@ both download one video: free, and each keeps its own copy).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import os
@@ -32,7 +31,7 @@ from typing import Callable, Optional
 
 from .database import Database, key
 from .errors import JournalError
-from .locks import POLL_SECONDS
+from .locks import wait_until_taken
 
 
 class PgOwners:
@@ -140,14 +139,8 @@ class PgTaskLock:
     async def acquire(self, should_stop: Optional[Callable[[], bool]] = None,
                       on_wait: Optional[Callable[[], None]] = None) -> bool:
         """Wait until the lock is ours; False if should_stop() turned true first."""
-        try:
-            while not self.try_acquire(keep_trying=True):
-                if should_stop is not None and should_stop():
-                    return False
-                if on_wait is not None:
-                    on_wait()
-                await asyncio.sleep(POLL_SECONDS)
-            return True
+        try:  # the connection is kept between tries
+            return await wait_until_taken(lambda: self.try_acquire(keep_trying=True), should_stop, on_wait)
         finally:
             if not self._held:
                 self._close()
