@@ -1,12 +1,14 @@
 """What separate processes do in tests/test_money_guards.py: each is a ComfyUI of its own on one
 user folder (spawned with multiprocessing, so each has its own interpreter, locks and memory).
 
-Every function here runs in the child: it loads the pack as ComfyUI would, waits at the
-test's barrier so the processes race for real, and reports what it got on its queue.
+`together` starts them (tests/test_studio.py's machines too). Every other function here runs in
+the child: it loads the pack as ComfyUI would, waits at the test's barrier so the processes race
+for real, and reports what it got on its queue.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 import threading
@@ -14,6 +16,27 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter each: nothing shared but the disk
+
+
+def together(target, argument_lists, timeout=120, errors_allowed=False):
+    """Run target(*args, barrier, queue) in one process per argument list; what each reported, in their order."""
+    barrier, results = SPAWN.Barrier(len(argument_lists)), SPAWN.Queue()
+    processes = [SPAWN.Process(target=target, args=(*args, barrier, results)) for args in argument_lists]
+    for process in processes:
+        process.start()
+    try:
+        reports = [results.get(timeout=timeout) for _ in processes]
+    finally:
+        for process in processes:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+    if not errors_allowed:
+        for report in reports:
+            assert "error" not in report, report.get("trace", report)
+    order = {process.pid: n for n, process in enumerate(processes)}
+    return sorted(reports, key=lambda report: order[report["pid"]])  # as the argument lists, not as they ended
 
 
 def _pack(env: dict):

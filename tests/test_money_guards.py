@@ -8,7 +8,6 @@ a daily limit that fits one batch; two Submits in one process both took the last
 the host no longer finds held its slot until the wait timed out.
 """
 
-import multiprocessing
 import sqlite3
 import threading
 import time
@@ -27,27 +26,9 @@ from kling_omni.settings import PackSettings
 from kling_omni.submission import Intent, external_id, submit_all
 from tests import money_processes
 from tests.fakeserver_fixtures import point_pack_at
+from tests.money_processes import SPAWN, together
 
-SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter each: nothing shared but the disk
 REQUEST = OmniRequest(prompt="a fox runs through snow", mode="pro", duration=5)
-
-
-def children(target, count, *args, timeout=120):
-    """Start `count` processes running target(*args, barrier, queue); return what each reported."""
-    barrier, results = SPAWN.Barrier(count), SPAWN.Queue()
-    processes = [SPAWN.Process(target=target, args=(*args[i], barrier, results)) for i in range(count)]
-    for process in processes:
-        process.start()
-    try:
-        reports = [results.get(timeout=timeout) for _ in processes]
-    finally:
-        for process in processes:
-            process.join(10)
-            if process.is_alive():
-                process.kill()
-    for report in reports:
-        assert "error" not in report, report.get("trace", report)
-    return reports
 
 
 def test_two_processes_on_one_folder_make_one_task_per_intent(tmp_path, monkeypatch):
@@ -59,8 +40,8 @@ def test_two_processes_on_one_folder_make_one_task_per_intent(tmp_path, monkeypa
         home = Path(env["COMETAPI_OMNI_HOME"])
         from kling_omni.settings import save_settings
         save_settings(home, {"max_in_flight": 1, "daily_limit_usd": 0})
-        reports = children(money_processes.chain, 2, (env, "a fox runs through snow", 0, 4),
-                           (env, "a fox runs through snow", 0, 4))
+        reports = together(money_processes.chain, [(env, "a fox runs through snow", 0, 4),
+                                                    (env, "a fox runs through snow", 0, 4)])
         first, second = reports
         assert first["ids"] == second["ids"] and len(set(first["ids"])) == 4
         assert fake.created_count == 4  # one paid task per intent, no more
@@ -76,9 +57,9 @@ def test_two_processes_never_both_pass_a_limit_that_fits_one_batch(tmp_path):
     rounds = 100
     with FakeCometAPI(key="test-key-123") as fake:
         folders = [str(tmp_path / f"round{r}") for r in range(rounds)]
-        reports = children(money_processes.budget_rounds, 2,
-                           ({}, fake.base_url, fake.key, folders, [0, 1, 2], 3.0),
-                           ({}, fake.base_url, fake.key, folders, [10, 11, 12], 3.0), timeout=240)
+        reports = together(money_processes.budget_rounds,
+                           [({}, fake.base_url, fake.key, folders, [0, 1, 2], 3.0),
+                            ({}, fake.base_url, fake.key, folders, [10, 11, 12], 3.0)], timeout=240)
         per_round = list(zip(reports[0]["outcomes"], reports[1]["outcomes"]))
         assert len(per_round) == rounds
         assert all(sorted(pair) == ["passed", "refused"] for pair in per_round), per_round

@@ -8,7 +8,6 @@ for real. Docs: docs/several-machines.md.
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from pathlib import Path
 
@@ -17,8 +16,8 @@ from kling_omni import store
 from kling_omni.request import OmniRequest
 from kling_omni.verify import check_video
 from tests import money_processes, studio_processes
+from tests.money_processes import SPAWN, together
 
-SPAWN = multiprocessing.get_context("spawn")
 KEY = "test-key-123"
 
 
@@ -27,26 +26,6 @@ def machine(fake, tmp_path, database_url, name, **extra) -> dict:
     return {"COMETAPI_KEY": fake.key, "COMETAPI_BASE_URL": fake.base_url, "COMETAPI_OMNI_DATABASE_URL": database_url,
             "COMETAPI_OMNI_MACHINE": name, "COMETAPI_OMNI_HOME": str(tmp_path / name / "home"),
             "COMETAPI_OMNI_OUTPUT": str(tmp_path / name / "output"), "COMETAPI_OMNI_POLL_SECONDS": "0.05", **extra}
-
-
-def together(target, argument_lists, timeout=120, errors_allowed=False):
-    """Run target(*args, barrier, queue) in one process per argument list; what each reported, in their order."""
-    barrier, results = SPAWN.Barrier(len(argument_lists)), SPAWN.Queue()
-    processes = [SPAWN.Process(target=target, args=(*args, barrier, results)) for args in argument_lists]
-    for process in processes:
-        process.start()
-    try:
-        reports = [results.get(timeout=timeout) for _ in processes]
-    finally:
-        for process in processes:
-            process.join(10)
-            if process.is_alive():
-                process.kill()
-    if not errors_allowed:
-        for report in reports:
-            assert "error" not in report, report.get("trace", report)
-    order = {process.pid: n for n, process in enumerate(processes)}
-    return sorted(reports, key=lambda report: order[report["pid"]])  # as the argument lists, not as they ended
 
 
 def shared_settings(tmp_path, **values):
