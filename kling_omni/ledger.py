@@ -67,9 +67,10 @@ def counted_totals(groups: Iterable[tuple], rates: Rates) -> Totals:
     return Totals(tasks, seconds, usd)
 
 
-def spent_today(journal, rates: Rates, now: Optional[float] = None) -> float:
-    """What today's tasks count for against the daily limit (`day_start`'s day)."""
-    return counted_totals(journal.billing(day_start(journal, now)), rates).usd
+def spent_today(journal, rates: Rates, now: Optional[float] = None, *, since: Optional[float] = None) -> float:
+    """What today's tasks count for against the daily limit (`day_start`'s day, or from `since` when the
+    caller has it already)."""
+    return counted_totals(journal.billing(day_start(journal, now) if since is None else since), rates).usd
 
 
 @dataclass(frozen=True)

@@ -152,7 +152,7 @@ def submit_all(intents: list, journal: Journal, client_factory: Callable, *, nod
         with client_factory() as client:
             run = _Run(journal, client, slot, settings, interval, owners, node=node, node_id=str(node_id))
             created = [t.task_id for t in tasks.values()]
-            followed: list = []
+            claims: dict = {}  # this round's: what each pending intent came to
             try:
                 while pending:
                     claims = run.reserve(pending)
@@ -173,7 +173,8 @@ def submit_all(intents: list, journal: Journal, client_factory: Callable, *, nod
                     if pending:
                         run.follow(pending)
             except SlotWaitStopped as stopped:
-                elsewhere = len([i for i in followed if i.fingerprint not in tasks])
+                # Another run's intents of this round, whether or not this round had reached them yet.
+                elsewhere = len([fp for fp, (how, _) in claims.items() if how == _THEIRS and fp not in tasks])
                 raise (stopped.in_batch(created, len(distinct), elsewhere, journal.OTHER_RUNS)
                        if len(distinct) > 1 or elsewhere
                        else stopped)
@@ -270,7 +271,7 @@ class _Run:
             costs = [estimate(intent.request, rates) for intent, _ in fresh]
             carried_costs = [estimate(intent.request, rates) for intent, _ in carried]
             if (fresh or carried) and self.settings.daily_limit_usd > 0:
-                check_daily_limit(spent_today(tx, rates), costs + carried_costs, self.settings.daily_limit_usd,
+                check_daily_limit(spent_today(tx, rates, since=today), costs + carried_costs, self.settings.daily_limit_usd,
                                   node=self.node)
             for intent, job in carried:  # its reservation moves to today, where it will be billed
                 tx.redate(job)

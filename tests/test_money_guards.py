@@ -378,3 +378,27 @@ def test_an_intent_left_waiting_yesterday_counts_against_today_s_limit_when_it_i
         (task,) = submit_all([intent], journal, make, settings=PackSettings(daily_limit_usd=1), interval=0.05)
         assert task.task_id and fake.created_count == 1
     assert spent_today(journal, DEFAULTS.rates) > 0.5  # billed today, counted today
+
+
+def test_a_batch_stopped_before_it_reached_another_run_s_intent_does_not_call_that_one_unbilled(tmp_path):
+    """Intent A is this run's and waits for the account's only slot; intent B, later in the batch, is being
+    created by another live run. Cancelled while A waits: B is said to be another run's (billed once, there),
+    not 'not created and not billed'."""
+    from kling_omni.credentials import key_id
+    from kling_omni.errors import SlotWaitCancelled
+    journal = Journal(tmp_path / "journal.sqlite3")
+    a, b = Intent(REQUEST, 1), Intent(REQUEST, 2)
+    other = journal.owners().start_run()  # another Submit of this process, alive
+    with FakeCometAPI(key="test-key-123") as fake:
+        with journal.decide() as tx:
+            tx.add_waiting(b.fingerprint, 1, external_id(b.fingerprint, 1), owner=other, prompt="p",
+                           base_url=fake.base_url, key_id=key_id(fake.key), mode="pro", seconds=5)
+            tx.add_waiting("busy", 1, external_id("busy", 1), owner=other, prompt="p", base_url=fake.base_url,
+                           key_id=key_id(fake.key), mode="pro", seconds=5)
+            assert tx.mark_sending("busy", 1, other)  # the account's one slot, taken
+        with pytest.raises(SlotWaitCancelled) as stopped:
+            submit_all([a, b], journal, lambda: OmniClient(fake.key, fake.base_url), interval=0.02,
+                       settings=PackSettings(max_in_flight=1, daily_limit_usd=0), should_stop=lambda: True)
+        assert fake.created_count == 0
+    text = str(stopped.value)
+    assert "1 is being created by another run" in text and "The other 1 was not created" in text, text
