@@ -105,6 +105,9 @@ IN_FLIGHT = (SENDING, "queued", "processing")
 # An intent some run is working on, with no task known yet.
 IN_PROGRESS = (WAITING, SENDING, UNCERTAIN)
 BILLING_COLUMNS = ("state", "model", "mode", "seconds", "video_input", "sound", "unit_deduction")  # what a task bills
+# What a refused decision left undone, and what to do once the journal takes it again: a Submit's by
+# default; the settings' and `db copy`'s say their own (decide(undone=..., again=...)).
+NOTHING_SENT, QUEUE_AGAIN = "Nothing was sent to CometAPI", "queue again"
 DAMAGED = ("SQLITE_NOTADB", "SQLITE_CORRUPT")  # not a database / "database disk image is malformed"
 LOCKS_FOLDER = "locks"  # beside a SQLite journal: everyone who shares the journal shares its collection locks
 
@@ -429,15 +432,16 @@ class Journal(BaseJournal):
     # --- money decisions ---------------------------------------------------------------
 
     @contextmanager
-    def decide(self):
+    def decide(self, undone: str = NOTHING_SENT, again: str = QUEUE_AGAIN):
         """One money decision: a Tx whose reads and writes no other writer interleaves with (an
         IMMEDIATE transaction: SQLite takes the write lock at its start). Committed when the block
-        ends, rolled back if it raises. Raises JournalError when the journal cannot take it."""
+        ends, rolled back if it raises. Raises JournalError when the journal cannot take it, saying
+        what was `undone` and to `again` once it is fixed."""
         changed: list = []
         try:
             db = self._open_for_decision()
         except (sqlite3.Error, OSError) as exc:
-            raise self._decision_error(exc) from exc
+            raise self._decision_error(exc, undone, again) from exc
         try:
             db.execute("BEGIN IMMEDIATE")
             yield Tx(db, changed)
@@ -446,20 +450,19 @@ class Journal(BaseJournal):
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
             if isinstance(exc, (sqlite3.Error, OSError)):
-                raise self._decision_error(exc) from exc
+                raise self._decision_error(exc, undone, again) from exc
             raise
         finally:
             db.close()
         for task_id in changed:
             self._changed(task_id)
 
-    def _decision_error(self, exc: BaseException) -> JournalError:
+    def _decision_error(self, exc: BaseException, undone: str = NOTHING_SENT, again: str = QUEUE_AGAIN) -> JournalError:
         if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
             return JournalError(f"The job journal {self.path} is busy: another process kept it locked for 30 s. "
-                                f"Nothing was sent to CometAPI. Queue again.", path=self.path)
-        return JournalError(f"The job journal {self.path} cannot be written ({_why(exc)}). Nothing was sent to "
-                            f"CometAPI. Make that file and its folder writable (or free disk space), then queue "
-                            f"again.", path=self.path)
+                                f"{undone}. {again[0].upper()}{again[1:]}.", path=self.path)
+        return JournalError(f"The job journal {self.path} cannot be written ({_why(exc)}). {undone}. {self.REPAIR}, "
+                            f"then {again}.", path=self.path)
 
     def _open_for_decision(self):
         for last_try in (False, True):

@@ -58,17 +58,22 @@ class Copied:
                 f"{'' if self.hosts == 1 else 's'}.{settings}{twice}")
 
 
+# What a refused batch of the copy says: the batches before it are in; the copy is idempotent.
+COPY_UNDONE, COPY_AGAIN = "This batch of rows was not copied (those before it were)", "run db copy again"
+
+
 def copy_journal(source: Path, journal, *, machine: str) -> Copied:
     """Copy the SQLite journal at `source` into `journal` (a PgJournal), rows written as held on `machine`."""
     jobs, hosts = _read_sqlite(source)
     copied = Copied()
     columns = [name for name in Job.__dataclass_fields__ if name not in ("machine", "video_machine")]
     for start in range(0, len(jobs), BATCH):
-        with journal.decide() as tx:  # one transaction per batch, serialized with every machine's decisions
+        # one transaction per batch, serialized with every machine's decisions
+        with journal.decide(undone=COPY_UNDONE, again=COPY_AGAIN) as tx:
             for job in jobs[start:start + BATCH]:
                 copied_as = _copy_row(tx, job, columns, machine, copied)
                 setattr(copied, copied_as, getattr(copied, copied_as) + 1)
-    with journal.decide() as tx:
+    with journal.decide(undone=COPY_UNDONE, again=COPY_AGAIN) as tx:
         for base_url, echoes in hosts:
             tx._db.execute("INSERT INTO hosts (base_url, echoes_external_id) VALUES (?,?) ON CONFLICT (base_url) DO"
                            " UPDATE SET echoes_external_id = GREATEST(hosts.echoes_external_id,"

@@ -37,7 +37,7 @@ from typing import Optional
 
 from .database import DECISION_LOCK_SECONDS, LEDGER_KEY, Database, key
 from .errors import DatabaseUnavailable, JournalError, SchemaTooNew
-from .journal import BaseJournal, Tx
+from .journal import NOTHING_SENT, QUEUE_AGAIN, BaseJournal, Tx
 from .pg_locks import PgOwners, PgTaskLock, Presence, collected_there
 
 log = logging.getLogger("cometapi_omni")
@@ -177,14 +177,14 @@ class PgJournal(BaseJournal):
     # --- money decisions ------------------------------------------------------------------
 
     @contextmanager
-    def decide(self):
+    def decide(self, undone: str = NOTHING_SENT, again: str = QUEUE_AGAIN):
         """One money decision, serialized with every other machine's by the ledger's advisory lock; committed
         when the block ends, rolled back if it raises. JournalError when the database cannot take it."""
         changed: list = []
         try:
             psycopg = self.db.driver()
         except DatabaseUnavailable as exc:
-            raise self._decision_error(exc) from None
+            raise self._decision_error(exc, undone, again) from None
         try:
             with self.db.connection() as conn:
                 with conn.transaction():
@@ -193,22 +193,22 @@ class PgJournal(BaseJournal):
                     yield _PgTx(self, _Sql(conn), changed)
         except psycopg.errors.LockNotAvailable:
             raise JournalError(f"The shared journal {self.path} is busy: another machine's decision held it for "
-                               f"{DECISION_LOCK_SECONDS} s. Nothing was sent to CometAPI. Queue again.",
+                               f"{DECISION_LOCK_SECONDS} s. {undone}. {again[0].upper()}{again[1:]}.",
                                path=self.path) from None
         except psycopg.Error as exc:
-            raise self._decision_error(self.db.unavailable(exc, "written")) from None
+            raise self._decision_error(self.db.unavailable(exc, "written"), undone, again) from None
         except SchemaTooNew:
             raise
         except DatabaseUnavailable as exc:
-            raise self._decision_error(exc) from None
+            raise self._decision_error(exc, undone, again) from None
         for task_id in dict.fromkeys(changed):
             self._changed(task_id)
 
-    def _decision_error(self, exc: DatabaseUnavailable) -> DatabaseUnavailable:
-        if isinstance(exc, SchemaTooNew) or "Nothing was sent" in str(exc):
+    def _decision_error(self, exc: DatabaseUnavailable, undone: str = NOTHING_SENT,
+                        again: str = QUEUE_AGAIN) -> DatabaseUnavailable:
+        if isinstance(exc, SchemaTooNew) or undone in str(exc):
             return exc
-        return DatabaseUnavailable(f"{exc} Nothing was sent to CometAPI. {self.REPAIR}, then queue again.",
-                                   path=self.path)
+        return DatabaseUnavailable(f"{exc} {undone}. {self.REPAIR}, then {again}.", path=self.path)
 
     def start_of_day(self, now: float) -> float:
         """When the daily limit's 'today' began: midnight in the database's time zone (kling_omni.ledger.day_start)."""

@@ -92,14 +92,10 @@ def seed(journal, store_dir: Path, on_this_machine: PackSettings) -> list:
     for name in local.RATE_NAMES:
         if name in rates:
             values[f"{RATE_PREFIX}{name}"] = getattr(on_this_machine.rates, name)
-    now, written = time.time(), []
-    with journal.decide() as tx:  # the ledger's lock: one machine at a time
-        if tx._db.execute("SELECT 1 FROM settings WHERE name='daily_limit_usd'", ()).fetchone():
-            return []
-        for name, value in values.items():
-            if tx._db.execute("INSERT INTO settings (name, value, updated_at, machine) VALUES (?,?,?,?) ON CONFLICT"
-                              " (name) DO NOTHING", (name, json.dumps(value), now, journal.machine)).rowcount:
-                written.append(name)
+    written = write(journal, [(name, json.dumps(value)) for name, value in values.items()], overwrite=False,
+                    unless_limit_set=True, undone="The account's settings were not started from this machine's")
+    if not written:
+        return []  # another machine's came first
     log.info("CometAPI Omni: the shared settings of %s had no daily limit yet: they start from this machine's (%s),"
              " for every machine on that database: a daily limit of %s%s. Change them in %s.", journal.path,
              journal.machine, _limit(limit), "" if on_this_machine.daily_limit_usd else
@@ -156,14 +152,19 @@ def save(journal, store_dir: Path, changes: dict) -> PackSettings:
     return load(journal, local.load_settings(store_dir), store_dir)
 
 
-def write(journal, rows: list, *, overwrite: bool = True) -> list:
-    """(name, JSON value) rows, upserted in one transaction (or, not `overwrite`, only where none is);
-    returns the names written."""
+def write(journal, rows: list, *, overwrite: bool = True, unless_limit_set: bool = False,
+          undone: str = "Nothing was saved") -> list:
+    """(name, JSON value) rows, upserted in one transaction (or, not `overwrite`, only where none is; with
+    `unless_limit_set`, none at all once the account has a daily limit); returns the names written."""
     now = time.time()
     written = []
     on_conflict = ("DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at, machine = EXCLUDED.machine"
                    if overwrite else "DO NOTHING")
-    with journal.decide() as tx:  # the ledger's lock: a change of the limit never lands inside a decision
+    # The ledger's lock: a change of the limit never lands inside a decision, and of two machines seeding
+    # at once the second finds the first's limit.
+    with journal.decide(undone=undone, again="try again") as tx:
+        if unless_limit_set and tx._db.execute("SELECT 1 FROM settings WHERE name='daily_limit_usd'", ()).fetchone():
+            return []
         for name, value in rows:
             if tx._db.execute(f"INSERT INTO settings (name, value, updated_at, machine) VALUES (?,?,?,?) ON CONFLICT"
                               f" (name) {on_conflict}", (name, value, now, journal.machine)).rowcount:

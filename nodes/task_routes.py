@@ -72,8 +72,8 @@ def register(routes: web.RouteTableDef, *, data_dir: Callable[[], Path], journal
             return _error(400, str(exc))
         except OSError as exc:
             return _error(500, f"Could not write the settings file in {store}: {exc.strerror or exc}.")
-        except OmniError as exc:  # the shared journal's database did not take them: nothing was saved
-            return _error(503, f"{exc} Nothing was saved.")
+        except OmniError as exc:  # the shared journal's database did not take them (its error says nothing was saved)
+            return _error(503, str(exc))
         return web.json_response(await asyncio.to_thread(_settings_answer, store, journal()))
 
     @routes.get(PREFIX + "/tasks")

@@ -728,3 +728,17 @@ def test_an_intent_left_waiting_yesterday_counts_against_today_s_limit_on_the_sh
                              interval=0.05)
         assert task.task_id and fake.created_count == 1
     assert spent_today(journal, local_settings.DEFAULTS.rates) > 0.5
+
+
+def test_a_settings_save_the_database_cannot_take_says_nothing_was_saved_not_sent(tmp_path, postgres, database_url):
+    """The decision's refusal names what its caller left undone: a save of the limit is not a Submit."""
+    home = home_with(tmp_path, "home", daily_limit_usd=2)
+    store.load_settings(home)  # the account started from this machine's
+    postgres.stop()
+    try:
+        with pytest.raises(JournalError) as refused:
+            store.save_settings(home, {"daily_limit_usd": 7})
+    finally:
+        postgres.start()
+    text = str(refused.value)
+    assert "Nothing was saved" in text and "then try again" in text and "Nothing was sent" not in text, text
