@@ -175,7 +175,6 @@ def main(argv=None) -> int:
             check_task_id(task_id, "python -m kling_omni collect", "TASK_ID")
             print(collect(task_id, journal, home, args.out, args.timeout, args.interval))
     except KeyboardInterrupt:
-        store.forget_journals()
         print(f"Stopped waiting. The task keeps running: collect it later with `python -m kling_omni collect "
               f"{task_id}`." if task_id else "Stopped.", file=sys.stderr)
         return 130

@@ -19,7 +19,7 @@ from typing import Callable, Optional
 
 from .download import set_aside
 from .errors import BrokenVideo, BusyTimeout, CollectionBusy, JournalError, OmniError, TaskFailed, WaitCancelled
-from .journal import LOCKS_FOLDER, BaseJournal as Journal  # noqa: F401  (LOCKS_FOLDER: its old home)
+from .journal import BaseJournal as Journal
 from .task import SUCCEEDED, TaskState, check_task_id
 from .verify import check_video
 from .waiting import fetch_video, notice, wait_for_task
@@ -67,8 +67,8 @@ async def collect_video(task_id: str, journal: Journal, client_factory: Callable
     finished = False  # on disk, or failed: the task needs no more collecting
     try:
         job = _known(journal, task_id)
-        if job is not None and job.state == SUCCEEDED and job.video_here(journal.machine) is not None:
-            saved = job.video_here(journal.machine)
+        saved = job.video_here(journal.machine) if job is not None and job.state == SUCCEEDED else None
+        if saved is not None:
             try:
                 await asyncio.to_thread(check_video, saved)
                 finished = True

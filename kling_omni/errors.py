@@ -81,7 +81,6 @@ class SettingsUnreadable(OmniError):
     """The daily limit cannot be read from the settings file: Submit refuses, nothing was sent."""
 
     def __init__(self, node: str, why: str, fix: str = ""):
-        self.why = why
         fix = fix or ("set the daily limit in Settings › CometAPI › Spending (that saves a good file and keeps the "
                       "damaged one beside it), or repair or delete the file (without it the defaults apply, with "
                       "their daily limit)")

@@ -222,12 +222,6 @@ def validated(changes: dict) -> dict:
     return out
 
 
-def merged(base: PackSettings, changes: dict) -> PackSettings:
-    """`base` with `changes` applied, each value checked; SettingsError names the first bad one."""
-    new = validated(changes)
-    return replace(base, rates=replace(base.rates, **new.pop("rates", {})), **new)
-
-
 def _daily_limit(value) -> float:
     return _number("daily_limit_usd", value, 0.0, MAX_DAILY_LIMIT_USD, "0 (no limit) or a USD amount")
 

@@ -13,7 +13,7 @@ from ..kling_omni.client import base_url_from_env
 from ..kling_omni.collector import Collector, interval_from_env
 from ..kling_omni.credentials import resolve_key
 from ..kling_omni.errors import OmniError
-from ..kling_omni.store import load_settings
+from ..kling_omni.settings import load_settings  # background_collect is each machine's own
 from . import bridge, runtime
 
 _running: Optional[tuple] = None  # (collector, thread)
