@@ -81,9 +81,12 @@ def load_settings(store_dir: Path | None) -> PackSettings:
         settings = replace(settings, limit_unknown=f"The daily limit in {path} cannot be read: {unreadable}.")
         _log_once(f"CometAPI Omni: {settings.limit_unknown} Submit refuses until it can; the other settings are "
                   f"the defaults meanwhile. Set the daily limit in {SPENDING}, or repair or delete the file.")
-    elif settings.limit_unknown:
+    elif settings.limit_unknown:  # the file reads; only its limit is bad: the rest is kept, and by a save too
         settings = replace(settings, limit_unknown=f"The daily limit in {path} cannot be read: "
-                                                   f"{settings.limit_unknown}.")
+                                                   f"{settings.limit_unknown}.",
+                           limit_fix=f"set the daily limit in {SPENDING} (the file's other values are kept), "
+                                     f"correct it in the file, or delete the file (without it the defaults apply, "
+                                     f"with their daily limit)")
     if problems:
         _log_once(f"CometAPI Omni: in {path}, " + "; ".join(problems) + ". Each of these uses its default "
                   f"(every other value is kept); save it again in {SPENDING}.")
