@@ -83,7 +83,7 @@ def _file(job, here: str) -> str:
     """The saved video: its path here, or which machine's disk holds it (a shared journal)."""
     if job.video_here(here):
         return job.video_path
-    return f"on {job.video_machine}" if job.video_path and job.video_machine else "-"
+    return f"on {job.saved_on(here)}" if job.saved_on(here) else "-"
 
 
 def _billed_for(cost) -> str:

@@ -159,6 +159,11 @@ class Job:
             return None
         return self.video_on_disk
 
+    def saved_on(self, machine: str) -> str:
+        """The machine whose disk holds the saved video when it is not this one's (a shared journal), else ''."""
+        return self.video_machine if self.video_path and self.video_machine and self.video_here(machine) is None \
+            else ""
+
 
 JOB_FIELDS = frozenset(Job.__dataclass_fields__)
 _BLANK = dict(fingerprint="", attempt=0, external_task_id=None, task_id=None, prompt="", base_url="", node_id="",

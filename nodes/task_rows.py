@@ -50,7 +50,7 @@ def task_row(job: Job, rates: Rates, now: float, output_root: Path, collecting: 
     model = model_of(job)
     video = job.video_here(here)
     # Saved on another machine of a shared journal: not lost, and not this machine's to collect.
-    saved_on = job.video_machine if video is None and job.video_path and job.video_machine else ""
+    saved_on = job.saved_on(here)
     age = max(0.0, (now - job.created_at) / DAY)
     at_risk = video is None and not saved_on and job.state not in NOTHING_TO_LOSE  # a paid video that is nowhere yet
     return {
