@@ -36,7 +36,7 @@ SETTINGS_FILE = "settings.json"
 # (no limit) was the default, so a 0 there is not taken as a choice; a 0 saved since is.
 SETTINGS_FORMAT = 2
 LOCK_NAME = "settings"  # <store>/settings.lock
-DEFAULT_DAILY_LIMIT_USD = 10.0  # about 9 five-second pro O1 videos; well under one 16-variation batch
+DEFAULT_DAILY_LIMIT_USD = 10.0  # about 17 five-second (9 ten-second) pro O1 videos; under one 16-variation batch
 MAX_DAILY_LIMIT_USD = 100_000.0
 MAX_RATE_USD = 100.0  # per second (or per unit): anything above is a typo
 MAX_IN_FLIGHT = 64

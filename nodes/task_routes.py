@@ -167,9 +167,12 @@ def journal_may_be_away(handler):
 def _settings_answer(store: Path, journal: Journal) -> dict:
     settings = load_settings(store)
     spent = ledger.spent_today(journal, settings.rates)
-    return {"settings": settings.as_dict(), "defaults": DEFAULTS.as_dict(), "rates_source": RATES_SOURCE,
-            "today": {"usd": round(spent, 4), "left_usd": left_today(settings, spent)},
-            "limit_unknown": settings.limit_unknown}  # why Submit refuses ("" when it does not)
+    answer = {"settings": settings.as_dict(), "defaults": DEFAULTS.as_dict(), "rates_source": RATES_SOURCE,
+              "today": {"usd": round(spent, 4), "left_usd": left_today(settings, spent)},
+              "limit_unknown": settings.limit_unknown}  # why Submit refuses ("" when it does not)
+    if settings.limit_unknown:  # a file that could not be read at all is kept aside by a save here; else not
+        answer["limit_set_aside"] = not settings.limit_fix
+    return answer
 
 
 def _whole(text: str, name: str, low: int, high: int) -> int:

@@ -96,6 +96,7 @@ def test_settings_that_cannot_be_read_say_why_and_a_save_repairs_them(pack):
     status, answer = pack.call("GET", "/settings")
     assert status == 200 and str(pack.home / SETTINGS_FILE) in answer["limit_unknown"]
     assert answer["settings"]["daily_limit_usd"] == DEFAULTS.daily_limit_usd  # the default, never "off"
+    assert answer["limit_set_aside"] is True  # cut short: a save keeps it aside (the panel says so)
     status, answer = pack.call("POST", "/settings", json={"daily_limit_usd": 3})
     assert status == 200 and answer["limit_unknown"] == "" and answer["settings"]["daily_limit_usd"] == 3.0
     assert len(list(pack.home.glob(SETTINGS_FILE + ".unreadable-*"))) == 1  # the damaged file is kept
@@ -279,3 +280,12 @@ def test_no_key_signed_url_or_base_url_in_any_payload(pack, monkeypatch):
         assert secret.encode() not in payload, secret
     lost = next(t for t in answers[2][1]["tasks"] if t["state"] == "uncertain")
     assert "Could not reach CometAPI at the CometAPI host" in lost["message"] and "[redacted]" in lost["message"]
+
+
+def test_a_bad_limit_in_a_file_that_reads_is_not_said_to_be_kept_aside(pack):
+    pack.home.mkdir(parents=True)
+    (pack.home / SETTINGS_FILE).write_text('{"format": 2, "daily_limit_usd": -1, "rates": {"pro": 0.3}}')
+    status, answer = pack.call("GET", "/settings")
+    assert status == 200 and "daily_limit_usd" in answer["limit_unknown"] and answer["limit_set_aside"] is False
+    status, answer = pack.call("POST", "/settings", json={"daily_limit_usd": 3})
+    assert status == 200 and answer["settings"]["rates"]["pro"] == 0.3  # only the limit was replaced

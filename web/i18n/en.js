@@ -43,6 +43,7 @@ export default {
   "key.removed": "The saved key was removed.",
   "spend.todayUnknown": "Today's spend is not known (is the pack loaded on this server?).",
   "spend.limitUnknown": "{why} Submit refuses until it can: type the daily limit here to save a good file (the damaged one is kept beside it).",
+  "spend.limitUnknownSave": "{why} Submit refuses until it can: type the daily limit here to save it.",
   "spend.spentToday": "Spent today ≈ {usd}",
   "spend.noLimit": "{spent} · no limit",
   "spend.nothingLeft": "{spent} · nothing left of {limit}: new tasks are refused until tomorrow",

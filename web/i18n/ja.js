@@ -41,6 +41,7 @@ export default {
   "key.removed": "保存したキーを削除しました。",
   "spend.todayUnknown": "今日の支出は不明です（このサーバーにパックは読み込まれていますか？）。",
   "spend.limitUnknown": "{why} それまで Submit は実行を拒否します。ここで1日の上限を入力すると正常なファイルが保存されます（壊れたファイルは横に残されます）。",
+  "spend.limitUnknownSave": "{why} それまで Submit は実行を拒否します。ここで1日の上限を入力すると保存されます。",
   "spend.spentToday": "今日の支出 ≈ {usd}",
   "spend.noLimit": "{spent} · 上限なし",
   "spend.nothingLeft": "{spent} · {limit} を使い切りました：明日まで新しいタスクは拒否されます",

@@ -41,6 +41,7 @@ export default {
   "key.removed": "저장된 키를 삭제했습니다.",
   "spend.todayUnknown": "오늘의 지출을 알 수 없습니다(이 서버에 팩이 로드되어 있나요?).",
   "spend.limitUnknown": "{why} 그때까지 Submit은 실행을 거부합니다. 여기에 일일 한도를 입력하면 정상 파일이 저장됩니다(손상된 파일은 옆에 보관됩니다).",
+  "spend.limitUnknownSave": "{why} 그때까지 Submit은 실행을 거부합니다. 여기에 일일 한도를 입력하면 저장됩니다.",
   "spend.spentToday": "오늘 지출 ≈ {usd}",
   "spend.noLimit": "{spent} · 한도 없음",
   "spend.nothingLeft": "{spent} · {limit}을(를) 모두 사용함: 내일까지 새 작업은 거부됩니다",

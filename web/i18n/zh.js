@@ -41,6 +41,7 @@ export default {
   "key.removed": "已删除保存的密钥。",
   "spend.todayUnknown": "今天的花费未知（此服务器是否加载了本插件？）。",
   "spend.limitUnknown": "{why} 在此之前提交节点会拒绝运行：在这里输入每日限额即可保存一个完好的文件（损坏的文件会保留在旁边）。",
+  "spend.limitUnknownSave": "{why} 在此之前提交节点会拒绝运行：在这里输入每日限额即可保存。",
   "spend.spentToday": "今天已花费 ≈ {usd}",
   "spend.noLimit": "{spent} · 无限额",
   "spend.nothingLeft": "{spent} · {limit} 已用完：明天之前新任务都会被拒绝",

@@ -47,9 +47,10 @@ export function rateLabel(field) {
 export function todayText(answer) {
   const today = answer?.today;
   if (!today || typeof today.usd !== "number") return t("spend.todayUnknown");
-  // The server could not read the limit (a damaged settings file): say why, and that a save here repairs it.
+  // The server could not read the limit: say why, and that a save here repairs it (a file that could not
+  // be read at all is kept aside; a bad limit alone is replaced, the file's other values kept).
   if (answer.limit_unknown) {
-    return t("spend.limitUnknown", { why: answer.limit_unknown });
+    return t(answer.limit_set_aside === false ? "spend.limitUnknownSave" : "spend.limitUnknown", { why: answer.limit_unknown });
   }
   const limit = answer.settings?.daily_limit_usd ?? 0;
   const spent = t("spend.spentToday", { usd: money(today.usd) });

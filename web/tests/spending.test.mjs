@@ -22,6 +22,13 @@ test("a daily limit the server cannot read is said, with how to repair it", () =
     + "daily limit here to save a good file (the damaged one is kept beside it).");
 });
 
+test("a bad daily limit in a file that reads promises no file kept aside: a save replaces only the limit", () => {
+  const text = todayText({ ...answer(10, 0, 10), limit_set_aside: false,
+    limit_unknown: "The daily limit in /u/settings.json cannot be read: daily_limit_usd is -1." });
+  assert.equal(text, "The daily limit in /u/settings.json cannot be read: daily_limit_usd is -1. Submit refuses until it "
+    + "can: type the daily limit here to save it.");
+});
+
 test("what a field holds becomes a number to send; anything else is said before sending", () => {
   assert.deepEqual(numberFromInput("5", "daily limit"), { value: 5 });
   assert.deepEqual(numberFromInput(" 0.25 ", "daily limit"), { value: 0.25 });
