@@ -3,7 +3,7 @@
 // value (kling_omni/settings.py); this only turns what was typed into a number to send.
 
 import { MODELS, MODEL_NAMES, O1, money, rateName } from "./pricing.js";
-import { t } from "./i18n.js";
+import { t, tn } from "./i18n.js";
 
 // What each kind of rate is called (a key of the i18n tables), in the order a model lists them (a
 // model without sound skips those). Labels, units and titles below are getters: they read in the
@@ -75,5 +75,5 @@ export function ratesSourceText(answer) {
   const changed = RATE_FIELDS.filter((f) => f.name in shipped && rates[f.name] !== shipped[f.name]).map(rateLabel);
   const source = answer?.rates_source ?? "";
   if (!changed.length) return t("rates.shipped", { source });
-  return t(changed.length === 1 ? "rates.yours.one" : "rates.yours.other", { changed: changed.join("; "), source });
+  return tn("rates.yours", changed.length, { changed: changed.join("; "), source });
 }
