@@ -14,7 +14,8 @@ database may hold other things.
 - Connections: a few are kept for reuse (checked before reuse after a pause, since a restarted
   server closes them), and the locks of runs and collections hold connections of their own
   (`connect`). A database that refused a moment ago is not tried again for a short while by notes
-  (`recently_down`), so a Poll never waits for a host that drops packets.
+  (`recently_down`), so a Poll waits for a host that drops packets at most once a while (a connect
+  timeout), not at every status change.
 - The schema is checked on every new connection: one made by a newer pack is refused (nothing is
   read or written), an older or missing one is brought up to date under an advisory lock, once,
   whichever machine comes first.

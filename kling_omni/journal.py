@@ -160,9 +160,9 @@ class Job:
         return self.video_on_disk
 
     def saved_on(self, machine: str) -> str:
-        """The machine whose disk holds the saved video when it is not this one's (a shared journal), else ''."""
-        return self.video_machine if self.video_path and self.video_machine and self.video_here(machine) is None \
-            else ""
+        """The machine whose disk holds the saved video when it is not this one (a shared journal), else ''. By
+        name only: a video this machine saved and lost since is this machine's to collect again."""
+        return self.video_machine if self.video_path and self.video_machine not in ("", machine) else ""
 
 
 JOB_FIELDS = frozenset(Job.__dataclass_fields__)

@@ -15,7 +15,7 @@ what differs is how each is kept across machines:
   in the database's time zone (its TimeZone setting; `ALTER DATABASE … SET timezone TO …` sets it),
   whatever each machine's own clock says. A machine whose UTC offset differs says so once in its log.
 - Each row records the machine that journalled it, and the machine whose disk holds its video.
-- Every change is announced with NOTIFY, carrying the task id only; each process LISTENs and tells
+- Every change is announced with NOTIFY, carrying the sending process and the task id only; each process LISTENs and tells
   its own listeners (the Tasks sidebar's events), so a change on one machine shows on every one.
 - Notes (what a collection learns on the way, kling_omni.journal) that the database cannot take
   are kept in memory, in order, and written when it answers again: a Poll whose database went away
@@ -110,7 +110,7 @@ class PgJournal(BaseJournal):
             return
         try:
             changed = self._run(sql, params, "written", lambda cursor: cursor.rowcount)
-            if not changed and task_id is not None:
+            if not changed and task_id is not None and sql.startswith("UPDATE"):
                 # Its row may have been folded into its intent's row by a decision this write waited for
                 # (journal.fold_adopted locks it): the write found it gone; a fresh one finds the intent's.
                 self._run(sql, params, "written", lambda cursor: cursor.rowcount)

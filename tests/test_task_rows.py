@@ -178,3 +178,10 @@ def test_a_video_saved_on_another_machine_is_neither_lost_nor_offered_for_collec
     assert not r["collectable"] and r["expires_in_days"] is None
     alone = row(job(video_path="/gone/kling_9001.mp4"))  # a journal of this machine alone: the file is gone
     assert (alone["machine"], alone["saved_on"], alone["collectable"]) == ("", "", True)
+
+
+def test_a_video_this_machine_saved_and_lost_is_offered_for_collection_again():
+    """On a shared journal, a row whose video this machine saved, since deleted, is not 'saved on' this machine."""
+    lost = rows.task_row(job(video_path="/gone/kling_9001.mp4", machine="render-01", video_machine="render-01"),
+                         DEFAULT_RATES, NOW, "/nowhere", False, "render-01")
+    assert (lost["saved_on"], lost["on_disk"], lost["collectable"]) == ("", False, True)
